@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Install pangeohub and start it: ``sudo python3 install.py``.
+
+Standard library only, so that it runs on a fresh machine. Each step checks whether its work is already done
+and skips it, so running the installer again is quick and changes nothing.
+
+Steps: system packages -> runtime venv (from the system Python, readable by every account) -> pinned Python
+packages -> pangeohub itself -> configurable-http-proxy (npm) -> `pangeohub` on PATH -> start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SYSTEM_PYTHON = "/usr/bin/python3"
+CHP_VERSION = "5.3.0"
+STAMP = ".pangeohub-install.json"
+# Debian packages the platform needs at run time, and those only the test suite needs.
+RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None}
+TEST_DEBS = ["slapd", "ldap-utils", "chromium", "chromium-driver"]
+
+
+class Installer:
+    def __init__(self, prefix: Path, dev: bool):
+        self.prefix = prefix
+        self.dev = dev
+        self.stamp_path = prefix / STAMP
+        try:
+            self.stamp = json.loads(self.stamp_path.read_text())
+        except (FileNotFoundError, ValueError):
+            self.stamp = {}
+        self.apt_updated = False
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def step(self, title: str, func) -> None:
+        started = time.monotonic()
+        print(f"==> {title} ...", flush=True)
+        outcome = func()
+        print(f"    {outcome or 'done'} ({time.monotonic() - started:.1f}s)", flush=True)
+
+    def run(self, *argv: str, **kwargs) -> None:
+        proc = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+        if proc.returncode:
+            sys.exit(f"error: `{' '.join(argv)}` failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}"
+                     f"{proc.stderr[-3000:]}")
+
+    def remember(self, key: str, value: str) -> None:
+        self.stamp[key] = value
+        tmp = self.stamp_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.stamp, indent=2))
+        os.replace(tmp, self.stamp_path)
+
+    def apt(self, packages: list[str]) -> str:
+        missing = [p for p in packages if not _deb_installed(p)]
+        if not missing:
+            return "already installed"
+        if not self.apt_updated:
+            self.run("apt-get", "update", "-q")
+            self.apt_updated = True
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        self.run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, env=env)
+        return "installed " + " ".join(missing)
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def system_packages(self) -> str:
+        wanted = [deb for deb, tool in RUNTIME_DEBS.items() if tool is None or not shutil.which(tool)]
+        if "python3-venv" in wanted and _venv_works():
+            wanted.remove("python3-venv")
+        return self.apt(wanted + (TEST_DEBS if self.dev else []))
+
+    def venv(self) -> str:
+        python = self.prefix / "bin" / "python"
+        if python.exists():
+            return "already there"
+        self.run(SYSTEM_PYTHON, "-m", "venv", str(self.prefix))
+        self.prefix.chmod(0o755)
+        return f"created {self.prefix} from {SYSTEM_PYTHON}"
+
+    def pip_lock(self, name: str) -> str:
+        lock = HERE / "requirements" / name
+        digest = _digest([lock])
+        if self.stamp.get(name) == digest:
+            return "up to date"
+        self.pip("install", "--no-input", "--progress-bar", "off", "-r", str(lock))
+        self.remember(name, digest)
+        return f"installed {name}"
+
+    def project(self) -> str:
+        sources = sorted((HERE / "src").rglob("*")) + [HERE / "pyproject.toml"]
+        digest = _digest([p for p in sources if p.is_file() and "__pycache__" not in p.parts])
+        if self.stamp.get("pangeohub") == digest:
+            return "up to date"
+        self.pip("install", "--no-input", "--no-deps", "--no-build-isolation", "--force-reinstall", str(HERE))
+        self.remember("pangeohub", digest)
+        return "installed pangeohub"
+
+    def proxy(self) -> str:
+        node_dir = self.prefix / "node"
+        package = node_dir / "node_modules" / "configurable-http-proxy" / "package.json"
+        if package.exists() and json.loads(package.read_text()).get("version") == CHP_VERSION:
+            return f"configurable-http-proxy {CHP_VERSION} already installed"
+        node_dir.mkdir(parents=True, exist_ok=True)
+        self.run("npm", "install", "--prefix", str(node_dir), "--no-audit", "--no-fund", "--omit=dev",
+                 f"configurable-http-proxy@{CHP_VERSION}")
+        return f"installed configurable-http-proxy {CHP_VERSION}"
+
+    def on_path(self) -> str:
+        link = Path("/usr/local/bin/pangeohub")
+        target = self.prefix / "bin" / "pangeohub"
+        if link.is_symlink() and os.readlink(link) == str(target):
+            return "already on PATH"
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+        return f"{link} -> {target}"
+
+    def pip(self, *args: str) -> None:
+        self.run(str(self.prefix / "bin" / "python"), "-m", "pip", *args)
+
+
+def _deb_installed(package: str) -> bool:
+    proc = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+    return proc.returncode == 0 and "install ok installed" in proc.stdout
+
+
+def _venv_works() -> bool:
+    return subprocess.run([SYSTEM_PYTHON, "-c", "import ensurepip, venv"], capture_output=True).returncode == 0
+
+
+def _digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(str(path.relative_to(HERE)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prefix", default="/opt/pangeohub", help="Where the runtime goes (default %(default)s).")
+    parser.add_argument("--no-start", action="store_true", help="Install only; do not start the platform.")
+    parser.add_argument("--dev", action="store_true", help="Also install what the test suite needs.")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("error: the installer needs root (it installs system packages and creates user accounts "
+                 "later).\n  fix: sudo python3 install.py")
+    if not Path(SYSTEM_PYTHON).exists():
+        sys.exit(f"error: {SYSTEM_PYTHON} not found; pangeohub runs on the system Python 3.11+")
+    inst = Installer(Path(args.prefix), args.dev)
+    inst.step("system packages", inst.system_packages)
+    inst.step(f"runtime environment in {inst.prefix}", inst.venv)
+    inst.step("Python packages (pinned)", lambda: inst.pip_lock("runtime.lock"))
+    if args.dev:
+        inst.step("test tools (pinned)", lambda: inst.pip_lock("test.lock"))
+    inst.step("pangeohub", inst.project)
+    inst.step("configurable-http-proxy", inst.proxy)
+    inst.step("pangeohub command", inst.on_path)
+    if not args.no_start:
+        print("==> starting pangeohub", flush=True)
+        os.execv(str(inst.prefix / "bin" / "pangeohub"), ["pangeohub", "up", "--detach"])
+
+
+if __name__ == "__main__":
+    main()

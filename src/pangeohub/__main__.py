@@ -1,0 +1,3 @@
+from pangeohub.cli import main
+
+main()

@@ -1,0 +1,54 @@
+"""The ``pangeohub`` command. Every user-facing failure is a PangeoError, printed once here."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from pangeohub.cli import config_cmd, platform, users
+from pangeohub.cli.context import state
+from pangeohub.errors import PangeoError
+
+app = typer.Typer(
+    help="pangeohub: a self-hosted Pangeo platform (JupyterHub, Dask Gateway, object storage).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _global(
+    config: str = typer.Option(None, "--config", "-c", help="Config file (default: $PANGEOHUB_CONFIG, "
+                               "else /etc/pangeohub/config.yaml if it exists, else built-in defaults)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    state.config_file = config
+    state.debug = debug
+
+
+platform.register(app)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(users.app, name="users")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except PangeoError as exc:
+        if state.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

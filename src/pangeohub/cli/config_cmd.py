@@ -1,0 +1,35 @@
+"""``pangeohub config validate | show | schema``."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+import yaml
+
+from pangeohub.cli.context import state
+from pangeohub.config import Config, config_path, load_config
+
+app = typer.Typer(help="Check and explain the config file.", no_args_is_help=True)
+
+
+@app.command()
+def validate(file: str = typer.Argument(None, help="File to check (default: the active config).")) -> None:
+    """Check a config file; exit 0 if it is valid, else print each problem with its fix."""
+    target = file or state.config_file
+    load_config(target)
+    shown = config_path(target)
+    typer.echo(f"{shown if shown else 'built-in defaults'}: valid")
+
+
+@app.command()
+def show() -> None:
+    """Print the effective config: the file's values plus every default, as YAML."""
+    data = state.runtime().config.model_dump(mode="json")
+    typer.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the config file (for editors and docs)."""
+    typer.echo(json.dumps(Config.model_json_schema(), indent=2))

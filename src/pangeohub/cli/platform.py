@@ -1,0 +1,175 @@
+"""``pangeohub up | down | status | logs | restart | token | check``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import typer
+
+from pangeohub import supervisor
+from pangeohub.cli.context import state
+from pangeohub.errors import PangeoError
+from pangeohub.services.base import Service
+
+
+def register(app: typer.Typer) -> None:
+    for command in (up, down, status, logs, restart, token, check):
+        app.command()(command)
+
+
+def require_root(action: str) -> None:
+    if os.geteuid() != 0:
+        raise PangeoError(
+            f"`pangeohub {action}` needs root: every person's server runs as their own Linux account, and only "
+            "root can create those accounts and start processes as them",
+            f"run it as root: sudo pangeohub {action}",
+        )
+
+
+def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background; return once healthy.")) -> None:
+    """Start the platform (foreground; Ctrl-C stops it cleanly)."""
+    from pangeohub.ops.bootstrap import ensure_initial_admin
+
+    require_root("up")
+    rt = state.runtime()
+    pid = supervisor.supervisor_pid(rt)
+    if pid is not None:
+        typer.echo(f"pangeohub is already running (pid {pid}): {rt.public_url}")
+        return
+    rt.paths.ensure()
+    created = ensure_initial_admin(rt)
+    if detach:
+        typer.echo("starting pangeohub in the background ...")
+        supervisor.start_detached(rt)
+        typer.echo(f"pangeohub is up: {rt.public_url}")
+    else:
+        code = supervisor.Supervisor(rt, log=lambda msg: typer.echo(msg, err=False)).run()
+        if code:
+            raise typer.Exit(code)
+    if created:
+        name, password = created
+        typer.echo(
+            f"\nFirst start: log in at {rt.public_url} as '{name}' with password: {password}\n"
+            f"(shown once; change it with `pangeohub users passwd {name}`)"
+        )
+
+
+def down() -> None:
+    """Stop the platform: user servers, then the hub, then the proxy."""
+    require_root("down")
+    rt = state.runtime()
+    if supervisor.stop(rt):
+        typer.echo("pangeohub stopped")
+    else:
+        typer.echo("pangeohub is not running")
+
+
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Show each service: pid, port, health; and the hub URL. Exit 1 if anything is unhealthy."""
+    rt = state.runtime()
+    report = collect_status(rt)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(f"pangeohub: {'running' if report['running'] else 'stopped'}  {report['url']}")
+        for name, svc in report["services"].items():
+            health = "healthy" if svc["healthy"] else "UNHEALTHY" if report["running"] else "-"
+            typer.echo(f"  {name:<10} {svc['state']:<9} pid {svc['pid'] or '-':<8} port {svc['port'] or '-':<6} "
+                       f"{health}  restarts {svc['restarts']}")
+    if not report["healthy"]:
+        raise typer.Exit(1)
+
+
+def collect_status(rt) -> dict:
+    pid = supervisor.supervisor_pid(rt)
+    saved = (supervisor.read_status(rt) or {}).get("services", {}) if pid else {}
+    services = {}
+    for svc in rt.services():
+        info = saved.get(svc.name, {})
+        services[svc.name] = {
+            "state": info.get("state", "stopped"),
+            "pid": info.get("pid"),
+            "port": svc.port,
+            "healthy": bool(pid) and svc.probe(),
+            "restarts": info.get("restarts", 0),
+        }
+    return {
+        "running": pid is not None,
+        "supervisor_pid": pid,
+        "healthy": pid is not None and all(s["healthy"] for s in services.values()),
+        "url": rt.public_url,
+        "services": services,
+    }
+
+
+def logs(
+    service: str = typer.Argument(None, help="Service name (default: the supervisor's own log)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+    lines: int = typer.Option(50, "--lines", "-n", help="How many lines to show."),
+) -> None:
+    """Show a service's log."""
+    rt = state.runtime()
+    name = rt.service(service).name if service else "supervisor"
+    path = rt.paths.log(name)
+    if not path.exists():
+        raise PangeoError(f"no log for {name} yet ({path})", "start the platform with `pangeohub up`")
+    argv = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [str(path)]
+    os.execvp("tail", argv)
+
+
+def restart(service: str = typer.Argument(..., help="Service to restart, e.g. hub.")) -> None:
+    """Restart one service; the supervisor brings it (and what depends on it) back."""
+    require_root("restart")
+    rt = state.runtime()
+    svc: Service = rt.service(service)
+    info = (supervisor.read_status(rt) or {}).get("services", {}).get(svc.name, {})
+    pid = info.get("pid") if supervisor.supervisor_pid(rt) else None
+    if not pid:
+        raise PangeoError(f"{svc.name} is not running", "start the platform with `pangeohub up`")
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + svc.start_timeout + 30
+    while time.monotonic() < deadline:
+        now = (supervisor.read_status(rt) or {}).get("services", {}).get(svc.name, {})
+        if now.get("pid") not in (None, pid) and now.get("state") == "running":
+            typer.echo(f"{svc.name} restarted (pid {now['pid']})")
+            return
+        time.sleep(0.3)
+    raise PangeoError(f"{svc.name} did not come back", f"see `pangeohub logs {svc.name}`")
+
+
+def token(
+    user: str = typer.Argument(None, help="Hub user (default: the first admin)."),
+    note: str = typer.Option("pangeohub token", help="Note stored with the token."),
+    expires_in: str = typer.Option(None, "--expires-in", help="Lifetime, e.g. 1h or 30d (default: none)."),
+) -> None:
+    """Print a new API token for USER, for scripts and the hub REST API."""
+    from pangeohub.hubapi import HubAPI
+    from pangeohub.ops.bootstrap import default_admin
+    from pangeohub.units import parse_duration
+
+    rt = state.runtime()
+    lifetime = None
+    if expires_in:
+        try:
+            lifetime = int(parse_duration(expires_in))
+        except ValueError as exc:
+            raise PangeoError(f"--expires-in: {exc}", "e.g. --expires-in 1h") from None
+    name = user or default_admin(rt)
+    api = HubAPI(rt)
+    api.ensure_user(name)
+    typer.echo(api.token(name, note=note, expires_in=lifetime))
+
+
+def check(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Run a synthetic user end to end; exit 0 only if every phase passed."""
+    from pangeohub.ops.check import run_check
+
+    rt = state.runtime()
+    report = run_check(rt, echo=None if as_json else typer.echo)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    if not report["ok"]:
+        raise typer.Exit(1)

@@ -1,0 +1,133 @@
+"""``pangeohub users add | list | remove | passwd`` and the account checks they share."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import typer
+
+from pangeohub.accounts import Account, AccountStore, generate_password
+from pangeohub.cli.context import state
+from pangeohub.errors import PangeoError
+from pangeohub.hubapi import HubAPI
+from pangeohub.names import check_username, system_name
+from pangeohub.supervisor import supervisor_pid
+from pangeohub.sysusers import lock_account, remove_account
+
+app = typer.Typer(help="Manage who can log in.", no_args_is_help=True)
+
+
+
+def _store(rt) -> AccountStore:
+    rt.paths.ensure()
+    return AccountStore(rt.paths.accounts_db)
+
+
+def _hub(rt) -> HubAPI | None:
+    return HubAPI(rt) if supervisor_pid(rt) else None
+
+
+def _read_password(rt, from_stdin: bool, name: str) -> tuple[str, bool]:
+    """(password, generated?) from stdin, an interactive prompt, or a freshly generated one."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+    else:
+        return generate_password(), True
+    minimum = rt.config.auth.password.min_length
+    if len(password) < minimum:
+        raise PangeoError(
+            f"the password for {name!r} has {len(password)} characters; the minimum is {minimum} "
+            "(auth.password.min_length)",
+            "choose a longer one, or leave it out to have one generated",
+        )
+    return password, False
+
+
+@app.command()
+def add(
+    name: str = typer.Argument(..., help="Hub username (lowercase letters, digits, '-', '_')."),
+    admin: bool = typer.Option(False, "--admin", help="Make this user a hub administrator."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Create a user who can log in with a password (generated and printed unless given)."""
+    rt = state.runtime()
+    check_username(name, rt.config.users.system_prefix)
+    password, generated = _read_password(rt, password_stdin, name)
+    _store(rt).add(Account(name=name, admin=admin), password)
+    api = _hub(rt)
+    if api:
+        api.ensure_user(name, admin=admin)
+    typer.echo(f"added {name}{' (admin)' if admin else ''}")
+    if generated:
+        typer.echo(f"password: {password}")
+
+
+@app.command()
+def passwd(
+    name: str = typer.Argument(...),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Set a user's password (generated and printed unless given)."""
+    rt = state.runtime()
+    store = _store(rt)
+    if store.get(name) is None:
+        raise PangeoError(f"no user named {name!r}", "see `pangeohub users list`")
+    password, generated = _read_password(rt, password_stdin, name)
+    store.set_password(name, password)
+    store.clear_failures(name)
+    typer.echo(f"password of {name} changed" + (f": {password}" if generated else ""))
+
+
+@app.command("list")
+def list_users(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List users: admin flag, status, Linux account, server state."""
+    rt = state.runtime()
+    api = _hub(rt)
+    hub_users = {u["name"]: u for u in api.users()} if api else {}
+    admins = set(rt.config.hub.admin_users)
+    rows = []
+    for account in _store(rt).list():
+        hub_user = hub_users.get(account.name, {})
+        rows.append({
+            "name": account.name,
+            "admin": account.admin or account.name in admins or bool(hub_user.get("admin")),
+            "status": account.status if account.usable() else ("expired" if account.status == "active" else account.status),
+            "system_user": system_name(account.name, rt.config.users.system_prefix),
+            "groups": sorted(set(account.groups) | set(hub_user.get("groups", []))),
+            "server": "running" if hub_user.get("servers") else "stopped",
+            "last_activity": hub_user.get("last_activity"),
+            "created": time.strftime("%Y-%m-%d", time.localtime(account.created)),
+        })
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"{'NAME':<20} {'ADMIN':<6} {'STATUS':<8} {'SERVER':<8} {'GROUPS':<20} LINUX ACCOUNT")
+    for row in rows:
+        typer.echo(f"{row['name']:<20} {'yes' if row['admin'] else '':<6} {row['status']:<8} {row['server']:<8} "
+                   f"{','.join(row['groups']) or '-':<20} {row['system_user']}")
+
+
+@app.command()
+def remove(
+    name: str = typer.Argument(...),
+    keep_home: bool = typer.Option(False, "--keep-home", help="Keep the Linux account and home directory."),
+) -> None:
+    """Remove a user: stop their server, revoke their login; delete their home unless --keep-home."""
+    rt = state.runtime()
+    store = _store(rt)
+    api = _hub(rt)
+    known = store.get(name) is not None
+    in_hub = api.delete_user(name) if api else False
+    store.remove(name)
+    if keep_home:
+        lock_account(name, rt.config.users)
+        existed = False
+    else:
+        existed = remove_account(name, rt.config.users)
+    if not (known or in_hub or existed):
+        raise PangeoError(f"no user named {name!r}", "see `pangeohub users list`")
+    typer.echo(f"removed {name}" + (" (home kept)" if keep_home else ""))

@@ -1,0 +1,168 @@
+"""The configuration model: one YAML file, every option documented on its field.
+
+This model is the single source of truth for defaults, validation, ``pangeohub config schema`` and the docs.
+Sections for later features (gateway, storage, resources, scale-out) slot in as new fields of ``Config``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pangeohub.units import Duration
+
+# A Linux account name: what useradd accepts by default on Debian, minus the rarely wanted '$' suffix.
+LINUX_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]*$")
+LINUX_NAME_MAX = 32
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, defaults are validated too."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, validate_assignment=True)
+
+
+Port = int
+
+
+def _check_port(value: int) -> int:
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{value} is not a TCP port (0-65535)")
+    return value
+
+
+class HubSection(Section):
+    ip: str = Field(
+        "0.0.0.0",
+        description="Address the public proxy listens on. 0.0.0.0 lets others on the network log in; "
+        "use 127.0.0.1 to keep the platform private to this machine.",
+    )
+    port: Port = Field(8000, description="Public port people open in their browser (served by the proxy).")
+    public_url: str | None = Field(
+        None,
+        description="URL people use to reach the hub, e.g. https://hub.example.org/. Printed on login "
+        "sheets and in messages; defaults to http://<this host>:<port>/.",
+    )
+    internal_port: Port = Field(
+        8081, description="Loopback port of the hub process itself (behind the proxy)."
+    )
+    proxy_api_port: Port = Field(8001, description="Loopback port of the proxy's REST API.")
+    admin_users: list[str] = Field(
+        default_factory=list,
+        description="Hub usernames that are administrators. If empty, the first start creates an "
+        "'admin' account and prints its one-time password.",
+    )
+    default_url: str = Field("/lab", description="Page a user lands on once their server runs.")
+    start_timeout: Duration = Field(
+        "120s", description="How long a user server may take to start before the spawn fails."
+    )
+    concurrent_spawn_limit: int = Field(
+        100, ge=1, description="Most servers that may be starting at the same time; others wait."
+    )
+
+    _ports = field_validator("port", "internal_port", "proxy_api_port")(_check_port)
+
+    @field_validator("ip")
+    @classmethod
+    def _valid_ip(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not an IP address (use 0.0.0.0 for all interfaces)") from None
+        return value
+
+    @field_validator("default_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/', e.g. '/lab'")
+        return value
+
+
+class UsersSection(Section):
+    system_prefix: str = Field(
+        "jupyter-",
+        description="Prefix of the Linux account made for each hub user: hub user 'alice' runs as "
+        "'jupyter-alice'. Keeps platform accounts apart from system and staff accounts.",
+    )
+    home_root: Path = Field(Path("/home"), description="Directory under which user homes are created.")
+    shell: str = Field("/bin/bash", description="Login shell of user accounts (used by terminals).")
+    extra_groups: list[str] = Field(
+        default_factory=list, description="Existing Linux groups every user account joins."
+    )
+
+    @field_validator("system_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value and not LINUX_NAME_RE.match(value):
+            raise ValueError(
+                "must start with a lowercase letter or '_' and hold only lowercase letters, digits, '-' or '_'"
+            )
+        if len(value) > 16:
+            raise ValueError("at most 16 characters, so that usernames keep room within Linux's 32")
+        return value
+
+    @field_validator("home_root")
+    @classmethod
+    def _abs_home(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path, e.g. /home")
+        return value
+
+
+class PasswordAuth(Section):
+    min_length: int = Field(8, ge=1, description="Shortest password accepted by `pangeohub users add`.")
+
+
+class AuthSection(Section):
+    mode: Literal["password"] = Field(
+        "password",
+        description="How people log in. 'password': accounts made by `pangeohub users add`, "
+        "passwords stored as argon2 hashes.",
+    )
+    password: PasswordAuth = Field(default_factory=PasswordAuth)
+    failed_login_limit: int = Field(
+        10, ge=1, description="Failed logins for one name within `failed_login_window` before it is locked."
+    )
+    failed_login_window: Duration = Field("15m", description="Window for counting failed logins.")
+
+
+class Config(Section):
+    """Everything an operator can set. An empty file (or none) gives a working platform."""
+
+    state_dir: Path = Field(
+        Path("/var/lib/pangeohub"),
+        description="Where all state lives: hub database, secrets (0600), pidfiles, logs.",
+    )
+    install_dir: Path = Field(
+        Path("/opt/pangeohub"),
+        description="The runtime environment made by the installer (readable by every account).",
+    )
+    hub: HubSection = Field(default_factory=HubSection)
+    users: UsersSection = Field(default_factory=UsersSection)
+    auth: AuthSection = Field(default_factory=AuthSection)
+
+    @field_validator("state_dir", "install_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> "Config":
+        ports = {
+            "hub.port": self.hub.port,
+            "hub.internal_port": self.hub.internal_port,
+            "hub.proxy_api_port": self.hub.proxy_api_port,
+        }
+        seen: dict[int, str] = {}
+        for name, port in ports.items():
+            if port and port in seen:
+                raise ValueError(f"{name} and {seen[port]} are both {port}: every service needs its own port")
+            seen[port] = name
+        return self

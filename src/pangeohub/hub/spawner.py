@@ -1,0 +1,55 @@
+"""PangeoSpawner: LocalProcessSpawner that runs hub user ``alice`` as Linux account ``<prefix>alice``.
+
+Upstream runs each server as the Linux account named exactly like the hub user, which would let a hub user
+called ``daemon`` spawn as uid 1, and requires the accounts to exist. Here the account is created on first
+spawn (private 0700 home), and every place upstream looks up ``self.user.name`` in the password database
+uses the mapped account instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+
+from jupyterhub.spawner import LocalProcessSpawner
+from traitlets import Dict, Unicode
+
+from pangeohub.config.model import UsersSection
+from pangeohub.names import system_name
+from pangeohub.sysusers import ensure_account
+
+
+class PangeoSpawner(LocalProcessSpawner):
+    users = Dict(help="pangeohub's `users:` config section.").tag(config=True)
+    install_bin = Unicode(help="bin directory of the runtime environment.").tag(config=True)
+
+    @property
+    def users_config(self) -> UsersSection:
+        return UsersSection.model_validate(self.users)
+
+    @property
+    def system_user(self) -> str:
+        return system_name(self.user.name, self.users_config.system_prefix)
+
+    def make_preexec_fn(self, name):
+        return super().make_preexec_fn(self.system_user)
+
+    def user_env(self, env):
+        entry = pwd.getpwnam(self.system_user)
+        env["USER"] = env["LOGNAME"] = entry.pw_name
+        env["HOME"] = entry.pw_dir
+        env["SHELL"] = entry.pw_shell
+        return env
+
+    def get_env(self):
+        env = super().get_env()
+        path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+        if self.install_bin and self.install_bin not in path.split(os.pathsep):
+            env["PATH"] = os.pathsep.join([self.install_bin, path])
+        return env
+
+    async def start(self):
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, ensure_account, self.user.name, self.users_config)
+        return await super().start()

@@ -1,0 +1,53 @@
+"""Hub usernames and the Linux accounts they map onto.
+
+Hub user ``alice`` runs as Linux account ``<prefix>alice``. A name is refused when it is not a valid Linux
+name, when it is itself an existing system account (``root``, ``daemon``: somebody trying to look like one),
+or when its mapped account exists but was not made by pangeohub (we would otherwise spawn as a stranger's uid).
+"""
+
+from __future__ import annotations
+
+import pwd
+
+from pangeohub.config.model import LINUX_NAME_MAX, LINUX_NAME_RE
+from pangeohub.errors import PangeoError
+
+# The GECOS field marks accounts we created; only those may be reused for a hub user.
+GECOS_MARK = "pangeohub"
+
+
+def system_name(hub_name: str, prefix: str) -> str:
+    return f"{prefix}{hub_name}"
+
+
+def is_ours(entry: pwd.struct_passwd) -> bool:
+    return entry.pw_gecos.split(",")[0].startswith(GECOS_MARK)
+
+
+def check_username(name: str, prefix: str) -> str:
+    """Return ``name`` if it may be a hub user, else raise a PangeoError saying why and what to do."""
+    if not LINUX_NAME_RE.match(name or ""):
+        raise PangeoError(
+            f"username {name!r} is not allowed: use lowercase letters, digits, '-' and '_', "
+            "starting with a letter",
+            "pick a name like 'alice' or 'j_smith'",
+        )
+    mapped = system_name(name, prefix)
+    if len(mapped) > LINUX_NAME_MAX:
+        raise PangeoError(
+            f"username {name!r} is too long: its Linux account {mapped!r} would have {len(mapped)} "
+            f"characters, the limit is {LINUX_NAME_MAX}",
+            "pick a shorter name",
+        )
+    for candidate in {name, mapped}:
+        try:
+            entry = pwd.getpwnam(candidate)
+        except KeyError:
+            continue
+        if not is_ours(entry):
+            raise PangeoError(
+                f"username {name!r} is not allowed: {candidate!r} is an existing system account "
+                f"(uid {entry.pw_uid}) not managed by pangeohub",
+                "pick another name",
+            )
+    return name

@@ -1,0 +1,59 @@
+"""Every file the platform keeps, derived from one state directory (no import-time constants)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    root: Path
+
+    @property
+    def run(self) -> Path:
+        """Pidfiles and the supervisor's status file."""
+        return self.root / "run"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def secrets(self) -> Path:
+        """Generated secrets, 0700 directory of 0600 files."""
+        return self.root / "secrets"
+
+    @property
+    def hub(self) -> Path:
+        """The hub's working directory: its database and rendered config."""
+        return self.root / "hub"
+
+    @property
+    def accounts_db(self) -> Path:
+        return self.root / "accounts.sqlite"
+
+    @property
+    def supervisor_pid(self) -> Path:
+        return self.run / "supervisor.pid"
+
+    @property
+    def status_file(self) -> Path:
+        return self.run / "status.json"
+
+    def pidfile(self, service: str) -> Path:
+        return self.run / f"{service}.pid"
+
+    def log(self, service: str) -> Path:
+        return self.logs / f"{service}.log"
+
+    def secret(self, name: str) -> Path:
+        return self.secrets / name
+
+    def ensure(self) -> None:
+        """Create the tree. The root stays traversable (0755) so that nothing secret may live at its top."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)
+        for sub, mode in ((self.run, 0o755), (self.logs, 0o700), (self.secrets, 0o700), (self.hub, 0o700)):
+            sub.mkdir(exist_ok=True)
+            sub.chmod(mode)

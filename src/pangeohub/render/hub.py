@@ -1,0 +1,89 @@
+"""Render JupyterHub's config from ours: a pure function of (config, paths, secrets) to a traitlets dict.
+
+The result is written as ``jupyterhub_config.json``; the hub loads our extensions (authenticator, spawner)
+by import name, and each gets its settings through its own configurable traits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pangeohub.config import Config
+from pangeohub.paths import StatePaths
+
+ADMIN_SERVICE = "pangeohub-admin"
+
+# What the pangeohub CLI may do through the hub API: manage users, their servers and tokens, read groups.
+ADMIN_SCOPES = [
+    "admin:users",
+    "admin:servers",
+    "admin:groups",
+    "tokens",
+    "read:hub",
+    "list:users",
+    "read:users",
+    "read:servers",
+]
+
+
+@dataclass(frozen=True)
+class HubSecrets:
+    admin_service_token: str
+
+
+def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) -> dict:
+    hub = config.hub
+    users = config.users
+    return {
+        "JupyterHub": {
+            "bind_url": f"http://{_host(hub.ip)}:{hub.port}/",
+            "hub_bind_url": f"http://127.0.0.1:{hub.internal_port}",
+            # User servers outlive the hub process: a hub restart (upgrade, config change) must not stop them.
+            "cleanup_servers": False,
+            "cleanup_proxy": False,
+            "db_url": f"sqlite:///{paths.hub / 'jupyterhub.sqlite'}",
+            "cookie_secret_file": str(paths.secret("cookie_secret")),
+            "pid_file": str(paths.hub / "jupyterhub.pid"),
+            "authenticator_class": "pangeohub.hub.auth.PangeoAuthenticator",
+            "spawner_class": "pangeohub.hub.spawner.PangeoSpawner",
+            "concurrent_spawn_limit": hub.concurrent_spawn_limit,
+            "active_server_limit": 0,
+            "services": [{"name": ADMIN_SERVICE, "api_token": secrets.admin_service_token}],
+            "load_roles": [
+                {
+                    "name": ADMIN_SERVICE,
+                    "description": "The pangeohub command line tools",
+                    "scopes": ADMIN_SCOPES,
+                    "services": [ADMIN_SERVICE],
+                }
+            ],
+        },
+        "ConfigurableHTTPProxy": {
+            # The supervisor runs the proxy as its own process; the hub only talks to its API.
+            "should_start": False,
+            "api_url": f"http://127.0.0.1:{hub.proxy_api_port}",
+        },
+        "Authenticator": {
+            "admin_users": sorted(hub.admin_users),
+        },
+        "PangeoAuthenticator": {
+            "accounts_db": str(paths.accounts_db),
+            "system_prefix": users.system_prefix,
+            "failed_login_limit": config.auth.failed_login_limit,
+            "failed_login_window": config.auth.failed_login_window,
+        },
+        "Spawner": {
+            "cmd": [str(config.install_dir / "bin" / "jupyterhub-singleuser")],
+            "default_url": hub.default_url,
+            "start_timeout": int(hub.start_timeout),
+            "http_timeout": int(hub.start_timeout),
+        },
+        "PangeoSpawner": {
+            "users": users.model_dump(mode="json"),
+            "install_bin": str(config.install_dir / "bin"),
+        },
+    }
+
+
+def _host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip

@@ -1,0 +1,92 @@
+"""What every part of a running platform needs to know: the config, the state paths, the install layout."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from pangeohub.config import Config
+from pangeohub.errors import PangeoError
+from pangeohub.paths import StatePaths
+from pangeohub.secrets import ensure_secret
+
+
+@dataclass
+class Runtime:
+    config: Config
+    config_file: Path | None = None
+    debug: bool = False
+    _services: list = field(default_factory=list, repr=False)
+
+    @cached_property
+    def paths(self) -> StatePaths:
+        return StatePaths(self.config.state_dir)
+
+    def python_bin(self, name: str) -> Path:
+        """An executable of the runtime environment: the one the CLI runs in, else the install dir."""
+        here = Path(sys.executable).parent / name
+        if here.exists():
+            return here
+        installed = self.config.install_dir / "bin" / name
+        if installed.exists():
+            return installed
+        raise PangeoError(
+            f"{name} is not installed (looked in {here.parent} and {installed.parent})",
+            "run the installer: sudo python3 install.py",
+        )
+
+    def node_bin(self, name: str) -> Path:
+        candidate = self.config.install_dir / "node" / "node_modules" / ".bin" / name
+        if candidate.exists():
+            return candidate
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+        raise PangeoError(f"{name} is not installed", "run the installer: sudo python3 install.py")
+
+    def secret(self, name: str) -> str:
+        return ensure_secret(self.paths.secret(name))
+
+    @property
+    def hub_api(self) -> str:
+        return f"http://127.0.0.1:{self.config.hub.internal_port}/hub/api"
+
+    @property
+    def public_url(self) -> str:
+        hub = self.config.hub
+        if hub.public_url:
+            return hub.public_url.rstrip("/") + "/"
+        host = "127.0.0.1" if hub.ip in ("127.0.0.1", "::1") else _hostname()
+        return f"http://{host}:{hub.port}/"
+
+    @property
+    def local_url(self) -> str:
+        """The proxy as seen from this machine (tools and tests use it)."""
+        ip = self.config.hub.ip
+        host = "127.0.0.1" if ip in ("0.0.0.0", "::") else ip
+        return f"http://{host}:{self.config.hub.port}"
+
+    def services(self) -> list:
+        """Services in start order; stopped in reverse."""
+        if not self._services:
+            from pangeohub.services.hub import HubService
+            from pangeohub.services.proxy import ProxyService
+
+            self._services = [ProxyService(self), HubService(self)]
+        return self._services
+
+    def service(self, name: str):
+        for svc in self.services():
+            if svc.name == name:
+                return svc
+        known = ", ".join(s.name for s in self.services())
+        raise PangeoError(f"no service named {name!r}", f"one of: {known}")
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.getfqdn() or "localhost"

@@ -1,0 +1,37 @@
+"""Generated secrets and atomic private files."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+
+def write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` so that readers see the old file or the new one, never a partial or world-readable one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_secret(path: Path, nbytes: int = 32) -> str:
+    """Return the secret stored at ``path``, generating it (hex, 0600) on first use."""
+    try:
+        value = path.read_text().strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    value = secrets.token_hex(nbytes)
+    write_private(path, value + "\n")
+    return value

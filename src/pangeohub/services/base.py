@@ -1,0 +1,61 @@
+"""One class per supervised process: how to prepare it, the command, its environment, and its readiness probe.
+
+Subclasses override ``command`` and ``probe``; ``prepare`` (write rendered files) and ``before_stop``
+(drain work) are optional. The supervisor owns the process lifecycle; services only describe themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pangeohub.runtime import Runtime
+
+
+class Service:
+    name: str = ""
+    #: Restart automatically when it dies. Only for services whose restart loses nothing users rely on.
+    restartable: bool = True
+    #: Seconds to wait for readiness after start.
+    start_timeout: float = 60.0
+    #: Seconds between SIGTERM and SIGKILL.
+    stop_timeout: float = 10.0
+
+    def __init__(self, runtime: "Runtime"):
+        self.rt = runtime
+
+    @property
+    def port(self) -> int | None:
+        return None
+
+    def prepare(self) -> None:
+        """Write whatever the process reads at start (rendered config). Called before every (re)start."""
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8"}
+
+    def cwd(self) -> Path:
+        return self.rt.paths.root
+
+    def probe(self) -> bool:
+        """True when the service answers as healthy. Must be quick and never raise."""
+        raise NotImplementedError
+
+    def before_stop(self) -> None:
+        """Called while every service still runs, just before this one is stopped."""
+
+
+def http_ok(url: str, headers: dict[str, str] | None = None, timeout: float = 2.0) -> bool:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False

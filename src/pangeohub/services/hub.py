@@ -1,0 +1,74 @@
+"""The JupyterHub process, run from a rendered JSON config."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from pangeohub.errors import PangeoError
+from pangeohub.hubapi import HubAPI
+from pangeohub.render.hub import HubSecrets, render_hub_config
+from pangeohub.secrets import write_private
+from pangeohub.services.base import Service, http_ok
+
+
+class HubService(Service):
+    name = "hub"
+    start_timeout = 120.0
+
+    @property
+    def port(self) -> int:
+        return self.rt.config.hub.internal_port
+
+    @property
+    def config_file(self):
+        return self.rt.paths.hub / "jupyterhub_config.json"
+
+    def secrets(self) -> HubSecrets:
+        return HubSecrets(admin_service_token=self.rt.secret("hub_admin_token"))
+
+    def prepare(self) -> None:
+        rendered = render_hub_config(self.rt.config, self.rt.paths, self.secrets())
+        write_private(self.config_file, json.dumps(rendered, indent=2, sort_keys=True) + "\n")
+
+    def command(self) -> list[str]:
+        return [str(self.rt.python_bin("jupyterhub")), "-f", str(self.config_file)]
+
+    def env(self) -> dict[str, str]:
+        return {
+            **super().env(),
+            "CONFIGPROXY_AUTH_TOKEN": self.rt.secret("proxy_token"),
+            "JUPYTERHUB_CRYPT_KEY": self.rt.secret("crypt_key"),
+        }
+
+    def cwd(self):
+        return self.rt.paths.hub
+
+    def probe(self) -> bool:
+        return http_ok(f"http://127.0.0.1:{self.port}/hub/health")
+
+    def before_stop(self) -> None:
+        """Stop every user server: the hub itself leaves them running (so that a hub restart is harmless)."""
+        stop_all_servers(self.rt)
+
+
+def stop_all_servers(rt, timeout: float = 60.0) -> None:
+    api = HubAPI(rt)
+    try:
+        active = api.request("GET", "/users?state=active") or []
+    except PangeoError:
+        return
+    # Ask for every stop first, then wait once: servers stop in parallel.
+    for user in active:
+        try:
+            api.stop_server(user["name"], wait=False)
+        except PangeoError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not api.request("GET", "/users?state=active"):
+                return
+        except PangeoError:
+            return
+        time.sleep(0.5)

@@ -1,0 +1,34 @@
+"""configurable-http-proxy as its own process, so that user servers stay reachable while the hub restarts."""
+
+from __future__ import annotations
+
+from pangeohub.services.base import Service, http_ok
+
+
+class ProxyService(Service):
+    name = "proxy"
+
+    @property
+    def port(self) -> int:
+        return self.rt.config.hub.port
+
+    def command(self) -> list[str]:
+        hub = self.rt.config.hub
+        hub_target = f"http://127.0.0.1:{hub.internal_port}"
+        return [
+            str(self.rt.node_bin("configurable-http-proxy")),
+            "--ip", hub.ip,
+            "--port", str(hub.port),
+            "--api-ip", "127.0.0.1",
+            "--api-port", str(hub.proxy_api_port),
+            "--default-target", hub_target,
+            "--error-target", f"{hub_target}/hub/error",
+            "--log-level", "warn",
+        ]
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "CONFIGPROXY_AUTH_TOKEN": self.rt.secret("proxy_token")}
+
+    def probe(self) -> bool:
+        url = f"http://127.0.0.1:{self.rt.config.hub.proxy_api_port}/api/routes"
+        return http_ok(url, {"Authorization": f"token {self.rt.secret('proxy_token')}"})

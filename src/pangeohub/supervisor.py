@@ -1,0 +1,291 @@
+"""Start services in order, watch them, restart what is safe to restart, stop everything in reverse.
+
+``up`` runs this loop in the foreground (``--detach`` runs it in a new session and waits for it to report
+healthy). Its state is visible to other commands through the pidfile and ``run/status.json``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from pangeohub.errors import PangeoError
+from pangeohub.runtime import Runtime
+from pangeohub.secrets import write_private
+from pangeohub.services.base import Service
+
+RESTART_BURST = 5  # restarts allowed within RESTART_WINDOW before a service is declared failed
+RESTART_WINDOW = 60.0
+
+
+@dataclass
+class Running:
+    service: Service
+    proc: subprocess.Popen | None = None
+    state: str = "stopped"
+    restarts: list[float] = field(default_factory=list)
+    since: float = 0.0
+
+
+class Supervisor:
+    def __init__(self, rt: Runtime, log=print):
+        self.rt = rt
+        self.paths = rt.paths
+        self.log = log
+        self.running = [Running(svc) for svc in rt.services()]
+        self._stopping = False
+        self._lock_fd: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def run(self) -> int:
+        self._acquire()
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            for item in self.running:
+                if self._stopping:
+                    break
+                self._start(item)
+                self._wait_ready(item)
+            self._write_status()
+            if not self._stopping:
+                self.log(f"pangeohub is up: {self.rt.public_url}")
+            while not self._stopping:
+                self._watch()
+                time.sleep(1.0)
+        except PangeoError as exc:
+            self.log(f"error: {exc}")
+            self._stop_all()
+            return exc.exit_code
+        self._stop_all()
+        return 0
+
+    def _on_signal(self, signum, frame) -> None:
+        self._stopping = True
+
+    def _acquire(self) -> None:
+        self.paths.ensure()
+        fd = os.open(self.paths.supervisor_pid, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise PangeoError("pangeohub is already running", "see `pangeohub status`; stop it with `pangeohub down`")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        for item in self.running:
+            _kill_stale(self.paths.pidfile(item.service.name))
+
+    # -- one service -----------------------------------------------------------------------------------
+    def _start(self, item: Running) -> None:
+        svc = item.service
+        svc.prepare()
+        log = open(self.paths.log(svc.name), "ab", buffering=0)
+        log.write(f"\n--- pangeohub: starting {svc.name} at {time.ctime()} ---\n".encode())
+        try:
+            item.proc = subprocess.Popen(
+                svc.command(), env=svc.env(), cwd=svc.cwd(), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops services in order
+            )
+        finally:
+            log.close()
+        proc = psutil.Process(item.proc.pid)
+        write_private(self.paths.pidfile(svc.name), f"{proc.pid} {proc.create_time()}\n", mode=0o644)
+        item.state, item.since = "starting", time.time()
+        self.log(f"  starting {svc.name} (pid {item.proc.pid})")
+        self._write_status()
+
+    def _wait_ready(self, item: Running) -> None:
+        svc = item.service
+        deadline = time.monotonic() + svc.start_timeout
+        while time.monotonic() < deadline and not self._stopping:
+            if item.proc.poll() is not None:
+                item.state = "failed"
+                raise PangeoError(
+                    f"{svc.name} exited with code {item.proc.returncode} while starting:\n"
+                    + _tail(self.paths.log(svc.name)),
+                    f"see the whole log with `pangeohub logs {svc.name}`",
+                )
+            if svc.probe():
+                item.state = "running"
+                self.log(f"  {svc.name} ready in {time.time() - item.since:.1f}s")
+                self._write_status()
+                return
+            time.sleep(0.2)
+        if not self._stopping:
+            item.state = "failed"
+            raise PangeoError(
+                f"{svc.name} did not become ready within {svc.start_timeout:.0f}s:\n" + _tail(self.paths.log(svc.name)),
+                f"see `pangeohub logs {svc.name}`",
+            )
+
+    def _stop(self, item: Running) -> None:
+        if item.proc is None or item.proc.poll() is not None:
+            item.state = "stopped"
+            return
+        svc = item.service
+        try:
+            os.killpg(item.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            item.proc.wait(svc.stop_timeout)
+        except subprocess.TimeoutExpired:
+            self.log(f"  {svc.name} did not stop within {svc.stop_timeout:.0f}s: killing it")
+            os.killpg(item.proc.pid, signal.SIGKILL)
+            item.proc.wait()
+        item.state = "stopped"
+        self.paths.pidfile(svc.name).unlink(missing_ok=True)
+
+    def _stop_all(self) -> None:
+        self.log("stopping pangeohub")
+        for item in reversed(self.running):
+            if item.proc is not None and item.proc.poll() is None:
+                try:
+                    item.service.before_stop()
+                except Exception as exc:  # a failed drain must not keep the rest running
+                    self.log(f"  {item.service.name}: could not drain cleanly: {exc}")
+            self._stop(item)
+            self.log(f"  stopped {item.service.name}")
+        self._write_status()
+        self.paths.status_file.unlink(missing_ok=True)
+        self.paths.supervisor_pid.unlink(missing_ok=True)
+
+    # -- watching --------------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        for index, item in enumerate(self.running):
+            if item.state != "running" or item.proc.poll() is None:
+                continue
+            svc = item.service
+            self.log(f"  {svc.name} exited unexpectedly (code {item.proc.returncode})")
+            now = time.time()
+            item.restarts = [t for t in item.restarts if now - t < RESTART_WINDOW] + [now]
+            if not svc.restartable or len(item.restarts) > RESTART_BURST:
+                item.state = "failed"
+                self._write_status()
+                continue
+            # Services after this one may hold state about it (the hub re-registers routes with a new proxy
+            # only at its own start), so restart them too.
+            dependants = [d for d in self.running[index + 1:] if d.proc is not None]
+            for dep in reversed(dependants):
+                self._stop(dep)
+            for restart in [item, *dependants]:
+                try:
+                    self._start(restart)
+                    self._wait_ready(restart)
+                except PangeoError as exc:
+                    self.log(f"  restart of {restart.service.name} failed: {exc}")
+            self._write_status()
+
+    def _write_status(self) -> None:
+        status = {
+            "supervisor": os.getpid(),
+            "url": self.rt.public_url,
+            "services": {
+                item.service.name: {
+                    "pid": item.proc.pid if item.proc and item.proc.poll() is None else None,
+                    "port": item.service.port,
+                    "state": item.state,
+                    "restarts": len(item.restarts),
+                    "since": item.since,
+                }
+                for item in self.running
+            },
+        }
+        write_private(self.paths.status_file, json.dumps(status, indent=2) + "\n", mode=0o644)
+
+
+# -- commands used by the CLI ---------------------------------------------------------------------------
+def supervisor_pid(rt: Runtime) -> int | None:
+    """PID of the running supervisor, judged by its lock (a stale pidfile does not count)."""
+    path = rt.paths.supervisor_pid
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None  # nobody holds it
+    except BlockingIOError:
+        text = os.read(fd, 64).decode().strip()
+        return int(text) if text.isdigit() else None
+    finally:
+        os.close(fd)
+
+
+def start_detached(rt: Runtime, timeout: float = 300.0) -> None:
+    rt.paths.ensure()
+    argv = [sys.executable, "-m", "pangeohub"]
+    if rt.config_file:
+        argv += ["--config", str(rt.config_file)]
+    argv += ["up"]
+    with open(rt.paths.log("supervisor"), "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "PANGEOHUB_DETACHED": "1"})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PangeoError(
+                f"pangeohub stopped while starting (exit code {proc.returncode}):\n" + _tail(rt.paths.log("supervisor")),
+                "see `pangeohub logs`",
+            )
+        status = read_status(rt)
+        services = status.get("services", {}) if status else {}
+        if services and all(s["state"] == "running" for s in services.values()):
+            return
+        time.sleep(0.3)
+    raise PangeoError(f"pangeohub did not become healthy within {timeout:.0f}s", "see `pangeohub logs`")
+
+
+def stop(rt: Runtime, timeout: float = 120.0) -> bool:
+    """Stop a running platform; False if none was running."""
+    pid = supervisor_pid(rt)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if supervisor_pid(rt) is None:
+            return True
+        time.sleep(0.2)
+    raise PangeoError(f"pangeohub (pid {pid}) did not stop within {timeout:.0f}s", f"kill it: kill -9 {pid}")
+
+
+def read_status(rt: Runtime) -> dict | None:
+    try:
+        return json.loads(rt.paths.status_file.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _kill_stale(pidfile: Path) -> None:
+    """Stop a service process left behind by a supervisor that died (so its port is free again)."""
+    try:
+        pid_text, created = pidfile.read_text().split()
+        proc = psutil.Process(int(pid_text))
+        if abs(proc.create_time() - float(created)) < 0.01:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+    except (FileNotFoundError, ValueError, psutil.Error, ProcessLookupError):
+        pass
+    pidfile.unlink(missing_ok=True)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return "  (no log)"
+    return "\n".join("  | " + line for line in text)

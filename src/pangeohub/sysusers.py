@@ -1,0 +1,103 @@
+"""Create and remove the Linux accounts hub users run as."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from pangeohub.config.model import UsersSection
+from pangeohub.errors import PangeoError
+from pangeohub.names import GECOS_MARK, check_username, is_ours, system_name
+
+# useradd/userdel take a lock on /etc/passwd and fail rather than wait: serialise them within a process
+# and retry briefly against other processes (the CLI and the hub may both create accounts).
+_LOCK = threading.Lock()
+
+
+def _run_locked(argv: list[str]) -> subprocess.CompletedProcess:
+    with _LOCK:
+        for attempt in range(20):
+            proc = subprocess.run(argv, capture_output=True, text=True)
+            if proc.returncode != 10 and "lock" not in proc.stderr:
+                return proc
+            time.sleep(0.1 * (attempt + 1))
+        return proc
+
+
+def ensure_account(hub_name: str, users: UsersSection) -> pwd.struct_passwd:
+    """The Linux account for ``hub_name``, created with a private (0700) home if it does not exist yet."""
+    check_username(hub_name, users.system_prefix)
+    name = system_name(hub_name, users.system_prefix)
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        entry = _create(hub_name, name, users)
+    home = Path(entry.pw_dir)
+    if not home.exists():
+        home.mkdir(parents=True, mode=0o700)
+        os.chown(home, entry.pw_uid, entry.pw_gid)
+    # useradd -m honours HOME_MODE from login.defs (0755 on Debian): homes are private here whatever it says.
+    home.chmod(0o700)
+    return entry
+
+
+def _create(hub_name: str, name: str, users: UsersSection) -> pwd.struct_passwd:
+    users.home_root.mkdir(parents=True, exist_ok=True)
+    argv = [
+        "useradd", "--create-home", "--user-group",
+        "--home-dir", str(users.home_root / name),
+        "--shell", users.shell,
+        "--comment", f"{GECOS_MARK} {hub_name}",
+        "--key", "UMASK=0077",
+    ]
+    if users.extra_groups:
+        argv += ["--groups", ",".join(users.extra_groups)]
+    proc = _run_locked(argv + [name])
+    if proc.returncode not in (0, 9):  # 9: created meanwhile by a concurrent spawn
+        raise PangeoError(f"could not create Linux account {name!r}: {proc.stderr.strip()}")
+    return pwd.getpwnam(name)
+
+
+def remove_account(hub_name: str, users: UsersSection, keep_home: bool = False) -> bool:
+    """Remove the Linux account of ``hub_name`` (only if pangeohub made it). Returns whether one existed."""
+    name = system_name(hub_name, users.system_prefix)
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return False
+    if not is_ours(entry):
+        raise PangeoError(f"refusing to remove {name!r}: it is not an account pangeohub created")
+    _kill_all(entry.pw_uid)
+    proc = _run_locked(["userdel", name])
+    if proc.returncode not in (0, 6):
+        raise PangeoError(f"could not remove Linux account {name!r}: {proc.stderr.strip()}")
+    if not keep_home:
+        shutil.rmtree(entry.pw_dir, ignore_errors=True)
+    return True
+
+
+def lock_account(hub_name: str, users: UsersSection) -> None:
+    """Keep the account and home, but stop every process of it (used by remove --keep-home)."""
+    name = system_name(hub_name, users.system_prefix)
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return
+    _kill_all(entry.pw_uid)
+
+
+def _kill_all(uid: int) -> None:
+    import psutil
+
+    procs = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=5)
