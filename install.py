@@ -22,6 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_PYTHON = "/usr/bin/python3"
+DEFAULT_PREFIX = "/opt/pangeohub"
 CHP_VERSION = "5.3.0"
 STAMP = ".pangeohub-install.json"
 # Debian packages the platform needs at run time, and those only the test suite needs.
@@ -114,6 +115,8 @@ class Installer:
         return f"installed configurable-http-proxy {CHP_VERSION}"
 
     def on_path(self) -> str:
+        if self.prefix != Path(DEFAULT_PREFIX):
+            return f"skipped: only the default prefix is linked; run {self.prefix}/bin/pangeohub"
         link = Path("/usr/local/bin/pangeohub")
         target = self.prefix / "bin" / "pangeohub"
         if link.is_symlink() and os.readlink(link) == str(target):
@@ -145,7 +148,7 @@ def _digest(paths: list[Path]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prefix", default="/opt/pangeohub", help="Where the runtime goes (default %(default)s).")
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="Where the runtime goes (default %(default)s).")
     parser.add_argument("--no-start", action="store_true", help="Install only; do not start the platform.")
     parser.add_argument("--dev", action="store_true", help="Also install what the test suite needs.")
     args = parser.parse_args()

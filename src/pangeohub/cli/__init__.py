@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from pangeohub.cli import config_cmd, platform, users
@@ -35,20 +34,13 @@ app.add_typer(users.app, name="users")
 
 
 def main() -> None:
+    # Typer handles its own usage errors (exit 2 with a usage line); ours arrive here, printed once.
     try:
-        app(standalone_mode=False)
+        app()
     except PangeoError as exc:
         if state.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -13,19 +13,6 @@ from pangeohub.paths import StatePaths
 
 ADMIN_SERVICE = "pangeohub-admin"
 
-# What the pangeohub CLI may do through the hub API: manage users, their servers and tokens, read groups.
-ADMIN_SCOPES = [
-    "admin:users",
-    "admin:servers",
-    "admin:groups",
-    "tokens",
-    "read:hub",
-    "list:users",
-    "read:users",
-    "read:servers",
-]
-
-
 @dataclass(frozen=True)
 class HubSecrets:
     admin_service_token: str
@@ -50,12 +37,9 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             "active_server_limit": 0,
             "services": [{"name": ADMIN_SERVICE, "api_token": secrets.admin_service_token}],
             "load_roles": [
-                {
-                    "name": ADMIN_SERVICE,
-                    "description": "The pangeohub command line tools",
-                    "scopes": ADMIN_SCOPES,
-                    "services": [ADMIN_SERVICE],
-                }
+                # The CLI runs as root and manages users, admins and tokens: it needs the hub's full admin role
+                # (a narrower role cannot grant admin rights).
+                {"name": "admin", "services": [ADMIN_SERVICE]}
             ],
         },
         "ConfigurableHTTPProxy": {

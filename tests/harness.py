@@ -1,0 +1,125 @@
+"""A real pangeohub on random loopback ports in a throw-away directory, and helpers to drive it.
+
+Everything runs for real: the CLI in a subprocess, the supervisor, configurable-http-proxy, JupyterHub, and
+user servers as freshly created Linux accounts. Teardown stops it all and removes every account it made.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from pangeohub.config import load_config
+from pangeohub.runtime import Runtime
+from pangeohub.usersim import UserSim, run_sync
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cli(*args: str, config: Path | None = None, input: str | None = None, check: bool = True,
+        timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real ``pangeohub`` command line."""
+    argv = [sys.executable, "-m", "pangeohub"] + (["--config", str(config)] if config else []) + list(args)
+    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"pangeohub {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+class Platform:
+    """One platform instance. ``extra`` is merged into the generated config (per-feature sections)."""
+
+    def __init__(self, extra: dict | None = None):
+        # Not under /tmp/pytest-of-root: that is 0700, and user servers must reach their homes below it.
+        self.root = Path(tempfile.mkdtemp(prefix="pangeohub-test-", dir="/var/tmp"))
+        self.root.chmod(0o755)
+        self.prefix = f"pt{secrets.token_hex(2)}-"
+        self.config_data = {
+            "state_dir": str(self.root / "state"),
+            "install_dir": sys.prefix,
+            "hub": {
+                "ip": "127.0.0.1",
+                "port": free_port(),
+                "internal_port": free_port(),
+                "proxy_api_port": free_port(),
+                "admin_users": ["boss"],
+            },
+            "users": {"system_prefix": self.prefix, "home_root": str(self.root / "home")},
+        }
+        for section, values in (extra or {}).items():
+            if isinstance(values, dict):
+                self.config_data.setdefault(section, {}).update(values)
+            else:
+                self.config_data[section] = values
+        self.config_path = self.root / "config.yaml"
+        self.config_path.write_text(yaml.safe_dump(self.config_data))
+        self._names = itertools.count(1)
+        self.passwords: dict[str, str] = {}
+
+    @property
+    def rt(self) -> Runtime:
+        return Runtime(config=load_config(self.config_path), config_file=self.config_path)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.config_data['hub']['port']}"
+
+    def cli(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return cli(*args, config=self.config_path, **kwargs)
+
+    def up(self) -> None:
+        self.cli("up", "--detach")
+
+    def down(self) -> None:
+        self.cli("down", check=False)
+
+    def add_user(self, name: str | None = None, admin: bool = False) -> tuple[str, str]:
+        name = name or f"u{next(self._names)}{secrets.token_hex(2)}"
+        password = secrets.token_urlsafe(12)
+        self.cli("users", "add", name, "--password-stdin", *(["--admin"] if admin else []), input=password + "\n")
+        self.passwords[name] = password
+        return name, password
+
+    def sim(self, name: str, **kwargs) -> UserSim:
+        return UserSim(self.url, name, password=self.passwords.get(name), **kwargs)
+
+    def system_user(self, name: str) -> pwd.struct_passwd:
+        return pwd.getpwnam(self.prefix + name)
+
+    def started_user(self, name: str | None = None):
+        """Create a user, log in and start their server; returns (name, UserSim-token)."""
+        name, _ = self.add_user(name)
+
+        async def go():
+            async with self.sim(name) as user:
+                await user.login()
+                await user.start_server()
+                return user.token
+
+        return name, run_sync(go())
+
+    def close(self) -> None:
+        self.down()
+        for entry in pwd.getpwall():
+            if entry.pw_name.startswith(self.prefix):
+                subprocess.run(["pkill", "-KILL", "-u", entry.pw_name], capture_output=True)
+                subprocess.run(["userdel", "-r", entry.pw_name], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def require_root() -> str | None:
+    return None if os.geteuid() == 0 else "the platform creates Linux accounts: run the tests as root"

@@ -1,0 +1,130 @@
+"""People on the same machine must not reach each other's files or servers. Each test is an attack."""
+
+import os
+import pwd
+import stat
+
+import aiohttp
+import pytest
+
+from harness import cli
+from pangeohub.hubapi import HubAPI
+from pangeohub.usersim import UserSim, run_sync
+
+pytestmark = pytest.mark.platform
+
+
+def test_server_runs_as_the_users_own_account(platform):
+    name, token = platform.started_user()
+    entry = platform.system_user(name)
+
+    async def go():
+        async with UserSim(platform.url, name, token=token) as user:
+            return await user.run("import os, pwd; print(os.getuid(), os.getgid(), pwd.getpwuid(os.getuid()).pw_name,"
+                                  " os.environ['HOME'])")
+
+    out = run_sync(go())
+    assert out.ok, out.error
+    uid, gid, account, home = out.stdout.split()
+    assert (int(uid), int(gid)) == (entry.pw_uid, entry.pw_gid)
+    assert account == platform.prefix + name
+    assert home == entry.pw_dir
+    assert stat.S_IMODE(os.stat(entry.pw_dir).st_mode) == 0o700
+    assert os.stat(entry.pw_dir).st_uid == entry.pw_uid
+
+
+def test_user_cannot_read_or_list_another_users_home(platform):
+    alice, alice_token = platform.started_user()
+    bob, bob_token = platform.started_user()
+    alice_home = platform.system_user(alice).pw_dir
+
+    async def go():
+        async with UserSim(platform.url, alice, token=alice_token) as a:
+            wrote = await a.run("open('secret.txt', 'w').write('top secret'); print('ok')")
+        async with UserSim(platform.url, bob, token=bob_token) as b:
+            attack = await b.run(
+                "import os\n"
+                f"home = {alice_home!r}\n"
+                "for attempt in (lambda: os.listdir(home), lambda: open(home + '/secret.txt').read()):\n"
+                "    try:\n"
+                "        print('LEAK', attempt())\n"
+                "    except PermissionError:\n"
+                "        print('denied')\n"
+            )
+        return wrote, attack
+
+    wrote, attack = run_sync(go())
+    assert wrote.stdout.strip() == "ok"
+    assert attack.stdout.split() == ["denied", "denied"]
+    assert "top secret" not in attack.stdout
+
+
+def test_another_users_token_is_refused_by_a_server(platform):
+    alice, alice_token = platform.started_user()
+    bob, bob_token = platform.started_user()
+
+    async def go():
+        async with aiohttp.ClientSession() as http:
+            results = {}
+            for who, token in (("alice", alice_token), ("bob", bob_token), ("nobody", None)):
+                headers = {"Authorization": f"token {token}"} if token else {}
+                async with http.get(f"{platform.url}/user/{alice}/api/kernels", headers=headers,
+                                    allow_redirects=False) as resp:
+                    results[who] = resp.status
+            # Starting a kernel is what an attacker would want: it must be refused too.
+            async with http.post(f"{platform.url}/user/{alice}/api/kernels", json={"name": "python3"},
+                                 headers={"Authorization": f"token {bob_token}"}, allow_redirects=False) as resp:
+                results["bob-start-kernel"] = resp.status
+            return results
+
+    results = run_sync(go())
+    assert results["alice"] == 200
+    assert results["bob"] == 403
+    assert results["bob-start-kernel"] == 403
+    assert results["nobody"] in (302, 403)  # anonymous: sent to log in, never served
+
+
+def test_another_user_cannot_control_a_server_through_the_hub(platform):
+    alice, _ = platform.started_user()
+    bob, bob_token = platform.started_user()
+
+    async def go():
+        async with aiohttp.ClientSession(headers={"Authorization": f"token {bob_token}"}) as http:
+            statuses = []
+            for method, path in (("DELETE", f"/users/{alice}/server"), ("POST", f"/users/{alice}/tokens"),
+                                 ("GET", f"/users/{alice}")):
+                async with http.request(method, f"{platform.url}/hub/api{path}") as resp:
+                    statuses.append(resp.status)
+            return statuses
+
+    assert all(status in (403, 404) for status in run_sync(go()))
+    users = {u["name"]: u for u in HubAPI(platform.rt).users()}
+    assert users[alice]["servers"], "alice's server must still be running"
+
+
+@pytest.mark.parametrize("name", ["root", "daemon", "nobody", "www-data"])
+def test_system_account_names_are_refused(platform, name):
+    proc = cli("users", "add", name, "--password-stdin", config=platform.config_path, input="longenough\n",
+               check=False)
+    assert proc.returncode == 2
+    assert "existing system account" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["Alice", "bad name", "../etc", "-x", "a" * 40, ""])
+def test_invalid_usernames_are_refused(platform, name):
+    proc = cli("users", "add", "--password-stdin", "--", name, config=platform.config_path,
+               input="longenough\n", check=False)
+    assert proc.returncode == 2
+    assert "not allowed" in proc.stderr or "too long" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_login_as_system_account_is_refused_even_with_a_guess(platform):
+    async def go():
+        async with UserSim(platform.url, "daemon", password="whatever") as user:
+            await user.login()
+
+    with pytest.raises(Exception, match="refused"):
+        run_sync(go())
+    assert not any(e for e in pwd.getpwall() if e.pw_name == platform.prefix + "daemon")

@@ -1,0 +1,191 @@
+"""The platform's lifecycle as an operator and a user see it: login, persistence, restarts, up/down."""
+
+import json
+import time
+
+import pytest
+
+from pangeohub.hubapi import HubAPI
+from pangeohub.usersim import SimError, UserSim, run_sync
+
+pytestmark = pytest.mark.platform
+
+
+def test_login_with_wrong_password_is_refused_with_the_same_message_as_unknown_user(platform):
+    name, _ = platform.add_user()
+
+    async def attempt(user, password):
+        async with UserSim(platform.url, user, password=password) as sim:
+            try:
+                await sim.login()
+            except SimError as exc:
+                return str(exc).replace(user, "<name>")
+        return "accepted"
+
+    wrong = run_sync(attempt(name, "not-the-password"))
+    unknown = run_sync(attempt("nosuchperson", "not-the-password"))
+    assert "refused" in wrong
+    assert wrong == unknown  # no hint that the account exists
+
+
+def test_repeated_failed_logins_lock_the_name(platform):
+    name, password = platform.add_user()
+    limit = platform.rt.config.auth.failed_login_limit
+
+    async def go():
+        for _ in range(limit):
+            async with UserSim(platform.url, name, password="wrong-password") as sim:
+                with pytest.raises(SimError):
+                    await sim.login()
+        async with platform.sim(name) as sim:
+            await sim.login()  # the right password, now locked out
+
+    with pytest.raises(SimError, match="refused"):
+        run_sync(go())
+    platform.cli("users", "passwd", name, "--password-stdin", input=password + "\n")  # an admin unlocks
+
+    async def again():
+        async with platform.sim(name) as sim:
+            await sim.login()
+
+    run_sync(again())
+
+
+def test_home_files_survive_a_server_restart(platform):
+    name, token = platform.started_user()
+
+    async def go():
+        async with UserSim(platform.url, name, token=token) as user:
+            await user.run("open('notes.txt', 'w').write('kept')")
+            await user.stop_server()
+            await user.start_server()
+            return await user.run("print(open('notes.txt').read())")
+
+    assert run_sync(go()).stdout.strip() == "kept"
+
+
+def test_running_server_stays_reachable_across_a_hub_restart(platform):
+    name, token = platform.started_user()
+    api = HubAPI(platform.rt)
+    before = api.user(name)["servers"][""]
+    old_hub = json.loads(platform.cli("status", "--json").stdout)["services"]["hub"]["pid"]
+
+    platform.cli("restart", "hub")
+
+    status = json.loads(platform.cli("status", "--json").stdout)
+    assert status["healthy"]
+    assert status["services"]["hub"]["pid"] != old_hub
+    after = api.user(name)["servers"][""]
+    assert after["ready"] and after["started"] == before["started"]
+
+    async def go():
+        async with UserSim(platform.url, name, token=token) as user:
+            return await user.run("print(6 * 7)")
+
+    assert run_sync(go()).stdout.strip() == "42"
+
+
+def test_status_json_lists_every_service(platform):
+    report = json.loads(platform.cli("status", "--json").stdout)
+    assert report["running"] and report["healthy"]
+    assert set(report["services"]) >= {"proxy", "hub"}
+    for svc in report["services"].values():
+        assert svc["pid"] and svc["port"] and svc["healthy"]
+    assert report["url"].startswith("http://127.0.0.1:")
+
+
+def test_admin_token_drives_the_hub_api(platform):
+    token = platform.cli("token").stdout.strip()
+    import urllib.request
+
+    request = urllib.request.Request(f"{platform.url}/hub/api/users", headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request) as response:
+        names = {user["name"] for user in json.load(response)}
+    assert "boss" in names
+
+
+def test_remove_user_deletes_account_and_home_unless_kept(platform):
+    gone, _ = platform.started_user()
+    kept, _ = platform.started_user()
+    gone_home = platform.system_user(gone).pw_dir
+    kept_home = platform.system_user(kept).pw_dir
+
+    platform.cli("users", "remove", gone)
+    platform.cli("users", "remove", kept, "--keep-home")
+
+    import os
+    import pwd
+
+    assert not os.path.exists(gone_home)
+    with pytest.raises(KeyError):
+        pwd.getpwnam(platform.prefix + gone)
+    assert os.path.isdir(kept_home)
+    names = {u["name"] for u in HubAPI(platform.rt).users()}
+    assert gone not in names and kept not in names
+
+    async def login():
+        async with platform.sim(gone) as sim:
+            await sim.login()
+
+    with pytest.raises(SimError):
+        run_sync(login())
+    proc = platform.cli("users", "remove", "never-existed", check=False)
+    assert proc.returncode == 2 and "no user named" in proc.stderr
+
+
+def test_users_list_shows_admins_and_servers(platform):
+    name, _ = platform.started_user()
+    admin, _ = platform.add_user(admin=True)
+    rows = {row["name"]: row for row in json.loads(platform.cli("users", "list", "--json").stdout)}
+    assert rows[name]["server"] == "running" and not rows[name]["admin"]
+    assert rows[admin]["admin"]
+    assert rows[name]["system_user"] == platform.prefix + name
+
+
+def test_up_twice_and_down_twice(fresh_platform):
+    first = fresh_platform.cli("up", "--detach")
+    assert "is up" in first.stdout
+    second = fresh_platform.cli("up", "--detach")
+    assert "already running" in second.stdout
+    assert json.loads(fresh_platform.cli("status", "--json").stdout)["healthy"]
+    assert "stopped" in fresh_platform.cli("down").stdout
+    assert "not running" in fresh_platform.cli("down").stdout
+    stopped = fresh_platform.cli("status", "--json", check=False)
+    assert stopped.returncode == 1 and not json.loads(stopped.stdout)["running"]
+
+
+def test_first_start_prints_one_time_admin_credentials(fresh_platform):
+    fresh_platform.config_data["hub"]["admin_users"] = []
+    import yaml
+
+    fresh_platform.config_path.write_text(yaml.safe_dump(fresh_platform.config_data))
+    out = fresh_platform.cli("up", "--detach").stdout
+    assert "log in at" in out and "as 'admin'" in out
+    password = out.split("with password:")[1].split()[0]
+    fresh_platform.passwords["admin"] = password
+
+    async def go():
+        async with fresh_platform.sim("admin") as sim:
+            await sim.login()
+            return await sim.hub_user()
+
+    assert run_sync(go())["admin"] is True
+    fresh_platform.down()
+    assert "as 'admin'" not in fresh_platform.cli("up", "--detach").stdout  # only the first time
+
+
+def test_a_killed_service_is_restarted_and_reported(fresh_platform):
+    import os
+    import signal
+
+    fresh_platform.up()
+    hub = json.loads(fresh_platform.cli("status", "--json").stdout)["services"]["hub"]
+    os.kill(hub["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        report = json.loads(fresh_platform.cli("status", "--json", check=False).stdout)
+        svc = report["services"]["hub"]
+        if svc["pid"] not in (None, hub["pid"]) and svc["healthy"]:
+            break
+        time.sleep(0.5)
+    assert svc["restarts"] == 1 and svc["healthy"]
