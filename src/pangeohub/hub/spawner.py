@@ -13,20 +13,35 @@ import os
 import pwd
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Dict, Unicode
+from traitlets import Dict
 
+from pangeohub.config import Config
 from pangeohub.config.model import UsersSection
+from pangeohub.hub.hooks import run_spawn_hooks
 from pangeohub.names import system_name
+from pangeohub.runtime import Runtime
 from pangeohub.sysusers import ensure_account
 
 
 class PangeoSpawner(LocalProcessSpawner):
-    users = Dict(help="pangeohub's `users:` config section.").tag(config=True)
-    install_bin = Unicode(help="bin directory of the runtime environment.").tag(config=True)
+    settings = Dict(help="pangeohub's effective config (all sections), as rendered by pangeohub.").tag(config=True)
+
+    @property
+    def runtime(self) -> Runtime:
+        """The platform's config, paths and secrets, for spawn hooks."""
+        if self._runtime is None:
+            self._runtime = Runtime(config=Config.model_validate(self.settings))
+        return self._runtime
+
+    _runtime: Runtime | None = None
 
     @property
     def users_config(self) -> UsersSection:
-        return UsersSection.model_validate(self.users)
+        return self.runtime.config.users
+
+    @property
+    def install_bin(self) -> str:
+        return str(self.runtime.config.install_dir / "bin")
 
     @property
     def system_user(self) -> str:
@@ -42,14 +57,19 @@ class PangeoSpawner(LocalProcessSpawner):
         env["SHELL"] = entry.pw_shell
         return env
 
+    _hook_env: dict = {}
+
     def get_env(self):
         env = super().get_env()
+        env.update(self._hook_env)
         path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-        if self.install_bin and self.install_bin not in path.split(os.pathsep):
+        if self.install_bin not in path.split(os.pathsep):
             env["PATH"] = os.pathsep.join([self.install_bin, path])
         return env
 
     async def start(self):
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, ensure_account, self.user.name, self.users_config)
+        account = await loop.run_in_executor(None, ensure_account, self.user.name, self.users_config)
+        # Upstream's start() reads get_env(), which must stay synchronous: hooks run first, get_env merges.
+        self._hook_env = await run_spawn_hooks(self, account)
         return await super().start()

@@ -63,8 +63,7 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             "http_timeout": int(hub.start_timeout),
         },
         "PangeoSpawner": {
-            "users": users.model_dump(mode="json"),
-            "install_bin": str(config.install_dir / "bin"),
+            "settings": config.model_dump(mode="json"),
         },
     }
 

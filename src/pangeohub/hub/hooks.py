@@ -1,0 +1,26 @@
+"""Spawn hooks: what each feature adds to a user's server before it starts.
+
+A hook is ``async def hook(spawner, account: pwd.struct_passwd) -> dict[str, str]``: it runs in the hub as
+root after the user's Linux account exists and before the server process starts; it may prepare files
+(owned by the user) and returns environment variables for the server (its kernels and terminals inherit
+them). ``spawner.runtime`` gives the platform's config, paths and secrets.
+"""
+
+from __future__ import annotations
+
+import pwd
+from typing import Awaitable, Callable
+
+SpawnHook = Callable[[object, pwd.struct_passwd], Awaitable[dict[str, str]]]
+
+
+def spawn_hooks() -> list[SpawnHook]:
+    """Every feature's hook, in the order they run. Imported lazily: the hub loads them at first spawn."""
+    return []
+
+
+async def run_spawn_hooks(spawner, account: pwd.struct_passwd) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for hook in spawn_hooks():
+        env.update(await hook(spawner, account) or {})
+    return env
