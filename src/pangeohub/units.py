@@ -68,7 +68,7 @@ def format_duration(seconds: float) -> str:
         factor = _DURATION_UNITS[unit]
         if seconds >= factor and seconds % factor == 0:
             return f"{int(seconds // factor)}{unit}"
-    return f"{seconds:g}s"
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds}s"
 
 
 ByteSize = Annotated[

@@ -1,0 +1,141 @@
+"""``pangeohub check``: a synthetic person uses the platform end to end, through its public surfaces.
+
+Each phase is timed and reported; the temporary user is removed whatever happens. Features add phases by
+appending to ``PHASES`` (a name and an ``async (ctx) -> str`` returning a one-line detail).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from pangeohub.accounts import Account, AccountStore, generate_password
+from pangeohub.errors import PangeoError
+from pangeohub.hubapi import HubAPI
+from pangeohub.sysusers import remove_account
+from pangeohub.usersim import SimError, UserSim, run_sync
+
+IMPORTS = "import xarray, dask, zarr, intake, fsspec"
+
+
+@dataclass
+class CheckContext:
+    rt: object
+    name: str
+    password: str
+    sim: UserSim | None = None
+    kernel: str | None = None
+    notes: dict = field(default_factory=dict)
+
+
+async def _login(ctx: CheckContext) -> str:
+    await ctx.sim.login()
+    return f"logged in as {ctx.name}"
+
+
+async def _spawn(ctx: CheckContext) -> str:
+    events = await ctx.sim.start_server()
+    return f"server ready ({len(events)} progress events)"
+
+
+async def _kernel(ctx: CheckContext) -> str:
+    ctx.kernel = await ctx.sim.start_kernel()
+    return f"kernel {ctx.kernel[:8]} started"
+
+
+async def _imports(ctx: CheckContext) -> str:
+    out = await _expect(ctx, f"{IMPORTS}\nprint(xarray.__version__, dask.__version__, zarr.__version__)")
+    return "xarray {} dask {} zarr {}".format(*out.split())
+
+
+async def _home(ctx: CheckContext) -> str:
+    token = secrets.token_hex(8)
+    code = (
+        "import os, pathlib\n"
+        f"p = pathlib.Path.home() / '.pangeohub-check'\n"
+        f"p.write_text({token!r})\n"
+        "print(p.read_text(), oct(os.stat(pathlib.Path.home()).st_mode & 0o777))\n"
+        "p.unlink()\n"
+    )
+    value, mode = (await _expect(ctx, code)).split()
+    if value != token:
+        raise SimError(f"read back {value!r} from the home, wrote {token!r}")
+    if mode != "0o700":
+        raise SimError(f"the home is {mode}, expected private (0o700)")
+    return "wrote and read a file in the private home"
+
+
+async def _stop(ctx: CheckContext) -> str:
+    await ctx.sim.stop_kernel(ctx.kernel)
+    await ctx.sim.stop_server()
+    return "server stopped"
+
+
+async def _expect(ctx: CheckContext, code: str) -> str:
+    out = await ctx.sim.execute(ctx.kernel, code)
+    if not out.ok:
+        raise SimError(f"{out.error}\n{out.stderr[-500:]}")
+    return out.stdout.strip()
+
+
+Phase = tuple[str, Callable[[CheckContext], Awaitable[str]]]
+PHASES: list[Phase] = [
+    ("login", _login),
+    ("spawn", _spawn),
+    ("kernel", _kernel),
+    ("imports", _imports),
+    ("home", _home),
+    ("stop", _stop),
+]
+
+
+def run_check(rt, echo=print) -> dict:
+    """Run every phase; returns {"ok": bool, "user": name, "phases": [{name, ok, seconds, detail}]}."""
+    from pangeohub.supervisor import supervisor_pid
+
+    if supervisor_pid(rt) is None:
+        raise PangeoError("pangeohub is not running", "start it with `pangeohub up --detach`")
+    name = f"check-{secrets.token_hex(3)}"
+    password = generate_password()
+    store = AccountStore(rt.paths.accounts_db)
+    store.add(Account(name=name, info={"temporary": "pangeohub check"}), password)
+    ctx = CheckContext(rt=rt, name=name, password=password)
+    report = {"ok": True, "user": name, "phases": []}
+    try:
+        run_sync(_run_phases(ctx, report, echo))
+    finally:
+        _cleanup(rt, store, name)
+    if echo:
+        total = sum(p["seconds"] for p in report["phases"])
+        echo(f"{'PASS' if report['ok'] else 'FAIL'}  ({total:.1f}s in all)")
+    return report
+
+
+async def _run_phases(ctx: CheckContext, report: dict, echo) -> None:
+    async with UserSim(ctx.rt.local_url, ctx.name, password=ctx.password) as sim:
+        ctx.sim = sim
+        for phase, func in PHASES:
+            started = time.perf_counter()
+            try:
+                detail, ok = await func(ctx), True
+            except Exception as exc:  # report every failure as a failed phase, never as a crash
+                detail, ok = f"{type(exc).__name__}: {exc}" if str(exc) else traceback.format_exc(limit=2), False
+            seconds = time.perf_counter() - started
+            report["phases"].append({"name": phase, "ok": ok, "seconds": round(seconds, 3), "detail": detail})
+            if echo:
+                echo(f"  {'ok  ' if ok else 'FAIL'} {phase:<10} {seconds:6.2f}s  {detail}")
+            if not ok:
+                report["ok"] = False
+                return
+
+
+def _cleanup(rt, store: AccountStore, name: str) -> None:
+    try:
+        HubAPI(rt).delete_user(name)
+    except PangeoError:
+        pass
+    store.remove(name)
+    remove_account(name, rt.config.users)

@@ -1,0 +1,28 @@
+"""`pangeohub check` runs a synthetic user end to end and tells the truth about it."""
+
+import json
+import pwd
+
+import pytest
+
+pytestmark = pytest.mark.platform
+
+
+def test_check_passes_every_phase_and_cleans_up(platform):
+    proc = platform.cli("check", "--json")
+    report = json.loads(proc.stdout)
+    assert report["ok"] is True
+    names = [phase["name"] for phase in report["phases"]]
+    assert names[:6] == ["login", "spawn", "kernel", "imports", "home", "stop"]
+    assert all(phase["ok"] and phase["seconds"] > 0 for phase in report["phases"])
+    # The temporary user is gone: account store, hub and Linux account.
+    listed = {row["name"] for row in json.loads(platform.cli("users", "list", "--json").stdout)}
+    assert report["user"] not in listed
+    with pytest.raises(KeyError):
+        pwd.getpwnam(platform.prefix + report["user"])
+
+
+def test_check_fails_and_says_why_when_the_platform_is_down(fresh_platform):
+    proc = fresh_platform.cli("check", check=False)
+    assert proc.returncode == 2
+    assert "not running" in proc.stderr

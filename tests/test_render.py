@@ -1,0 +1,43 @@
+"""Renderers are pure: the same config gives the same files. Snapshots show every change in review.
+
+Regenerate after an intended change with PANGEOHUB_UPDATE_SNAPSHOTS=1 and read the diff.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from pangeohub.config import parse_config
+from pangeohub.paths import StatePaths
+from pangeohub.render.hub import HubSecrets, render_hub_config
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+CONFIG = """
+state_dir: /srv/pangeo/state
+hub:
+  port: 8000
+  admin_users: [alice]
+users:
+  system_prefix: "pangeo-"
+"""
+
+
+def _check(name: str, rendered: dict) -> None:
+    text = json.dumps(rendered, indent=2, sort_keys=True) + "\n"
+    path = SNAPSHOTS / name
+    if os.environ.get("PANGEOHUB_UPDATE_SNAPSHOTS") or not path.exists():
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} changed; if intended, regenerate with PANGEOHUB_UPDATE_SNAPSHOTS=1"
+
+
+def test_hub_config_snapshot():
+    config = parse_config(CONFIG)
+    rendered = render_hub_config(config, StatePaths(config.state_dir), HubSecrets(admin_service_token="TOKEN"))
+    _check("hub_config.json", rendered)
+
+
+def test_hub_config_keeps_secrets_out_except_the_service_token():
+    config = parse_config(CONFIG)
+    rendered = json.dumps(render_hub_config(config, StatePaths(config.state_dir), HubSecrets("TOKEN")))
+    assert rendered.count("TOKEN") == 1
+    assert "cookie_secret_file" in rendered and "crypt" not in rendered.lower()
