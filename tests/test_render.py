@@ -41,3 +41,10 @@ def test_hub_config_keeps_secrets_out_except_the_service_token():
     rendered = json.dumps(render_hub_config(config, StatePaths(config.state_dir), HubSecrets("TOKEN")))
     assert rendered.count("TOKEN") == 1
     assert "cookie_secret_file" in rendered and "crypt" not in rendered.lower()
+
+
+def test_config_reference_in_docs_is_current():
+    from pangeohub.render.docs import render_config_reference
+
+    committed = (Path(__file__).parent.parent / "docs" / "config-reference.md").read_text()
+    assert committed == render_config_reference(), "regenerate: pangeohub config docs > docs/config-reference.md"

@@ -33,3 +33,11 @@ def show() -> None:
 def schema() -> None:
     """Print the JSON Schema of the config file (for editors and docs)."""
     typer.echo(json.dumps(Config.model_json_schema(), indent=2))
+
+
+@app.command()
+def docs() -> None:
+    """Print the config reference (Markdown) generated from the model."""
+    from pangeohub.render.docs import render_config_reference
+
+    typer.echo(render_config_reference(), nl=False)
