@@ -59,6 +59,8 @@ class Platform:
                 "admin_users": ["boss"],
             },
             "users": {"system_prefix": self.prefix, "home_root": str(self.root / "home")},
+            # Small sample data: generating the default half-gigabyte would dominate the suite's time.
+            "catalog": {"sample_size": "8M"},
         }
         for section, values in (extra or {}).items():
             if isinstance(values, dict):
@@ -111,6 +113,21 @@ class Platform:
                 return user.token
 
         return name, run_sync(go())
+
+    def wait_for_catalog(self, timeout: float = 300) -> dict:
+        """The catalog's entries once the background job has made the sample data."""
+        import time
+
+        from pangeohub.catalog.setup import AIR, PRECIP, catalog_file
+        from pangeohub.catalog.store import Catalog
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entries = Catalog(catalog_file(self.rt)).entries()
+            if AIR in entries and PRECIP in entries:
+                return entries
+            time.sleep(1)
+        raise AssertionError("the sample data was not made:\n" + (self.rt.paths.log("catalog")).read_text())
 
     def close(self) -> None:
         self.down()

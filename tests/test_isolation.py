@@ -128,3 +128,73 @@ def test_login_as_system_account_is_refused_even_with_a_guess(platform):
     with pytest.raises(Exception, match="refused"):
         run_sync(go())
     assert not any(e for e in pwd.getpwall() if e.pw_name == platform.prefix + "daemon")
+
+
+def test_user_cannot_read_platform_secrets_or_databases(platform):
+    name, token = platform.started_user()
+    state = platform.rt.paths
+    targets = [state.secret("cookie_secret"), state.secret("proxy_token"), state.secret("hub_admin_token"),
+               state.accounts_db, state.hub / "jupyterhub.sqlite", state.hub / "jupyterhub_config.json"]
+    code = (
+        "import os\n"
+        f"for path in {[str(t) for t in targets]!r}:\n"
+        "    try:\n"
+        "        open(path, 'rb').read(1); print('LEAK', path)\n"
+        "    except PermissionError:\n"
+        "        print('denied')\n"
+        "bad = [k for k in os.environ if k in ('CONFIGPROXY_AUTH_TOKEN', 'JUPYTERHUB_CRYPT_KEY')]\n"
+        "print('env', bad or 'clean')\n"
+    )
+
+    async def go():
+        async with UserSim(platform.url, name, token=token) as user:
+            return await user.run(code)
+
+    out = run_sync(go()).stdout.split("\n")
+    assert out[: len(targets)] == ["denied"] * len(targets), out
+    assert "env clean" in out
+
+
+def test_user_cannot_rewrite_the_proxy_routes(platform):
+    name, token = platform.started_user()
+    api_port = platform.rt.config.hub.proxy_api_port
+    code = (
+        "import urllib.request, urllib.error, json\n"
+        f"base = 'http://127.0.0.1:{api_port}/api/routes'\n"
+        "for req in (urllib.request.Request(base),\n"
+        "            urllib.request.Request(base + '/user/victim', method='POST',\n"
+        "                                   data=json.dumps({'target': 'http://127.0.0.1:1'}).encode())):\n"
+        "    try:\n"
+        "        urllib.request.urlopen(req, timeout=5); print('LEAK')\n"
+        "    except urllib.error.HTTPError as e:\n"
+        "        print(e.code)\n"
+    )
+
+    async def go():
+        async with UserSim(platform.url, name, token=token) as user:
+            return await user.run(code)
+
+    assert run_sync(go()).stdout.split() == ["403", "403"]
+
+
+def test_user_cannot_read_another_users_process_environment(platform):
+    alice, _ = platform.started_user()
+    bob, bob_token = platform.started_user()
+    import psutil
+
+    alice_uid = platform.system_user(alice).pw_uid
+    pids = [p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == alice_uid]
+    assert pids
+    code = (
+        f"for pid in {pids!r}:\n"
+        "    try:\n"
+        "        open(f'/proc/{pid}/environ').read(); print('LEAK')\n"
+        "    except PermissionError:\n"
+        "        print('denied')\n"
+    )
+
+    async def go():
+        async with UserSim(platform.url, bob, token=bob_token) as user:
+            return await user.run(code)
+
+    assert set(run_sync(go()).stdout.split()) == {"denied"}

@@ -189,3 +189,26 @@ def test_a_killed_service_is_restarted_and_reported(fresh_platform):
             break
         time.sleep(0.5)
     assert svc["restarts"] == 1 and svc["healthy"]
+
+
+def test_foreground_up_stops_everything_on_ctrl_c(fresh_platform):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-m", "pangeohub", "--config", str(fresh_platform.config_path), "up"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if "pangeohub is up" in line:
+            break
+    report = json.loads(fresh_platform.cli("status", "--json").stdout)
+    pids = [svc["pid"] for svc in report["services"].values()]
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, rest
+    assert "stopped hub" in rest and "stopped proxy" in rest
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
+    assert not os.path.exists(fresh_platform.rt.paths.supervisor_pid)

@@ -78,6 +78,10 @@ class Runtime:
             self._services = [ProxyService(self), HubService(self)]
         return self._services
 
+    def jobs(self) -> list[tuple[str, list[str]]]:
+        """One-shot tasks run in the background once every service is up: (name, pangeohub subcommand)."""
+        return [("catalog", ["catalog", "init"])]
+
     def service(self, name: str):
         for svc in self.services():
             if svc.name == name:

@@ -44,6 +44,7 @@ class Supervisor:
         self.running = [Running(svc) for svc in rt.services()]
         self._stopping = False
         self._lock_fd: int | None = None
+        self._jobs: list[subprocess.Popen] = []
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -59,6 +60,7 @@ class Supervisor:
             self._write_status()
             if not self._stopping:
                 self.log(f"pangeohub is up: {self.rt.public_url}")
+                self._start_jobs()
             while not self._stopping:
                 self._watch()
                 time.sleep(1.0)
@@ -148,8 +150,23 @@ class Supervisor:
         item.state = "stopped"
         self.paths.pidfile(svc.name).unlink(missing_ok=True)
 
+    def _start_jobs(self) -> None:
+        """Background one-shot work (sample data...): it must not delay `up`, and it may need the services."""
+        for name, args in self.rt.jobs():
+            argv = [sys.executable, "-m", "pangeohub"]
+            if self.rt.config_file:
+                argv += ["--config", str(self.rt.config_file)]
+            with open(self.paths.log(name), "ab") as log:
+                self._jobs.append(subprocess.Popen(argv + args, stdin=subprocess.DEVNULL, stdout=log,
+                                                   stderr=subprocess.STDOUT, start_new_session=True))
+            self.log(f"  started job {name} (log: {self.paths.log(name)})")
+
     def _stop_all(self) -> None:
         self.log("stopping pangeohub")
+        for job in self._jobs:
+            if job.poll() is None:
+                os.killpg(job.pid, signal.SIGTERM)
+                job.wait(10)
         for item in reversed(self.running):
             if item.proc is not None and item.proc.poll() is None:
                 try:
@@ -233,7 +250,7 @@ def start_detached(rt: Runtime, timeout: float = 300.0) -> None:
     argv += ["up"]
     with open(rt.paths.log("supervisor"), "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={**os.environ, "PANGEOHUB_DETACHED": "1"})
+                                start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

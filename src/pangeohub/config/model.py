@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pangeohub.units import Duration
+from pangeohub.units import ByteSize, Duration
 
 # A Linux account name: what useradd accepts by default on Debian, minus the rarely wanted '$' suffix.
 LINUX_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]*$")
@@ -131,6 +131,17 @@ class AuthSection(Section):
     failed_login_window: Duration = Field("15m", description="Window for counting failed logins.")
 
 
+class CatalogSection(Section):
+    sample_data: bool = Field(
+        True, description="Generate the sample datasets (air temperature zarr, precipitation NetCDF files) on "
+        "first start, on this machine, with no download."
+    )
+    sample_size: ByteSize = Field(
+        "512M", description="Approximate size of the sample air temperature dataset (at least one year of "
+        "daily 1-degree global fields, ~95 MB)."
+    )
+
+
 class Config(Section):
     """Everything an operator can set. An empty file (or none) gives a working platform."""
 
@@ -145,6 +156,7 @@ class Config(Section):
     hub: HubSection = Field(default_factory=HubSection)
     users: UsersSection = Field(default_factory=UsersSection)
     auth: AuthSection = Field(default_factory=AuthSection)
+    catalog: CatalogSection = Field(default_factory=CatalogSection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod
