@@ -27,7 +27,7 @@ CHP_VERSION = "5.3.0"
 STAMP = ".pangeohub-install.json"
 # Debian packages the platform needs at run time, and those only the test suite needs.
 RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None}
-TEST_DEBS = ["slapd", "ldap-utils"]
+TEST_DEBS = ["slapd", "ldap-utils", "chromium"]
 
 
 class Installer:

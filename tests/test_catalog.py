@@ -112,3 +112,36 @@ def test_catalog_cli_refuses_unknown_formats(tmp_path):
     config.write_text(f"state_dir: {tmp_path}/state\n")
     proc = cli("--config", str(config), "catalog", "add", "thing", "/data/thing.bin", check=False)
     assert proc.returncode == 2 and "--driver" in proc.stderr
+
+
+def test_quickstart_is_not_written_through_a_planted_symlink(tmp_path):
+    import os
+
+    from pangeohub.catalog.quickstart import NOTEBOOK_NAME, install_into_home
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    home = tmp_path / "home"
+    home.mkdir()
+    os.symlink(victim, home / NOTEBOOK_NAME)
+    assert install_into_home(str(home), os.getuid(), os.getgid()) is False
+    assert victim.read_text() == "precious"
+
+
+@pytest.mark.platform
+def test_quickstart_notebook_is_valid_and_in_a_new_home(platform):
+    import nbformat
+
+    from pangeohub.catalog.quickstart import NOTEBOOK_NAME
+
+    name, _ = platform.started_user()
+    entry = platform.system_user(name)
+    path = f"{entry.pw_dir}/{NOTEBOOK_NAME}"
+    import os
+
+    assert os.stat(path).st_uid == entry.pw_uid
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    sources = "\n".join(cell.source for cell in nb.cells)
+    for step in ("open_catalog()", "Gateway()", "PANGEO_SCRATCH", "groupby(\"time.month\")", "plt.show()"):
+        assert step in sources

@@ -16,9 +16,10 @@ SpawnHook = Callable[[object, pwd.struct_passwd], Awaitable[dict[str, str]]]
 
 def spawn_hooks() -> list[SpawnHook]:
     """Every feature's hook, in the order they run. Imported lazily: the hub loads them at first spawn."""
+    from pangeohub.catalog.quickstart import quickstart_hook
     from pangeohub.catalog.setup import catalog_env
 
-    return [catalog_env]
+    return [catalog_env, quickstart_hook]
 
 
 async def run_spawn_hooks(spawner, account: pwd.struct_passwd) -> dict[str, str]:
