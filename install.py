@@ -114,6 +114,17 @@ class Installer:
                  f"configurable-http-proxy@{CHP_VERSION}")
         return f"installed configurable-http-proxy {CHP_VERSION}"
 
+    def lab_defaults(self) -> str:
+        """Site-wide JupyterLab settings: no news or update checks (the platform may have no internet, and
+        a consent pop-up is noise for a workshop)."""
+        path = self.prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+        wanted = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+        if path.exists() and json.loads(path.read_text()) == wanted:
+            return "already set"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(wanted, indent=2) + "\n")
+        return f"wrote {path}"
+
     def on_path(self) -> str:
         if self.prefix != Path(DEFAULT_PREFIX):
             return f"skipped: only the default prefix is linked; run {self.prefix}/bin/pangeohub"
@@ -165,6 +176,7 @@ def main() -> None:
         inst.step("test tools (pinned)", lambda: inst.pip_lock("test.lock"))
     inst.step("pangeohub", inst.project)
     inst.step("configurable-http-proxy", inst.proxy)
+    inst.step("JupyterLab defaults", inst.lab_defaults)
     inst.step("pangeohub command", inst.on_path)
     if not args.no_start:
         print("==> starting pangeohub", flush=True)
