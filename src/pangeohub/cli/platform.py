@@ -163,12 +163,15 @@ def token(
     typer.echo(api.token(name, note=note, expires_in=lifetime))
 
 
-def check(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+def check(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    full: bool = typer.Option(False, "--full", help="Also run the quickstart notebook (catalog, Dask, scratch)."),
+) -> None:
     """Run a synthetic user end to end; exit 0 only if every phase passed."""
     from pangeohub.ops.check import run_check
 
     rt = state.runtime()
-    report = run_check(rt, echo=None if as_json else typer.echo)
+    report = run_check(rt, echo=None if as_json else typer.echo, full=full)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     if not report["ok"]:

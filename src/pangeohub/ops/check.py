@@ -92,7 +92,14 @@ PHASES: list[Phase] = [
 ]
 
 
-def run_check(rt, echo=print) -> dict:
+def full_phases() -> list[Phase]:
+    """``--full`` adds the scientist's journey (the quickstart notebook) before the server stops."""
+    from pangeohub.ops.journey import journey_phase
+
+    return PHASES[:-1] + [("journey", journey_phase)] + PHASES[-1:]
+
+
+def run_check(rt, echo=print, full: bool = False) -> dict:
     """Run every phase; returns {"ok": bool, "user": name, "phases": [{name, ok, seconds, detail}]}."""
     from pangeohub.supervisor import supervisor_pid
 
@@ -105,7 +112,7 @@ def run_check(rt, echo=print) -> dict:
     ctx = CheckContext(rt=rt, name=name, password=password)
     report = {"ok": True, "user": name, "phases": []}
     try:
-        run_sync(_run_phases(ctx, report, echo))
+        run_sync(_run_phases(ctx, report, echo, full_phases() if full else PHASES))
     finally:
         _cleanup(rt, store, name)
     if echo:
@@ -114,10 +121,10 @@ def run_check(rt, echo=print) -> dict:
     return report
 
 
-async def _run_phases(ctx: CheckContext, report: dict, echo) -> None:
-    async with UserSim(ctx.rt.local_url, ctx.name, password=ctx.password) as sim:
+async def _run_phases(ctx: CheckContext, report: dict, echo, phases: list[Phase]) -> None:
+    async with UserSim(ctx.rt.local_url, ctx.name, password=ctx.password, timeout=900) as sim:
         ctx.sim = sim
-        for phase, func in PHASES:
+        for phase, func in phases:
             started = time.perf_counter()
             try:
                 detail, ok = await func(ctx), True
