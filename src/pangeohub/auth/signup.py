@@ -55,8 +55,9 @@ class SignupHandler(BaseHandler):
 
     async def _page(self, **ns):
         auth = self.authenticator
+        ns.setdefault("form", {})
         return await self.render_template(
-            "signup.html", prompt=auth.signup_prompt, min_length=auth.min_password_length, form={}, **ns
+            "signup.html", prompt=auth.signup_prompt, min_length=auth.min_password_length, **ns
         )
 
     async def post(self):
