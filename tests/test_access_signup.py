@@ -1,12 +1,14 @@
 """Sign-up with approval, as applicants and reviewing admins see it: the form, the review page, the CLI."""
 
 import re
+import time
 
 import aiohttp
 import pytest
 
 from access_helpers import login_outcome, login_token
 from harness import Platform
+from pangeohub.accounts import AccountStore
 from pangeohub.hubapi import HubAPI
 from pangeohub.usersim import UserSim, run_sync
 
@@ -16,7 +18,7 @@ MAX_PENDING = 6
 
 @pytest.fixture(scope="module")
 def hub():
-    platform = Platform(extra={"auth": {"mode": "signup", "admin_groups": ["staff"],
+    platform = Platform(extra={"auth": {"mode": "signup", "admin_groups": ["staff"], "expiry_check_interval": "1s",
                                         "signup": {"max_pending": MAX_PENDING}}})
     try:
         platform.up()
@@ -141,3 +143,17 @@ def test_a_sign_up_flood_is_turned_away_once_the_queue_is_full(hub):
         if name.startswith("flood"):
             hub.cli("users", "deny", name.split()[0])
     assert apply(hub, "latecomer")[0] == 200
+
+
+def test_servers_of_accounts_past_their_date_are_stopped_by_the_hub(hub):
+    name, _ = hub.started_user()
+    api = HubAPI(hub.rt)
+    assert api.user(name)["servers"]
+    AccountStore(hub.rt.paths.accounts_db).set_expires(name, time.time())  # the date passes
+    for _ in range(600):
+        if not api.user(name)["servers"]:
+            break
+        time.sleep(0.2)
+    assert not api.user(name)["servers"]
+    assert hub.system_user(name)  # the Linux account and home stay
+    assert login_outcome(hub.url, name, hub.passwords[name]) != "accepted"

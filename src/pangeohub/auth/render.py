@@ -1,6 +1,7 @@
 """The authenticator part of JupyterHub's config, rendered from ``auth:`` (pure: no I/O).
 
-``render_auth`` returns the class to load and the traitlets sections for it; render/hub.py merges them in.
+``render_auth`` returns the traitlets sections of the chosen authenticator (and of the expiry service in
+modes with local accounts); render/hub.py merges them in, appending to lists such as JupyterHub.services.
 ``prepare_auth`` is the one impure step: it makes the generated shared passwords before the hub starts.
 """
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from pangeohub.accounts import generate_password
 from pangeohub.auth import AUTHENTICATOR_CLASSES
+from pangeohub.auth.expiry import SCOPES as EXPIRY_SCOPES
+from pangeohub.auth.expiry import SERVICE as EXPIRY_SERVICE
 from pangeohub.config import Config
 from pangeohub.paths import StatePaths
 from pangeohub.secrets import write_private
@@ -42,9 +45,20 @@ def render_auth(config: Config, paths: StatePaths) -> dict:
         },
         cls: {**common, **_mode_settings(config, paths)},
     }
+    if auth.mode in ("password", "signup"):
+        sections["JupyterHub"] = {"services": [_expiry_service(config, paths)], "load_roles": [
+            {"name": EXPIRY_SERVICE, "scopes": EXPIRY_SCOPES, "services": [EXPIRY_SERVICE]}]}
     if auth.mode == "signup":
-        sections["JupyterHub"] = {"template_paths": [str(TEMPLATES)]}
+        sections["JupyterHub"]["template_paths"] = [str(TEMPLATES)]
     return sections
+
+
+def _expiry_service(config: Config, paths: StatePaths) -> dict:
+    return {"name": EXPIRY_SERVICE, "command": [
+        str(config.install_dir / "bin" / "python"), "-m", "pangeohub.auth.expiry",
+        "--accounts-db", str(paths.accounts_db), "--system-prefix", config.users.system_prefix,
+        "--every", str(float(config.auth.expiry_check_interval)),
+    ]}
 
 
 def _mode_settings(config: Config, paths: StatePaths) -> dict:

@@ -145,6 +145,10 @@ class AuthSection(Section):
         10, ge=1, description="Failed logins for one name within `failed_login_window` before it is locked."
     )
     failed_login_window: Duration = Field("15m", description="Window for counting failed logins.")
+    expiry_check_interval: Duration = Field(
+        "1m", description="How often the servers of accounts past their expiry date are looked for and "
+        "stopped (password and signup modes; `pangeohub users expire` does it at once).",
+    )
 
     @model_validator(mode="after")
     def _mode_settings(self) -> "AuthSection":

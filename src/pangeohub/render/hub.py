@@ -59,7 +59,9 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
         },
     }
     for section, values in render_auth(config, paths).items():
-        rendered.setdefault(section, {}).update(values)
+        target = rendered.setdefault(section, {})
+        for key, value in values.items():
+            target[key] = target[key] + value if isinstance(target.get(key), list) else value
     return rendered
 
 
