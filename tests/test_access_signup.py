@@ -157,3 +157,9 @@ def test_servers_of_accounts_past_their_date_are_stopped_by_the_hub(hub):
     assert not api.user(name)["servers"]
     assert hub.system_user(name)  # the Linux account and home stay
     assert login_outcome(hub.url, name, hub.passwords[name]) != "accepted"
+
+
+def test_admin_users_stay_admins_when_admin_groups_are_configured(hub):
+    hub.add_user("boss")  # in hub.admin_users, not in the 'staff' group
+    login_token(hub.url, "boss", hub.passwords["boss"])
+    assert HubAPI(hub.rt).user("boss")["admin"] is True

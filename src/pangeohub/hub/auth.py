@@ -31,7 +31,7 @@ class PangeoAuthenticator(PangeoAuthMixin, Authenticator):
             return None
         return {
             "name": name,
-            "admin": self.admin_from_groups(account.groups, True if account.admin else None),
+            "admin": self.admin_from_groups(account.groups, account.admin or name in self.admin_users or None),
             "groups": list(account.groups),
         }
 

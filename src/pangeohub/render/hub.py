@@ -21,7 +21,6 @@ class HubSecrets:
 
 def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) -> dict:
     hub = config.hub
-    users = config.users
     rendered = {
         "JupyterHub": {
             "bind_url": f"http://{_host(hub.ip)}:{hub.port}/",
