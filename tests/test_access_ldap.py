@@ -124,3 +124,41 @@ def test_search_mode_finds_the_dn_then_binds(slapd, tmp_path):
     assert run_sync(login("nobody", "x-password")) is None
     assert run_sync(login("bob", PEOPLE["bob"])) is None
     assert run_sync(login("carol", PEOPLE["carol"]))["admin"] is True
+
+
+def test_an_unresponsive_directory_does_not_freeze_the_hub(tmp_path):
+    """A directory that accepts connections and never answers: the login waits, the hub's loop does not;
+    when the directory goes away the person is told it cannot be reached (the same for every name)."""
+    import asyncio
+    import socket
+
+    from tornado import web
+
+    from pangeohub.auth.render import render_auth
+    from pangeohub.config import parse_config
+    from pangeohub.paths import StatePaths
+
+    hole = socket.socket()  # listens (the kernel completes connections) but never accepts nor answers
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    config = parse_config(json.dumps({"auth": {"mode": "ldap", "ldap": {
+        "server_address": "127.0.0.1", "server_port": hole.getsockname()[1], "tls": "none",
+        "bind_dn_templates": [f"uid={{username}},{USERS}"]}}}))
+    auth = PangeoLDAPAuthenticator(config=TraitletsConfig(render_auth(config, StatePaths(tmp_path))))
+
+    async def go():
+        login = asyncio.ensure_future(auth.get_authenticated_user(None, {"username": "alice", "password": "pw"}))
+        ticks = 0
+        while ticks < 20 and not login.done():  # the loop keeps turning while the bind hangs
+            await asyncio.sleep(0.05)
+            ticks += 1
+        pending = not login.done()
+        hole.close()  # pending connections are reset
+        try:
+            await asyncio.wait_for(login, 60)
+        except web.HTTPError as exc:
+            return pending, ticks, exc.status_code
+        return pending, ticks, "no error"
+
+    assert run_sync(go()) == (True, 20, 503)
+    assert auth.store.failures("alice", 900) == 0  # an outage is nobody's failed login

@@ -6,17 +6,22 @@ groups. Here, with the person's own bound connection, every group under ``group_
 them (``member``, ``uniqueMember`` or ``memberUid``: FreeIPA and plain OpenLDAP layouts) becomes a hub group
 named by its cn, and members of the admin groups become hub admins.
 
+Upstream's blocking LDAP calls are moved off the hub's event loop (see ``authenticate``).
+
 The common mixin adds Linux-safe names (checked before anything reaches the directory) and the lockout.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import ldap3
+from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 from ldapauthenticator import LDAPAuthenticator
+from tornado import web
 from traitlets import Unicode
 
 from pangeohub.auth.common import PangeoAuthMixin
@@ -57,7 +62,21 @@ class PangeoLDAPAuthenticator(PangeoAuthMixin, LDAPAuthenticator):
 
     async def authenticate(self, handler, data):
         name = self.normalize_username(data.get("username", ""))
-        model = await self.guarded(name, lambda: super(PangeoLDAPAuthenticator, self).authenticate(handler, data))
+        upstream = super().authenticate
+
+        def blocking():
+            # Upstream's authenticate is a coroutine that never awaits: its ldap3 binds and searches block
+            # the hub's event loop, so a slow or unreachable directory would freeze the hub for everybody.
+            # It uses nothing of the hub's loop, so it runs to completion on a loop of its own in a thread.
+            try:
+                return asyncio.run(upstream(handler, data))
+            except LDAPException as exc:
+                # Upstream lets these through as a 500. Same words for every name: nothing leaks, and an
+                # outage is not counted as anybody's failed login.
+                self.log.error("LDAP server %s:%s failed: %s", self.server_address, self.server_port, exc)
+                raise web.HTTPError(503, "The directory service cannot be reached; please try again later.")
+
+        model = await self.guarded(name, lambda: asyncio.get_running_loop().run_in_executor(None, blocking))
         if not model:
             return None
         groups = model["auth_state"]["user_attributes"].pop(_GROUPS_KEY, [])
