@@ -116,6 +116,12 @@ class AccountStore:
     def set_status(self, name: str, status: str) -> None:
         self._update(name, status=status)
 
+    def set_expires(self, name: str, expires: float | None) -> None:
+        self._update(name, expires=expires)
+
+    def set_groups(self, name: str, groups: list[str]) -> None:
+        self._update(name, groups=json.dumps(sorted(set(groups))))
+
     def _update(self, name: str, **values) -> None:
         assignments = ", ".join(f"{key} = ?" for key in values)
         with self._db() as db:

@@ -52,12 +52,13 @@ def add(
     name: str = typer.Argument(..., help="Hub username (lowercase letters, digits, '-', '_')."),
     admin: bool = typer.Option(False, "--admin", help="Make this user a hub administrator."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    group: list[str] = typer.Option([], "--group", help="Hub group(s) the user joins (repeatable)."),
 ) -> None:
     """Create a user who can log in with a password (generated and printed unless given)."""
     rt = state.runtime()
     check_username(name, rt.config.users.system_prefix)
     password, generated = _read_password(rt, password_stdin, name)
-    _store(rt).add(Account(name=name, admin=admin), password)
+    _store(rt).add(Account(name=name, admin=admin, groups=sorted(set(group))), password)
     api = _hub(rt)
     if api:
         api.ensure_user(name, admin=admin)
@@ -102,6 +103,7 @@ def list_users(as_json: bool = typer.Option(False, "--json", help="Machine-reada
             "last_activity": hub_user.get("last_activity"),
             "created": time.strftime("%Y-%m-%d", time.localtime(account.created)),
         })
+    rows += _directory_users(rt, hub_users, {row["name"] for row in rows}, admins)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -109,6 +111,20 @@ def list_users(as_json: bool = typer.Option(False, "--json", help="Machine-reada
     for row in rows:
         typer.echo(f"{row['name']:<20} {'yes' if row['admin'] else '':<6} {row['status']:<8} {row['server']:<8} "
                    f"{','.join(row['groups']) or '-':<20} {row['system_user']}")
+
+
+def _directory_users(rt, hub_users: dict, listed: set, admins: set) -> list[dict]:
+    """Hub users with no local account: people from LDAP, GitHub or the shared password."""
+    return [{
+        "name": name,
+        "admin": bool(user.get("admin")) or name in admins,
+        "status": "active",
+        "system_user": system_name(name, rt.config.users.system_prefix),
+        "groups": sorted(user.get("groups", [])),
+        "server": "running" if user.get("servers") else "stopped",
+        "last_activity": user.get("last_activity"),
+        "created": (user.get("created") or "")[:10],
+    } for name, user in sorted(hub_users.items()) if name not in listed]
 
 
 @app.command()

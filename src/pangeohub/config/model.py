@@ -114,21 +114,49 @@ class UsersSection(Section):
         return value
 
 
+from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth  # noqa: E402
+
+
 class PasswordAuth(Section):
     min_length: int = Field(8, ge=1, description="Shortest password accepted by `pangeohub users add`.")
 
 
 class AuthSection(Section):
-    mode: Literal["password"] = Field(
+    mode: Literal["password", "ldap", "github", "signup", "shared"] = Field(
         "password",
-        description="How people log in. 'password': accounts made by `pangeohub users add`, "
-        "passwords stored as argon2 hashes.",
+        description="How people log in. 'password': accounts made by `pangeohub users add` or "
+        "`pangeohub users generate` (workshops), passwords stored as argon2 hashes. 'ldap': bind to an "
+        "LDAP/FreeIPA directory (auth.ldap). 'github': GitHub OAuth with organisation/team access "
+        "(auth.github). 'signup': people apply with a form and an admin approves them (auth.signup). "
+        "'shared': one password for everyone, for quick demos (auth.shared).",
     )
     password: PasswordAuth = Field(default_factory=PasswordAuth)
+    ldap: LdapAuth = Field(default_factory=lambda: LdapAuth())
+    github: GithubAuth = Field(default_factory=lambda: GithubAuth())
+    signup: SignupAuth = Field(default_factory=lambda: SignupAuth())
+    shared: SharedAuth = Field(default_factory=lambda: SharedAuth())
+    admin_groups: list[str] = Field(
+        default_factory=list,
+        description="Hub groups whose members are administrators, in every mode that has groups: account "
+        "groups (`pangeohub users add --group`) in password and signup modes, LDAP group names (cn) in ldap "
+        "mode, 'org:team' in github mode. Leaving a group takes the admin right away at the next login.",
+    )
     failed_login_limit: int = Field(
         10, ge=1, description="Failed logins for one name within `failed_login_window` before it is locked."
     )
     failed_login_window: Duration = Field("15m", description="Window for counting failed logins.")
+    expiry_check_interval: Duration = Field(
+        "1m", description="How often the servers of accounts past their expiry date are looked for and "
+        "stopped (password and signup modes; `pangeohub users expire` does it at once).",
+    )
+
+    @model_validator(mode="after")
+    def _mode_settings(self) -> "AuthSection":
+        if self.mode == "ldap":
+            self.ldap.require()
+        elif self.mode == "github":
+            self.github.require()
+        return self
 
 
 class CatalogSection(Section):

@@ -2,58 +2,49 @@
 
 Failed logins are counted per name; past ``failed_login_limit`` within the window the name is locked for the
 rest of the window. Every refusal looks the same to the person logging in, so that nobody can learn whether
-an account exists, is pending or has expired.
+an account exists, is pending or has expired. An account's groups (``users add --group``) become hub groups;
+members of ``auth.admin_groups`` are admins.
+
+Expiry and approval are checked at every login, again before every spawn (an admin or an old token cannot
+start the server of an expired or pending account) and when the hub refreshes a session (``refresh_user``),
+so that an expired person is logged out within ``auth_refresh_age``.
 """
 
 from __future__ import annotations
 
-import asyncio
-
 from jupyterhub.auth import Authenticator
-from traitlets import Float, Integer, Unicode
+from tornado import web
 
-from pangeohub.accounts import AccountStore
-from pangeohub.errors import PangeoError
-from pangeohub.names import check_username
+from pangeohub.auth.common import PangeoAuthMixin
 
 
-class PangeoAuthenticator(Authenticator):
-    accounts_db = Unicode(help="Path of pangeohub's account store (SQLite).").tag(config=True)
-    system_prefix = Unicode("jupyter-", help="Prefix of the Linux accounts users run as.").tag(config=True)
-    failed_login_limit = Integer(10, help="Failed logins allowed per name within the window.").tag(config=True)
-    failed_login_window = Float(900.0, help="Seconds over which failed logins are counted.").tag(config=True)
-
-    @property
-    def store(self) -> AccountStore:
-        return AccountStore(self.accounts_db)
-
-    def validate_username(self, username: str) -> bool:
-        try:
-            check_username(username, self.system_prefix)
-        except PangeoError as exc:
-            self.log.warning("Refusing username %r: %s", username, exc.what)
-            return False
-        return super().validate_username(username)
-
+class PangeoAuthenticator(PangeoAuthMixin, Authenticator):
     async def authenticate(self, handler, data):
         name = self.normalize_username(data.get("username", ""))
         password = data.get("password", "")
-        if not self.validate_username(name):
-            return None
-        loop = asyncio.get_running_loop()
-        if await loop.run_in_executor(None, self.store.failures, name, self.failed_login_window) >= (
-            self.failed_login_limit
-        ):
-            self.log.warning("Login for %r refused: too many failed attempts", name)
-            return None
-        account = await loop.run_in_executor(None, self.store.verify, name, password)
+
+        async def attempt():
+            return await self._in_store("verify", name, password)
+
+        account = await self.guarded(name, attempt)
         if account is None:
-            await loop.run_in_executor(None, self.store.record_failure, name, self.failed_login_window)
-            self.log.warning("Failed login for %r", name)
             return None
-        await loop.run_in_executor(None, self.store.clear_failures, name)
-        return {"name": name, "admin": account.admin or None}
+        return {
+            "name": name,
+            "admin": self.admin_from_groups(account.groups, account.admin or name in self.admin_users or None),
+            "groups": list(account.groups),
+        }
 
     def check_allowed(self, username, authentication=None):
         account = self.store.get(username)
         return account is not None and account.usable()
+
+    async def refresh_user(self, user, handler=None):
+        account = await self._in_store("get", user.name)
+        return not (account is not None and not account.usable())
+
+    async def pre_spawn_start(self, user, spawner):
+        account = await self._in_store("get", user.name)
+        if account is not None and not account.usable():
+            # Same words whatever the reason: expired and pending accounts are not told apart.
+            raise web.HTTPError(403, f"The account {user.name} cannot start a server.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pangeohub.auth.render import authenticator_class, render_auth
 from pangeohub.config import Config
 from pangeohub.paths import StatePaths
 
@@ -20,8 +21,7 @@ class HubSecrets:
 
 def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) -> dict:
     hub = config.hub
-    users = config.users
-    return {
+    rendered = {
         "JupyterHub": {
             "bind_url": f"http://{_host(hub.ip)}:{hub.port}/",
             "hub_bind_url": f"http://127.0.0.1:{hub.internal_port}",
@@ -31,7 +31,7 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             "db_url": f"sqlite:///{paths.hub / 'jupyterhub.sqlite'}",
             "cookie_secret_file": str(paths.secret("cookie_secret")),
             "pid_file": str(paths.hub / "jupyterhub.pid"),
-            "authenticator_class": "pangeohub.hub.auth.PangeoAuthenticator",
+            "authenticator_class": authenticator_class(config),
             "spawner_class": "pangeohub.hub.spawner.PangeoSpawner",
             "concurrent_spawn_limit": hub.concurrent_spawn_limit,
             "active_server_limit": 0,
@@ -47,15 +47,6 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             "should_start": False,
             "api_url": f"http://127.0.0.1:{hub.proxy_api_port}",
         },
-        "Authenticator": {
-            "admin_users": sorted(hub.admin_users),
-        },
-        "PangeoAuthenticator": {
-            "accounts_db": str(paths.accounts_db),
-            "system_prefix": users.system_prefix,
-            "failed_login_limit": config.auth.failed_login_limit,
-            "failed_login_window": config.auth.failed_login_window,
-        },
         "Spawner": {
             "cmd": [str(config.install_dir / "bin" / "jupyterhub-singleuser")],
             "default_url": hub.default_url,
@@ -66,6 +57,11 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             "settings": config.model_dump(mode="json"),
         },
     }
+    for section, values in render_auth(config, paths).items():
+        target = rendered.setdefault(section, {})
+        for key, value in values.items():
+            target[key] = target[key] + value if isinstance(target.get(key), list) else value
+    return rendered
 
 
 def _host(ip: str) -> str:

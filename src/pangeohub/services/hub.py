@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from pangeohub.auth.render import prepare_auth
 from pangeohub.errors import PangeoError
 from pangeohub.hubapi import HubAPI
 from pangeohub.render.hub import HubSecrets, render_hub_config
@@ -28,6 +29,7 @@ class HubService(Service):
         return HubSecrets(admin_service_token=self.rt.secret("hub_admin_token"))
 
     def prepare(self) -> None:
+        prepare_auth(self.rt.config, self.rt.paths)
         rendered = render_hub_config(self.rt.config, self.rt.paths, self.secrets())
         write_private(self.config_file, json.dumps(rendered, indent=2, sort_keys=True) + "\n")
 

@@ -1,0 +1,35 @@
+"""GitHub logins: oauthenticator 17.4's GitHubOAuthenticator with teams as hub groups and admin teams.
+
+Upstream checks ``allowed_organizations`` ('org' or 'org:team') against GitHub's API at every login and can
+put the person's teams in the auth state (``populate_teams_in_auth_state``); its group management
+(``manage_groups``, ``admin_groups``) turns auth-state groups into hub groups and admins. What it lacks is a
+mapping from GitHub's team objects to group names, which can only be given as a Python callable: this
+subclass names each team 'org:team-slug', the same spelling ``allowed_organizations`` uses.
+
+The client secret is read from a file so that it never appears in the rendered hub config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from oauthenticator.github import GitHubOAuthenticator
+from traitlets import Unicode
+
+from pangeohub.auth.common import PangeoAuthMixin
+
+
+def team_groups(auth_state: dict) -> set[str]:
+    return {f"{t['organization']['login']}:{t['slug']}".lower() for t in auth_state.get("teams") or []}
+
+
+class PangeoGitHubAuthenticator(PangeoAuthMixin, GitHubOAuthenticator):
+    client_secret_file = Unicode("", help="File holding the OAuth app's client secret.").tag(config=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.client_secret_file:
+            self.client_secret = Path(self.client_secret_file).read_text().strip()
+
+    async def get_user_groups(self, auth_state: dict) -> set[str]:
+        return team_groups(auth_state)

@@ -1,0 +1,111 @@
+"""``pangeohub users generate | expire | pending | approve | deny | shared-password``: workshops, sign-up
+review and the shared demo password, on top of the account store and the hub API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pangeohub.auth import signup, workshop
+from pangeohub.cli.context import state
+from pangeohub.errors import PangeoError
+from pangeohub.sysusers import lock_account
+
+
+def register(app: typer.Typer) -> None:
+    for command in (generate, expire, pending, approve, deny):
+        app.command()(command)
+    app.command("shared-password")(shared_password)
+
+
+def _store(rt):
+    from pangeohub.cli.users import _store
+
+    return _store(rt)
+
+
+def _hub(rt):
+    from pangeohub.cli.users import _hub
+
+    return _hub(rt)
+
+
+def generate(
+    count: int = typer.Option(..., "--count", "-n", help="How many accounts to create."),
+    prefix: str = typer.Option("ws", "--prefix", help="Usernames are <prefix>01, <prefix>02, ..."),
+    expires: str = typer.Option(None, "--expires", help="When they end: 2026-12-01, 2026-12-01T18:00, or 3d."),
+    out: Path = typer.Option(Path("."), "--out", help="Directory for the CSV and the printable HTML sheet."),
+    group: list[str] = typer.Option([], "--group", help="Hub group(s) the accounts join (repeatable)."),
+) -> None:
+    """Create workshop accounts with random readable passwords; write a CSV and a printable sheet."""
+    rt = state.runtime()
+    store = _store(rt)
+    until = workshop.parse_expiry(expires) if expires else None
+    names = workshop.next_names(store, prefix, count, rt.config.users.system_prefix)
+    rows = workshop.generate(store, names, until, group)
+    csv_path, html_path = workshop.write_sheets(out, rows, rt.public_url, until)
+    typer.echo(f"created {len(rows)} accounts {names[0]} .. {names[-1]}")
+    typer.echo(f"passwords (keep safe, print, then delete): {csv_path}\n  printable sheet: {html_path}")
+
+
+def expire(
+    names: list[str] = typer.Argument(None, help="Users to end now."),
+    prefix: str = typer.Option(None, "--prefix", help="End every user whose name starts with this."),
+) -> None:
+    """End accounts now (or, with no names, enforce the dates already past): they can no longer log in and
+    their servers are stopped. Homes are kept; `pangeohub users remove` deletes them."""
+    rt = state.runtime()
+    store = _store(rt)
+    if names or prefix:
+        chosen = workshop.select(store, prefix, names or [])
+        if not chosen:
+            raise PangeoError(f"no user name starts with {prefix!r}", "see `pangeohub users list`")
+        ended = workshop.end(store, chosen)
+    else:
+        ended = workshop.expired(store)
+    api = _hub(rt)
+    stopped = 0
+    for name in ended:
+        model = api.user(name) if api else None
+        if model and model.get("servers"):
+            api.stop_server(name)
+            stopped += 1
+        lock_account(name, rt.config.users)  # anything still running as them (terminals, Dask workers)
+    typer.echo(f"ended {len(ended)} account(s), stopped {stopped} server(s); homes kept")
+
+
+def pending() -> None:
+    """List sign-ups waiting for review."""
+    rt = state.runtime()
+    rows = signup.pending(_store(rt))
+    if not rows:
+        typer.echo("no applications waiting")
+    for account in rows:
+        typer.echo(f"{account.name:<20} {account.email or '-':<30} {account.info.get('work', '')}")
+
+
+def approve(name: str = typer.Argument(...)) -> None:
+    """Approve a sign-up: the person can log in from now on."""
+    signup.approve(_store(state.runtime()), name)
+    typer.echo(f"approved {name}")
+
+
+def deny(name: str = typer.Argument(...)) -> None:
+    """Deny a sign-up: the application is deleted and the name is free again."""
+    signup.deny(_store(state.runtime()), name)
+    typer.echo(f"denied {name}")
+
+
+def shared_password() -> None:
+    """Print the shared demo password (auth.mode 'shared') and the admins' password."""
+    from pangeohub.auth.render import prepare_auth, shared_password_file
+
+    rt = state.runtime()
+    if rt.config.auth.mode != "shared":
+        raise PangeoError(f"auth.mode is {rt.config.auth.mode!r}, not 'shared'", "set auth.mode: shared")
+    rt.paths.ensure()
+    prepare_auth(rt.config, rt.paths)
+    typer.echo(f"password:       {shared_password_file(rt.config, rt.paths).read_text().strip()}")
+    typer.echo(f"admin password: {rt.paths.secret('shared_admin_password').read_text().strip()} "
+               f"(for {', '.join(rt.config.hub.admin_users) or 'no admin_users'})")
