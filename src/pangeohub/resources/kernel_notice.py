@@ -68,13 +68,21 @@ def _disk_full(shell, etype, value, tb, tb_offset=None):
     shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
     if getattr(value, "errno", None) == errno.ENOSPC:
         quota = os.environ.get("PANGEO_HOME_QUOTA")
-        where = f"your home quota of {quota}" if quota else "the disk"
+        where = f"your home quota of {quota}" if quota and _home_full() else "the disk you wrote to"
         print(
             f"pangeohub: no space left: {where} is full, so this write failed (files already saved are intact). "
             "Delete files you no longer need (see `du -sh ~/* ~/.[!.]*`), write large results to object storage "
             "or scratch, or ask an administrator for a larger quota.",
             file=sys.stderr,
         )
+
+
+def _home_full() -> bool:
+    try:
+        st = os.statvfs(Path.home())
+        return st.f_bavail * st.f_frsize < 4 * 1024**2
+    except OSError:
+        return False
 
 
 def load_ipython_extension(shell) -> None:
