@@ -92,6 +92,16 @@ def test_profile_chosen_through_the_api_reaches_the_kernels_cgroup(hub):
     memory, cpus, profile, env_limit = out.stdout.split()
     assert int(memory) == 512 * 1024**2 and float(cpus) == 2.0
     assert profile == "duo" and int(env_limit) == 512 * 1024**2
+    # Attack: leave the cgroup, or raise its limit. Both files belong to root.
+    escape = run(hub, name, token, LIMITS_CODE.rsplit("print", 1)[0] + (
+        "for path, value in (('/sys/fs/cgroup/memory/cgroup.procs', str(os.getpid())), (mem, str(2**40))):\n"
+        "    try:\n"
+        "        open(path, 'w').write(value)\n"
+        "        print('ESCAPED')\n"
+        "    except PermissionError:\n"
+        "        print('denied')\n"
+    ))
+    assert escape.stdout.split() == ["denied", "denied"], escape
 
 
 def test_profile_chosen_on_the_spawn_page_reaches_the_limits(hub):
@@ -260,18 +270,24 @@ def test_shared_data_is_read_only_scratch_is_shared_and_quickstart_is_given(hub)
     assert attack.stdout.split() == ["hello", "denied", "denied"]
 
 
-def test_homes_persist_across_down_and_up(hub):
-    name, token = start(hub)
-    assert run(hub, name, token, "open('kept.txt', 'w').write('across restarts'); print('ok')").ok
-    home = hub.system_user(name).pw_dir
-    hub.down()
-    assert home not in Path("/proc/self/mounts").read_text()  # unmounted: the image holds the files
-    hub.up()
+def test_homes_persist_across_down_and_up():
+    # A platform of its own: `down` stops every server, which would be slow with the shared one's many users.
+    hub = Platform(extra={"homes": {"quota": "64M"}})
+    try:
+        hub.up()
+        name, token = start(hub)
+        assert run(hub, name, token, "open('kept.txt', 'w').write('across restarts'); print('ok')").ok
+        home = hub.system_user(name).pw_dir
+        hub.down()
+        assert home not in Path("/proc/self/mounts").read_text()  # unmounted: the image holds the files
+        hub.up()
 
-    async def go():
-        async with hub.sim(name) as user:
-            await user.login()
-            await user.start_server()
-            return await user.run("print(open('kept.txt').read())")
+        async def go():
+            async with hub.sim(name) as user:
+                await user.login()
+                await user.start_server()
+                return await user.run("print(open('kept.txt').read())")
 
-    assert run_sync(go()).stdout.strip() == "across restarts"
+        assert run_sync(go()).stdout.strip() == "across restarts"
+    finally:
+        hub.close()

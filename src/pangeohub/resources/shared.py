@@ -60,11 +60,14 @@ def ensure_shared_dirs(config) -> None:
     data, scratch = data_dir(config), scratch_dir(config)
     for path in (data, scratch):
         path.mkdir(parents=True, exist_ok=True)
-        # Every parent must be traversable by users, or the links in their homes lead nowhere.
+        # Every parent must be traversable by users, or the links in their homes lead nowhere. We do not open
+        # up an operator's directories ourselves: say which one and let them decide.
         for parent in path.parents:
-            if parent == Path("/") or os.stat(parent).st_mode & 0o001:
-                break
-            parent.chmod(os.stat(parent).st_mode | 0o055)
+            if not os.stat(parent).st_mode & 0o001:
+                raise PangeoError(
+                    f"users cannot reach the shared folder {path}: {parent} is not searchable by others",
+                    f"chmod o+x {parent}, or point shared.data_dir / shared.scratch_dir elsewhere",
+                )
     os.chown(data, 0, group.gr_gid)
     data.chmod(0o2775)
     scratch.chmod(0o1777)
