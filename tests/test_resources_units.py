@@ -43,6 +43,21 @@ def test_bad_resource_config_is_refused_with_the_field_and_value(text, expected)
     assert expected in str(info.value)
 
 
+CONFIGS = Path(__file__).parent / "config"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("resources.*.yaml")), ids=lambda p: p.name)
+def test_config_fixture_files_through_the_cli(path):
+    proc = cli("config", "validate", str(path), check=False)
+    if ".ok." in path.name:
+        assert proc.returncode == 0 and "valid" in proc.stdout, proc.stderr
+    else:
+        reason = path.name.split(".error.")[1].removesuffix(".yaml")
+        expected = {"duplicate-profile": "repeated: small", "memory-unit": "profiles.0.memory (got '2 gigs')",
+                    "unknown-key": "did you mean 'homes.quota'"}[reason]
+        assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+
+
 # -- profile choice -------------------------------------------------------------------------------------
 CONFIG = parse_config(
     "profiles:\n"

@@ -14,7 +14,7 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
-from pangeohub.resources import cgroups, homes, shared
+from pangeohub.resources import cgroups, homes, profiles, shared
 from pangeohub.units import format_size
 
 # Two servers of one person (named servers) must not both mount the home at once.
@@ -33,7 +33,8 @@ def prepare_user(config, account: pwd.struct_passwd, profile, admin: bool, log=N
 
 async def resources_hook(spawner, account: pwd.struct_passwd) -> dict[str, str]:
     config = spawner.runtime.config
-    profile = spawner.profile
+    # apply_user_options chose it; a launcher that bypasses that hook still gets a checked choice.
+    profile = spawner.profile or profiles.choose(config, spawner.user_options, spawner._groups(), bool(spawner.user.admin))
     admin = bool(spawner.user.admin)
     loop = asyncio.get_running_loop()
     cgroup = await loop.run_in_executor(None, prepare_user, config, account, profile, admin, spawner.log)
