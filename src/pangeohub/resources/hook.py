@@ -34,8 +34,8 @@ def prepare_user(config, account: pwd.struct_passwd, profile, admin: bool, log=N
 async def resources_hook(spawner, account: pwd.struct_passwd) -> dict[str, str]:
     config = spawner.runtime.config
     # apply_user_options chose it; a launcher that bypasses that hook still gets a checked choice.
-    profile = spawner.profile or profiles.choose(config, spawner.user_options, spawner._groups(), bool(spawner.user.admin))
     admin = bool(spawner.user.admin)
+    profile = spawner.profile or profiles.choose(config, spawner.user_options, spawner._groups(), admin)
     loop = asyncio.get_running_loop()
     cgroup = await loop.run_in_executor(None, prepare_user, config, account, profile, admin, spawner.log)
     spawner.cgroup = cgroup
