@@ -6,6 +6,7 @@ user servers as freshly created Linux accounts. Teardown stops it all and remove
 
 from __future__ import annotations
 
+import grp
 import itertools
 import os
 import pwd
@@ -135,6 +136,9 @@ class Platform:
             if entry.pw_name.startswith(self.prefix):
                 subprocess.run(["pkill", "-KILL", "-u", entry.pw_name], capture_output=True)
                 subprocess.run(["userdel", "-r", entry.pw_name], capture_output=True)
+        for group in grp.getgrall():  # groups the platform made (e.g. the shared data folder's writers)
+            if group.gr_name.startswith(self.prefix):
+                subprocess.run(["groupdel", group.gr_name], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -32,6 +32,7 @@ def require_root(action: str) -> None:
 def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background; return once healthy.")) -> None:
     """Start the platform (foreground; Ctrl-C stops it cleanly)."""
     from pangeohub.ops.bootstrap import ensure_initial_admin
+    from pangeohub.resources.lifecycle import preflight, release
 
     require_root("up")
     rt = state.runtime()
@@ -40,6 +41,7 @@ def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the bac
         typer.echo(f"pangeohub is already running (pid {pid}): {rt.public_url}")
         return
     rt.paths.ensure()
+    preflight(rt.config)
     created = ensure_initial_admin(rt)
     if detach:
         typer.echo("starting pangeohub in the background ...")
@@ -47,6 +49,7 @@ def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the bac
         typer.echo(f"pangeohub is up: {rt.public_url}")
     else:
         code = supervisor.Supervisor(rt, log=lambda msg: typer.echo(msg, err=False)).run()
+        release(rt.config)
         if code:
             raise typer.Exit(code)
     if created:
@@ -61,7 +64,11 @@ def down() -> None:
     """Stop the platform: user servers, then the hub, then the proxy."""
     require_root("down")
     rt = state.runtime()
-    if supervisor.stop(rt):
+    from pangeohub.resources.lifecycle import release
+
+    stopped = supervisor.stop(rt)
+    release(rt.config)
+    if stopped:
         typer.echo("pangeohub stopped")
     else:
         typer.echo("pangeohub is not running")

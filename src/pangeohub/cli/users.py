@@ -14,6 +14,7 @@ from pangeohub.errors import PangeoError
 from pangeohub.hubapi import HubAPI
 from pangeohub.names import check_username, system_name
 from pangeohub.supervisor import supervisor_pid
+from pangeohub.resources.lifecycle import release_user
 from pangeohub.sysusers import lock_account, remove_account
 
 app = typer.Typer(help="Manage who can log in.", no_args_is_help=True)
@@ -139,11 +140,32 @@ def remove(
     known = store.get(name) is not None
     in_hub = api.delete_user(name) if api else False
     store.remove(name)
+    linux = system_name(name, rt.config.users.system_prefix)
+    home = _home_of(linux)
     if keep_home:
         lock_account(name, rt.config.users)
         existed = False
     else:
         existed = remove_account(name, rt.config.users)
+    release_user(rt.config, linux, home, delete=not keep_home)
     if not (known or in_hub or existed):
         raise PangeoError(f"no user named {name!r}", "see `pangeohub users list`")
     typer.echo(f"removed {name}" + (" (home kept)" if keep_home else ""))
+
+
+def _home_of(linux_name: str) -> str | None:
+    import pwd
+
+    try:
+        return pwd.getpwnam(linux_name).pw_dir
+    except KeyError:
+        return None
+
+
+def _register_usage() -> None:
+    from pangeohub.resources.usage import usage
+
+    app.command()(usage)
+
+
+_register_usage()

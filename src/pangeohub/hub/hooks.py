@@ -18,8 +18,10 @@ def spawn_hooks() -> list[SpawnHook]:
     """Every feature's hook, in the order they run. Imported lazily: the hub loads them at first spawn."""
     from pangeohub.catalog.quickstart import quickstart_hook
     from pangeohub.catalog.setup import catalog_env
+    from pangeohub.resources.hook import resources_hook
 
-    return [catalog_env, quickstart_hook]
+    # resources first: it mounts the (quota'd) home that later hooks write into.
+    return [resources_hook, catalog_env, quickstart_hook]
 
 
 async def run_spawn_hooks(spawner, account: pwd.struct_passwd) -> dict[str, str]:

@@ -19,11 +19,12 @@ from pangeohub.config import Config
 from pangeohub.config.model import UsersSection
 from pangeohub.hub.hooks import run_spawn_hooks
 from pangeohub.names import system_name
+from pangeohub.resources.spawner import ResourcesMixin
 from pangeohub.runtime import Runtime
 from pangeohub.sysusers import ensure_account
 
 
-class PangeoSpawner(LocalProcessSpawner):
+class PangeoSpawner(ResourcesMixin, LocalProcessSpawner):
     settings = Dict(help="pangeohub's effective config (all sections), as rendered by pangeohub.").tag(config=True)
 
     @property

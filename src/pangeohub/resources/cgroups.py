@@ -1,0 +1,210 @@
+"""Per-user cgroups: the kernel enforces each profile's CPUs and memory on a person's server and everything
+it starts (kernels, terminals, local Dask processes).
+
+One small base class, :class:`CgroupBackend`, with a backend per hierarchy (``cgroup_v1.py``, ``cgroup_v2.py``).
+The hub (root) prepares a user's cgroup and sets its limits *before* forking the server; the forked child then
+calls :func:`enter_user_cgroup` while still root, before it drops privileges and execs user code, so that
+nothing the user runs ever lives outside the cgroup. Other launchers (the Dask Gateway backend, fast spawners)
+do the same: ``cg = user_cgroup(config, account_name)`` in the parent, ``enter_user_cgroup(cg)`` in the child.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pangeohub.errors import PangeoError
+
+
+@dataclass(frozen=True)
+class UserCgroup:
+    """A prepared cgroup: the files a process writes its pid into to join it, and what it enforces."""
+
+    name: str
+    procs_files: tuple[str, ...]
+    cpus: float
+    memory: int
+    memory_events: str = ""  # file holding the OOM-kill counter (users can read it)
+    dirs: tuple[str, ...] = field(default=())
+
+
+def enter_user_cgroup(cgroup: UserCgroup | None, pid: int = 0) -> None:
+    """Move process ``pid`` (0: the caller) into ``cgroup``; None (limits off) does nothing.
+
+    Safe to call in a ``preexec_fn`` between fork and exec: plain ``os`` calls, no imports, no locks. It must
+    run while the process is still root, before it drops to the user's uid. A failure raises (OSError), so a
+    server that cannot be limited does not start.
+    """
+    if cgroup is None:
+        return
+    data = str(pid or os.getpid()).encode()
+    for path in cgroup.procs_files:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+
+class CgroupBackend:
+    """How limits reach the kernel on one kind of cgroup hierarchy. Subclasses implement:
+
+    - ``problems()``: why this machine cannot enforce limits (empty list: it can); may create the parent cgroup.
+    - ``prepare(name, cpus, memory)``: create or update the user's cgroup, return a :class:`UserCgroup`.
+    - ``stats(name)``: memory limit/use, CPUs and OOM kills of a user's cgroup (None if it does not exist).
+    - ``user_dirs(name)``: the directories that make up a user's cgroup (one per controller for v1).
+    """
+
+    version = ""
+
+    def __init__(self, parent: str, mounts: list[tuple[str, str, set[str]]] | None = None, pid: int | None = None):
+        self.parent = parent
+        self.mounts = mounts if mounts is not None else cgroup_mounts()
+        self.pid = pid or os.getpid()
+
+    def problems(self) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(self, name: str, cpus: float, memory: int) -> UserCgroup:
+        raise NotImplementedError
+
+    def stats(self, name: str) -> dict | None:
+        raise NotImplementedError
+
+    def user_dirs(self, name: str) -> list[Path]:
+        raise NotImplementedError
+
+    def parent_dirs(self) -> list[Path]:
+        return sorted({d.parent for d in self.user_dirs("x")})
+
+    def names(self) -> list[str]:
+        found: set[str] = set()
+        for parent in self.parent_dirs():
+            if parent.is_dir():
+                found.update(p.name for p in parent.iterdir() if p.is_dir())
+        return sorted(found)
+
+    def remove(self, name: str) -> bool:
+        """Remove a user's (empty) cgroup; False if processes still live in it."""
+        ok = True
+        for path in self.user_dirs(name):
+            try:
+                path.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    raise
+                ok = False
+        return ok
+
+    def remove_parent(self) -> None:
+        """Remove the parent cgroup once no user cgroup is left in it (another platform may still use it)."""
+        for parent in self.parent_dirs():
+            try:
+                parent.rmdir()
+            except OSError:
+                pass
+
+
+def cgroup_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[tuple[str, str, set[str]]]:
+    """(mount point, 'cgroup'|'cgroup2', controllers) of every cgroup hierarchy this process sees."""
+    found = []
+    for line in Path(mountinfo).read_text().splitlines():
+        before, _, after = line.partition(" - ")
+        fstype, _source, options = (after.split(" ") + ["", "", ""])[:3]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        mount_point = before.split(" ")[4].replace("\\040", " ")
+        found.append((mount_point, fstype, set(options.split(","))))
+    return found
+
+
+def write(path: Path, value: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(value)
+
+
+def read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (FileNotFoundError, PermissionError):
+        return None
+
+
+def keyed(text: str | None, key: str) -> int:
+    """The value of ``key`` in a 'key value' per line cgroup file (memory.events, memory.oom_control)."""
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == key:
+            return int(parts[1])
+    return 0
+
+
+def backend_for(limits, pid: int | None = None, mounts=None) -> CgroupBackend:
+    """The backend the config asks for (``limits.backend``), or the one this machine offers ('auto')."""
+    from pangeohub.resources.cgroup_v1 import CgroupV1
+    from pangeohub.resources.cgroup_v2 import CgroupV2
+
+    mounts = mounts if mounts is not None else cgroup_mounts()
+    if limits.backend == "v1":
+        return CgroupV1(limits.cgroup_name, mounts, pid)
+    if limits.backend == "v2":
+        return CgroupV2(limits.cgroup_name, mounts, pid)
+    v1 = CgroupV1(limits.cgroup_name, mounts, pid)
+    if v1.mounted():
+        return v1
+    return CgroupV2(limits.cgroup_name, mounts, pid)
+
+
+def user_cgroup(config, account: str, cpus: float | None = None, memory: int | None = None) -> UserCgroup | None:
+    """Prepare ``account``'s cgroup (run as root, in the parent) for :func:`enter_user_cgroup`.
+
+    ``cpus``/``memory`` default to the limits the cgroup already has (set when the person's server started),
+    else to the first profile's. Returns None when the config turns limits off.
+    """
+    if not config.limits.enforce:
+        return None
+    backend = backend_for(config.limits)
+    if cpus is None or memory is None:
+        current = backend.stats(account)
+        if current and current.get("memory_limit"):
+            cpus, memory = current["cpus"] or config.profiles[0].cpus, current["memory_limit"]
+        else:
+            cpus, memory = config.profiles[0].cpus, config.profiles[0].memory
+    return backend.prepare(account, cpus, memory)
+
+
+def enforceability_problems(config) -> list[str]:
+    """Why this machine cannot enforce ``config``'s limits (empty: it can, or limits are off)."""
+    if not config.limits.enforce:
+        return []
+    try:
+        backend = backend_for(config.limits)
+        problems = backend.problems()
+    except OSError as exc:
+        return [f"cannot inspect cgroups: {exc}"]
+    ncpu = os.cpu_count() or 1
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    from pangeohub.units import format_size
+
+    for profile in config.profiles:
+        if profile.cpus > ncpu:
+            problems.append(f"profile {profile.name!r} asks for {profile.cpus:g} CPUs; this machine has {ncpu}")
+        if profile.memory > total:
+            problems.append(f"profile {profile.name!r} asks for {format_size(profile.memory)} of memory; "
+                            f"this machine has {format_size(total)}")
+    return problems
+
+
+def require_enforceable(config) -> None:
+    problems = enforceability_problems(config)
+    if problems:
+        raise PangeoError(
+            "this machine cannot enforce the configured CPU and memory limits:\n"
+            + "\n".join(f"  - {p}" for p in problems),
+            "fix the machine (mount the cgroup cpu and memory controllers, run as root) or the profiles, "
+            "or turn limits off explicitly with `limits: {enforce: false}` in the config",
+        )

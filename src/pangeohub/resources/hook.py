@@ -1,0 +1,59 @@
+"""The spawn hook of the resources feature: everything a server needs before it starts.
+
+Runs in the hub as root (see pangeohub.hub.hooks): mounts the quota'd home, links the shared folders and
+gives the quickstart, then prepares the user's cgroup with the chosen profile's limits. The spawner puts the
+server into that cgroup in its preexec function (see PangeoSpawner.make_preexec_fn).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pwd
+import secrets
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+from pangeohub.resources import cgroups, homes, profiles, shared
+from pangeohub.units import format_size
+
+# Two servers of one person (named servers) must not both mount the home at once.
+_home_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
+def prepare_user(config, account: pwd.struct_passwd, profile, admin: bool, log=None) -> cgroups.UserCgroup | None:
+    """Blocking part (runs in a worker thread): home, shared folders, cgroup."""
+    with _home_locks[account.pw_name]:
+        homes.ensure_home(config, account)
+        shared.ensure_shared_dirs(config)
+        shared.join_admin_group(config, account, admin)
+        shared.link_into_home(config, account, log)
+    return cgroups.user_cgroup(config, account.pw_name, profile.cpus, profile.memory)
+
+
+async def resources_hook(spawner, account: pwd.struct_passwd) -> dict[str, str]:
+    config = spawner.runtime.config
+    # apply_user_options chose it; a launcher that bypasses that hook still gets a checked choice.
+    admin = bool(spawner.user.admin)
+    profile = spawner.profile or profiles.choose(config, spawner.user_options, spawner._groups(), admin)
+    loop = asyncio.get_running_loop()
+    cgroup = await loop.run_in_executor(None, prepare_user, config, account, profile, admin, spawner.log)
+    spawner.cgroup = cgroup
+    # Upstream exports these as MEM_LIMIT / CPU_LIMIT (jupyter-resource-usage shows them in JupyterLab).
+    spawner.mem_limit = profile.memory
+    spawner.cpu_limit = float(profile.cpus)
+    env = {
+        "PANGEO_PROFILE": profile.name,
+        "PANGEO_MEMORY_LIMIT": format_size(profile.memory),
+        "PANGEO_CPU_LIMIT": f"{profile.cpus:g}",
+        "PANGEO_SHARED_DATA": str(shared.data_dir(config)),
+        "PANGEO_SHARED_SCRATCH": str(shared.scratch_dir(config)),
+    }
+    if cgroup is not None:
+        # The kernel extension (kernel_notice) reports OOM kills past this count to the person.
+        env["PANGEO_MEMORY_EVENTS"] = cgroup.memory_events
+        env["PANGEO_OOM_BASELINE"] = str(cgroups.keyed(cgroups.read(Path(cgroup.memory_events)), "oom_kill"))
+        env["PANGEO_SPAWN_ID"] = secrets.token_hex(8)
+    if config.homes.quota:
+        env["PANGEO_HOME_QUOTA"] = format_size(config.homes.quota)
+    return env

@@ -1,0 +1,52 @@
+"""What ``pangeohub up`` checks and ``pangeohub down`` releases for the resources feature.
+
+``up`` refuses to start when a configured limit cannot be enforced here (no silent no-op); the config must
+turn it off explicitly instead. ``down`` unmounts the homes (their images keep the files) and removes the
+users' now empty cgroups.
+"""
+
+from __future__ import annotations
+
+from pangeohub.resources import cgroups, homes, shared
+
+
+def preflight(config) -> None:
+    """Raise a PangeoError naming every limit this machine cannot enforce; prepare the shared folders."""
+    cgroups.require_enforceable(config)
+    homes.require_quotas(config)
+    shared.ensure_shared_dirs(config)
+
+
+def release(config) -> None:
+    homes.release_all(config)
+    if not config.limits.enforce:
+        return
+    try:
+        backend = cgroups.backend_for(config.limits)
+        for name in backend.names():
+            if name.startswith(config.users.system_prefix):
+                backend.remove(name)
+        backend.remove_parent()
+    except OSError:
+        pass  # nothing to release on a machine without cgroups
+
+
+def release_user(config, system_user: str, home: str | None, delete: bool) -> None:
+    """After a user's processes are gone (``users remove``): unmount their home, drop their cgroup, and with
+    ``delete`` remove the image and the home directory too. Without it the image keeps the files, and the
+    home comes back at their next start."""
+    import shutil
+    from pathlib import Path
+
+    image = homes.image_path(config, system_user)
+    if home:
+        homes.release_home(config, Path(home), delete_image=str(image) if delete else None)
+        if delete:
+            shutil.rmtree(home, ignore_errors=True)
+    elif delete:
+        image.unlink(missing_ok=True)
+    if config.limits.enforce:
+        try:
+            cgroups.backend_for(config.limits).remove(system_user)
+        except OSError:
+            pass

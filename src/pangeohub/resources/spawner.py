@@ -1,0 +1,51 @@
+"""The resources part of PangeoSpawner: profile choice (form and API) and entering the user's cgroup.
+
+A mixin, so that the spawner module itself stays a thin list of features. It uses JupyterHub 5.3+'s
+``apply_user_options`` (runs for form and API spawns alike, and turns an HTTPError into the reply the person
+sees) rather than parsing options in ``start()``.
+"""
+
+from __future__ import annotations
+
+from jupyterhub.spawner import LocalProcessSpawner
+from tornado import web
+from traitlets import default
+
+from pangeohub.resources import profiles
+from pangeohub.resources.cgroups import enter_user_cgroup
+
+
+class ResourcesMixin(LocalProcessSpawner):  # a traitlets class, so that its @default handlers register
+    profile = None  # the chosen config.Profile, set by apply_user_options before start()
+    cgroup = None  # the prepared UserCgroup (None when limits are off), set by the spawn hook
+
+    def _groups(self) -> set[str]:
+        return {group.name for group in getattr(self.user, "groups", [])}
+
+    async def get_options_form(self):
+        current = (self.orm_spawner.user_options or {}).get("profile") if self.orm_spawner else None
+        return profiles.options_form(self.runtime.config, self._groups(), bool(self.user.admin), current)
+
+    @default("apply_user_options")
+    def _apply_profile_default(self):
+        return _apply_profile
+
+    def make_preexec_fn(self, name):
+        drop_privileges = super().make_preexec_fn(name)
+        cgroup = self.cgroup
+
+        def preexec():
+            # Join the cgroup while still root (after the drop, cgroup.procs is not writable), and before exec:
+            # the server and everything it forks are limited from their first instruction.
+            enter_user_cgroup(cgroup)
+            drop_privileges()
+
+        return preexec
+
+
+def _apply_profile(spawner, user_options):
+    try:
+        spawner.profile = profiles.choose(
+            spawner.runtime.config, user_options, spawner._groups(), bool(spawner.user.admin))
+    except profiles.ProfileError as exc:
+        raise web.HTTPError(400, str(exc), reason=str(exc)) from None
