@@ -59,6 +59,7 @@ class Platform:
                 "admin_users": ["boss"],
             },
             "users": {"system_prefix": self.prefix, "home_root": str(self.root / "home")},
+            "storage": {"port": free_port()},
         }
         for section, values in (extra or {}).items():
             if isinstance(values, dict):
