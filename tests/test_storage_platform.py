@@ -20,13 +20,28 @@ EXPIRY = 60  # seconds: the shortest expiry SeaweedFS keeps (whole minutes)
 
 @pytest.fixture(scope="module")
 def store():
-    """A platform with a short scratch expiry and a catalog bucket every user may read."""
+    """A platform with a short scratch expiry and a catalog bucket every user may read.
+
+    An object written right at the start lets the expiry test (last in this file) wait less: it has been
+    ageing while the other tests ran.
+    """
     hub = Platform(extra={"storage": {"expiry": "1m", "readable_buckets": ["catalog"]}})
     try:
         hub.up()
+        admin = admin_client(hub.rt)
+        admin.put_object(Bucket="scratch", Key="ageing/old.txt", Body=b"old")
+        assert admin.get_object(Bucket="scratch", Key="ageing/old.txt")["Body"].read() == b"old"
+        admin.put_object(Bucket="catalog", Key="shared.txt", Body=b"for everyone")
+        hub.old_written = time.monotonic()
         yield hub
     finally:
         hub.close()
+
+
+@pytest.fixture(scope="module")
+def two_users(store):
+    """Two people with running servers: (name, token) each."""
+    return store.started_user(), store.started_user()
 
 
 def run_as(platform, name, token, code, timeout=180):
@@ -61,10 +76,9 @@ print(json.dumps({"scratch": scratch, "total": total, "note": note, "catalog": c
 """
 
 
-def test_zarr_and_fsspec_reach_scratch_with_no_storage_options(store):
+def test_zarr_and_fsspec_reach_scratch_with_no_storage_options(store, two_users):
     admin = admin_client(store.rt)
-    admin.put_object(Bucket="catalog", Key="shared.txt", Body=b"for everyone")
-    name, token = store.started_user()
+    (name, token), _ = two_users
 
     out = json_out(run_as(store, name, token, KERNEL_WORK))
 
@@ -138,14 +152,12 @@ print(json.dumps(results))
 """
 
 
-def test_another_users_credentials_cannot_touch_my_scratch_or_other_buckets(store):
+def test_another_users_credentials_cannot_touch_my_scratch_or_other_buckets(store, two_users):
     rt = store.rt
     admin = admin_client(rt)
-    admin.put_object(Bucket="catalog", Key="shared.txt", Body=b"for everyone")
     admin.create_bucket(Bucket="private")
     admin.put_object(Bucket="private", Key="admin.txt", Body=b"admins only")
-    victim, victim_token = store.started_user()
-    attacker, attacker_token = store.started_user()
+    (victim, victim_token), (attacker, attacker_token) = two_users
     run_as(store, victim, victim_token,
            "import fsspec, os\nwith fsspec.open(os.environ['PANGEO_SCRATCH'] + 'secret.txt', 'w') as f: f.write('precious')")
 
@@ -172,22 +184,42 @@ def test_another_users_credentials_cannot_touch_my_scratch_or_other_buckets(stor
     assert not [o for o in stolen if o["Key"].endswith("stolen")]
 
 
+def test_removing_a_user_revokes_their_key_and_deletes_their_scratch(store):
+    import botocore.exceptions
+
+    from pangeohub.storage.admin import endpoint_url, ensure_user_identity, s3_client
+
+    rt = store.rt
+    name, _ = store.add_user()
+    creds = ensure_user_identity(rt, name)  # what the spawn hook does on first spawn
+    client = s3_client(endpoint_url(rt), creds)
+    client.put_object(Bucket="scratch", Key=f"{name}/data.bin", Body=b"x")
+
+    store.cli("users", "remove", name)
+
+    with pytest.raises(botocore.exceptions.ClientError, match="InvalidAccessKeyId"):
+        client.list_objects_v2(Bucket="scratch", Prefix=f"{name}/")
+    assert not admin_client(rt).list_objects_v2(Bucket="scratch", Prefix=f"{name}/").get("Contents")
+    assert CredentialStore(rt.paths.root).get(name) is None
+
+
 def test_expiry_deletes_old_objects_and_keeps_new_ones(store):
-    name, _ = store.started_user()
     admin = admin_client(store.rt)
-    admin.put_object(Bucket="scratch", Key=f"{name}/old.txt", Body=b"old")
+    time.sleep(max(0.0, store.old_written + EXPIRY / 2 - time.monotonic()))  # when run alone: let it age
+    admin.put_object(Bucket="scratch", Key="ageing/new.txt", Body=b"new")
     written = time.monotonic()
-    time.sleep(EXPIRY / 2)
-    admin.put_object(Bucket="scratch", Key=f"{name}/new.txt", Body=b"new")
 
     def keys():
-        return {o["Key"] for o in admin.list_objects_v2(Bucket="scratch", Prefix=f"{name}/").get("Contents", [])}
+        return {o["Key"] for o in admin.list_objects_v2(Bucket="scratch", Prefix="ageing/").get("Contents", [])}
 
-    while f"{name}/old.txt" in keys():
-        assert time.monotonic() - written < 3 * EXPIRY, "the old object outlived its expiry by far"
+    while "ageing/old.txt" in keys():
+        assert time.monotonic() - store.old_written < 3 * EXPIRY, "the old object outlived its expiry by far"
         time.sleep(2)
-    assert keys() == {f"{name}/new.txt"}
-    assert admin.get_object(Bucket="scratch", Key=f"{name}/new.txt")["Body"].read() == b"new"
+    assert time.monotonic() - written < EXPIRY, "too slow to tell: the new object is as old as the expiry"
+    assert keys() == {"ageing/new.txt"}
+    assert admin.get_object(Bucket="scratch", Key="ageing/new.txt")["Body"].read() == b"new"
+    with pytest.raises(admin.exceptions.NoSuchKey):
+        admin.get_object(Bucket="scratch", Key="ageing/old.txt")
 
 
 def test_scratch_survives_restarts_of_the_store_and_of_the_platform(fresh_platform):
@@ -210,5 +242,3 @@ def test_scratch_survives_restarts_of_the_store_and_of_the_platform(fresh_platfo
 
     run_sync(respawn())
     assert run_as(fresh_platform, name, token, read).stdout.strip() == "kept"
-    newcomer, newcomer_token = fresh_platform.started_user()  # identities can still be made after restarts
-    run_as(fresh_platform, newcomer, newcomer_token, write)

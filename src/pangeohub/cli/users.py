@@ -123,6 +123,9 @@ def remove(
     known = store.get(name) is not None
     in_hub = api.delete_user(name) if api else False
     store.remove(name)
+    from pangeohub.storage.admin import forget_user
+
+    forget_user(rt, name, delete_data=not keep_home)
     if keep_home:
         lock_account(name, rt.config.users)
         existed = False

@@ -87,13 +87,39 @@ def ensure_user_identity(rt, user: str, wait: float = 30.0) -> Credentials:
     return creds
 
 
-def remove_user_identity(rt, user: str) -> None:
-    """Revoke ``user``'s key (their objects stay until they expire)."""
+def forget_user(rt, user: str, delete_data: bool) -> None:
+    """On `pangeohub users remove`: revoke the key, and unless kept, delete the scratch objects, so that a
+    later user of the same name starts with neither."""
     from pangeohub.storage.identities import user_identity_name
 
     storage = rt.config.storage
-    weed = rt.python_bin("weed")
+    if storage.mode != "embedded":
+        return
+    store = CredentialStore(rt.paths.root)
+    creds = store.get(user)
+    store.remove(user)
+    try:
+        pid = _weed_pid(rt)
+    except PangeoError:
+        return  # not running: the identity is replaced when the name is used again (new key, same name)
     with _CONFIGURE_LOCK:
-        run_shell(_weed_pid(rt), shell_command(weed, storage),
+        run_shell(pid, shell_command(rt.python_bin("weed"), storage),
                   f"s3.configure -user {user_identity_name(user)} -delete -apply\n")
-    CredentialStore(rt.paths.root).remove(user)
+    deadline = time.monotonic() + 30
+    while creds is not None and _key_works(rt, user, creds) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the gateway drops the key when the filer's change feed reaches it
+    if delete_data:
+        import botocore.exceptions
+
+        client = admin_client(rt)
+        try:
+            for page in client.get_paginator("list_objects_v2").paginate(
+                    Bucket=storage.scratch_bucket, Prefix=f"{user}/"):
+                keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+                if keys:
+                    client.delete_objects(Bucket=storage.scratch_bucket, Delete={"Objects": keys})
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise PangeoError(
+                f"could not delete the scratch objects of {user!r}: {exc}",
+                f"they expire after storage.expiry; or delete s3://{storage.scratch_bucket}/{user}/ as admin",
+            ) from None
