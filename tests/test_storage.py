@@ -101,3 +101,23 @@ def test_every_seaweedfs_port_is_explicit_and_extras_are_off(tmp_path):
     assert flags["master.telemetry"] == "false" and flags["master.electionTimeout"] == "1s"
     assert flags["dir"].startswith(str(tmp_path))
     assert "fs.configure -locationPrefix=/buckets/scratch/ -ttl=1w -apply" in setup_commands(storage)
+
+
+def test_external_endpoint_prefers_a_users_own_credentials(tmp_path):
+    from pangeohub.config import Config
+    from pangeohub.runtime import Runtime
+    from pangeohub.secrets import write_private
+    from pangeohub.storage.external import external_credentials
+
+    shared = tmp_path / "shared.json"
+    rt = Runtime(config=Config(state_dir=tmp_path / "state", storage={
+        "mode": "external", "external": {"endpoint_url": "https://s3.example.org/", "credentials_file": str(shared)}}))
+    with pytest.raises(PangeoError, match="credentials_file .* does not exist"):
+        external_credentials(rt, "alice")
+    write_private(shared, Credentials("SHARED", "s").to_json())
+    own = CredentialStore(rt.paths.root)
+    write_private(own.path("alice"), Credentials("ALICE", "a").to_json())
+    assert external_credentials(rt, "alice").key == "ALICE"
+    assert external_credentials(rt, "bob").key == "SHARED"
+    assert rt.config.storage.external.endpoint_url == "https://s3.example.org"
+    assert [s.name for s in rt.services()] == ["proxy", "hub"]  # nothing embedded to run

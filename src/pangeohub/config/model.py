@@ -167,6 +167,13 @@ class ExternalS3(Section):
     )
     region: str = Field("us-east-1", description="Region name sent to the S3 service.")
 
+    @field_validator("endpoint_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://s3.example.org")
+        return value.rstrip("/")
+
 
 class StorageSection(Section):
     mode: Literal["embedded", "external", "off"] = Field(
