@@ -9,6 +9,7 @@ import time
 import pytest
 
 from harness import Platform
+from pangeohub.services.objectstore import admin_credentials
 from pangeohub.storage.admin import admin_client
 from pangeohub.storage.credentials import CredentialStore
 from pangeohub.usersim import UserSim, run_sync
@@ -86,8 +87,8 @@ def test_zarr_and_fsspec_reach_scratch_with_no_storage_options(store, two_users)
     assert out["total"] == 4950.0 and out["note"] == "mine" and out["catalog"] == "for everyone"
     # The kernel holds the user's own key, the one root keeps for them, and nothing of the admin's.
     assert out["key"] == CredentialStore(store.rt.paths.root).get(name).key
-    admin_creds = admin._request_signer._credentials
-    assert not any(admin_creds.access_key in v or admin_creds.secret_key in v for v in out["env"].values())
+    admin_creds = admin_credentials(store.rt)
+    assert not any(admin_creds.key in v or admin_creds.secret in v for v in out["env"].values())
     keys = [o["Key"] for o in admin.list_objects_v2(Bucket="scratch", Prefix=f"{name}/")["Contents"]]
     assert f"{name}/note.txt" in keys and f"{name}/out.zarr/zarr.json" in keys
 
