@@ -62,6 +62,7 @@ class Platform:
             "users": {"system_prefix": self.prefix, "home_root": str(self.root / "home")},
             # Small sample data: generating the default half-gigabyte would dominate the suite's time.
             "catalog": {"sample_size": "8M"},
+            "storage": {"port": free_port()},
         }
         for section, values in (extra or {}).items():
             if isinstance(values, dict):

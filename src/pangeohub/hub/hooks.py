@@ -19,9 +19,10 @@ def spawn_hooks() -> list[SpawnHook]:
     from pangeohub.catalog.quickstart import quickstart_hook
     from pangeohub.catalog.setup import catalog_env
     from pangeohub.resources.hook import resources_hook
+    from pangeohub.storage.hook import scratch_hook
 
     # resources first: it mounts the (quota'd) home that later hooks write into.
-    return [resources_hook, catalog_env, quickstart_hook]
+    return [resources_hook, scratch_hook, catalog_env, quickstart_hook]
 
 
 async def run_spawn_hooks(spawner, account: pwd.struct_passwd) -> dict[str, str]:
