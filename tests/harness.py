@@ -59,6 +59,10 @@ class Platform:
                 "admin_users": ["boss"],
             },
             "users": {"system_prefix": self.prefix, "home_root": str(self.root / "home")},
+            "gateway": {"api_port": free_port(), "proxy_port": free_port(), "scheduler_port": free_port(),
+                        # small Dask processes: the test machine has 2 cores shared by everything
+                        "scheduler_memory": "512M",
+                        "options": {"worker_memory": {"min": "256M", "default": "512M", "max": "1G"}}},
         }
         for section, values in (extra or {}).items():
             if isinstance(values, dict):

@@ -76,6 +76,12 @@ class Runtime:
             from pangeohub.services.proxy import ProxyService
 
             self._services = [ProxyService(self), HubService(self)]
+            if self.config.gateway.enabled:
+                from pangeohub.services.gateway import GatewayService
+
+                # Before the hub: the hub blocks ~30 s at start when a service with a `url` does not answer.
+                hub_at = [s.name for s in self._services].index("hub")
+                self._services.insert(hub_at, GatewayService(self))
         return self._services
 
     def service(self, name: str):

@@ -16,7 +16,9 @@ SpawnHook = Callable[[object, pwd.struct_passwd], Awaitable[dict[str, str]]]
 
 def spawn_hooks() -> list[SpawnHook]:
     """Every feature's hook, in the order they run. Imported lazily: the hub loads them at first spawn."""
-    return []
+    from pangeohub.gateway.hook import gateway_spawn_hook
+
+    return [gateway_spawn_hook]
 
 
 async def run_spawn_hooks(spawner, account: pwd.struct_passwd) -> dict[str, str]:
