@@ -94,7 +94,14 @@ class PangeoBackend(LocalBackend):
                 # Adaptive scaling asks for workers later, through heartbeats: those are clamped too.
                 msg = {**msg, "maximum": min(msg["maximum"] if msg.get("maximum") is not None else allowed, allowed),
                        "minimum": min(msg.get("minimum") or 0, allowed)}
-        return await super().forward_message_to_scheduler(cluster, msg)
+        await super().forward_message_to_scheduler(cluster, msg)
+        if msg.get("op") == "scale":
+            # Count the request now, not at the scheduler's next heartbeat: a second cluster scaled meanwhile
+            # must see this one's workers in the user's totals.
+            record = self.db.get_cluster(cluster.name)
+            if record is not None and record.is_active():
+                self.db.update_cluster(record, count=msg["count"])
+                self.queue.put(record)  # what the heartbeat would have done on seeing the new count
 
     async def on_cluster_heartbeat(self, cluster_name, msg):
         cluster = self.db.get_cluster(cluster_name)

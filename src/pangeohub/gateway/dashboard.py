@@ -123,6 +123,11 @@ class DashboardProxy:
     # -- proxying --------------------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["cluster_name"]
+        if request.match_info.get("tail") == "individual-plots.json" and request.method == "GET":
+            # dask-labextension checks a dashboard link from the notebook server, without the browser's login.
+            # The list of plots is the same for every cluster (and for names that do not exist), so it tells
+            # nobody anything; the plots themselves load in the browser, through the login below.
+            return web.json_response(individual_plots())
         user = await self.identify(request)
         if user is None:
             if request.method == "GET" and "Authorization" not in request.headers:
@@ -178,3 +183,17 @@ class DashboardProxy:
 
             await asyncio.gather(pump(client, upstream), pump(upstream, client), return_exceptions=True)
         return client
+
+
+def individual_plots() -> dict[str, str]:
+    """What distributed's ``individual-plots.json`` lists, computed without a running scheduler."""
+    import distributed.http as http
+    from distributed.dashboard.scheduler import applications
+
+    plots = {uri.strip("/").replace("-", " ").title(): uri
+             for uri in applications if uri.lstrip("/").startswith("individual-") and not uri.endswith(".json")}
+    static = os.path.join(os.path.dirname(http.__file__), "static")
+    for entry in sorted(os.listdir(static)) if os.path.isdir(static) else []:
+        if entry.startswith("individual-") and entry.endswith(".html"):
+            plots[entry.replace(".html", "").replace("-", " ").title()] = f"/statics/{entry}"
+    return plots

@@ -86,6 +86,8 @@ def allowed_workers(limits: GatewayLimits, others: Usage, config) -> tuple[int |
 
 
 def scale_refusal(requested: int, allowed: int, why: str, cluster_name: str) -> PublicException:
+    fix = (f"scale to {allowed} or fewer, or shut down another cluster" if allowed
+           else "scale down or shut down another cluster first")
     return PublicException(
         f"cannot scale cluster {cluster_name} to {requested} workers: {why}, so at most {allowed} workers fit. "
-        f"Fix: scale to {allowed} or fewer, or shut down another cluster.")
+        f"Fix: {fix}.")
