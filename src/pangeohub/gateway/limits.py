@@ -1,6 +1,6 @@
 """Per-user totals across all of a user's clusters (upstream dropped per-user limits in 0.7).
 
-A cluster uses its scheduler plus ``max(requested, active)`` workers, each at the cores and memory chosen at
+A cluster uses its scheduler plus its requested number of workers, each at the cores and memory chosen at
 creation. The checks are pure functions of the gateway's in-memory cluster records, so that the backend can
 call them between two awaits, where no other request can slip in.
 """
@@ -24,7 +24,9 @@ class Usage:
 
 
 def workers_of(cluster) -> int:
-    return max(int(cluster.count or 0), len(cluster.active_workers()))
+    # The requested count, as upstream's per-cluster limit uses: it is updated on every scale request and
+    # heartbeat, while workers being stopped after a scale-down linger for a few seconds.
+    return int(cluster.count or 0)
 
 
 def footprint(config, workers: int) -> tuple[float, int]:
