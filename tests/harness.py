@@ -63,6 +63,10 @@ class Platform:
             # Small sample data: generating the default half-gigabyte would dominate the suite's time.
             "catalog": {"sample_size": "8M"},
             "storage": {"port": free_port()},
+            "gateway": {"api_port": free_port(), "proxy_port": free_port(), "scheduler_port": free_port(),
+                        # small Dask processes: the test machine has 2 cores shared by everything
+                        "scheduler_memory": "512M",
+                        "options": {"worker_memory": {"min": "256M", "default": "512M", "max": "1G"}}},
         }
         for section, values in (extra or {}).items():
             if isinstance(values, dict):

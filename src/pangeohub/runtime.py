@@ -75,13 +75,18 @@ class Runtime:
             from pangeohub.services.hub import HubService
             from pangeohub.services.proxy import ProxyService
 
-            self._services = [ProxyService(self), HubService(self)]
+            services = [ProxyService(self)]
             if self.config.storage.mode == "embedded":
                 from pangeohub.services.objectstore import ObjectStoreService
 
-                # Before the hub: its spawn hooks create identities in the store.
-                hub_at = [svc.name for svc in self._services].index("hub")
-                self._services.insert(hub_at, ObjectStoreService(self))
+                services.append(ObjectStoreService(self))  # before the hub: its spawn hooks make identities
+            if self.config.gateway.enabled:
+                from pangeohub.services.gateway import GatewayService
+
+                # Before the hub: the hub blocks ~30 s at start when a service with a `url` does not answer.
+                services.append(GatewayService(self))
+            services.append(HubService(self))
+            self._services = services
         return self._services
 
     def jobs(self) -> list[tuple[str, list[str]]]:

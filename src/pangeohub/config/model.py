@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pangeohub.config.gateway import GatewaySection
 from pangeohub.units import ByteSize, Duration
 
 # A Linux account name: what useradd accepts by default on Debian, minus the rarely wanted '$' suffix.
@@ -420,6 +421,7 @@ class Config(Section):
     homes: HomesSection = Field(default_factory=HomesSection)
     shared: SharedSection = Field(default_factory=SharedSection)
     storage: StorageSection = Field(default_factory=StorageSection)
+    gateway: GatewaySection = Field(default_factory=GatewaySection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod
@@ -446,6 +448,9 @@ class Config(Section):
             "hub.internal_port": self.hub.internal_port,
             "hub.proxy_api_port": self.hub.proxy_api_port,
         }
+        if self.gateway.enabled:
+            ports.update({"gateway.api_port": self.gateway.api_port, "gateway.proxy_port": self.gateway.proxy_port,
+                          "gateway.scheduler_port": self.gateway.scheduler_port})
         seen: dict[int, str] = {}
         for name, port in ports.items():
             if port and port in seen:

@@ -18,11 +18,12 @@ def spawn_hooks() -> list[SpawnHook]:
     """Every feature's hook, in the order they run. Imported lazily: the hub loads them at first spawn."""
     from pangeohub.catalog.quickstart import quickstart_hook
     from pangeohub.catalog.setup import catalog_env
+    from pangeohub.gateway.hook import gateway_spawn_hook
     from pangeohub.resources.hook import resources_hook
     from pangeohub.storage.hook import scratch_hook
 
     # resources first: it mounts the (quota'd) home that later hooks write into.
-    return [resources_hook, scratch_hook, catalog_env, quickstart_hook]
+    return [resources_hook, scratch_hook, gateway_spawn_hook, catalog_env, quickstart_hook]
 
 
 async def run_spawn_hooks(spawner, account: pwd.struct_passwd) -> dict[str, str]:

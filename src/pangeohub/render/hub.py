@@ -11,16 +11,19 @@ from dataclasses import dataclass
 from pangeohub.auth.render import authenticator_class, render_auth
 from pangeohub.config import Config
 from pangeohub.paths import StatePaths
+from pangeohub.render.gateway import hub_services
 
 ADMIN_SERVICE = "pangeohub-admin"
 
 @dataclass(frozen=True)
 class HubSecrets:
     admin_service_token: str
+    gateway_token: str = ""
 
 
 def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) -> dict:
     hub = config.hub
+    extra_services, extra_roles = hub_services(config, secrets.gateway_token)
     rendered = {
         "JupyterHub": {
             "bind_url": f"http://{_host(hub.ip)}:{hub.port}/",
@@ -35,11 +38,12 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             "spawner_class": "pangeohub.hub.spawner.PangeoSpawner",
             "concurrent_spawn_limit": hub.concurrent_spawn_limit,
             "active_server_limit": 0,
-            "services": [{"name": ADMIN_SERVICE, "api_token": secrets.admin_service_token}],
+            "services": [{"name": ADMIN_SERVICE, "api_token": secrets.admin_service_token}, *extra_services],
             "load_roles": [
                 # The CLI runs as root and manages users, admins and tokens: it needs the hub's full admin role
                 # (a narrower role cannot grant admin rights).
-                {"name": "admin", "services": [ADMIN_SERVICE]}
+                {"name": "admin", "services": [ADMIN_SERVICE]},
+                *extra_roles,
             ],
         },
         "ConfigurableHTTPProxy": {

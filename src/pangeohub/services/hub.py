@@ -26,7 +26,8 @@ class HubService(Service):
         return self.rt.paths.hub / "jupyterhub_config.json"
 
     def secrets(self) -> HubSecrets:
-        return HubSecrets(admin_service_token=self.rt.secret("hub_admin_token"))
+        return HubSecrets(admin_service_token=self.rt.secret("hub_admin_token"),
+                          gateway_token=self.rt.secret("gateway_hub_token"))
 
     def prepare(self) -> None:
         prepare_auth(self.rt.config, self.rt.paths)

@@ -1,0 +1,61 @@
+"""dask-gateway-server as its own process (its HTTP and scheduler proxy is a child it manages itself).
+
+Started before the hub: JupyterHub waits ~30 s at start for a service with a ``url`` that does not answer.
+Not restartable: the gateway keeps cluster state in memory, and a restart stops every cluster.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pangeohub.render.gateway import GatewayUrls, clusters_dir, gateway_dir, render_gateway_config
+from pangeohub.secrets import write_private
+from pangeohub.services.base import Service, http_ok
+
+
+class GatewayService(Service):
+    name = "dask-gateway"
+    restartable = False
+    start_timeout = 60.0
+    stop_timeout = 30.0  # it stops every cluster (SIGINT, then SIGTERM) before exiting
+
+    @property
+    def port(self) -> int:
+        return self.rt.config.gateway.proxy_port
+
+    @property
+    def config_file(self):
+        return gateway_dir(self.rt.paths) / "dask_gateway_config.json"
+
+    def prepare(self) -> None:
+        home = gateway_dir(self.rt.paths)
+        home.mkdir(mode=0o700, exist_ok=True)
+        home.chmod(0o711)  # users traverse it to reach their own cluster directory, never list it
+        clusters = clusters_dir(self.rt.paths)
+        clusters.mkdir(exist_ok=True)
+        clusters.chmod(0o711)
+        urls = GatewayUrls(hub_api=self.rt.hub_api, public_url=self.rt.public_url)
+        rendered = render_gateway_config(self.rt.config, self.rt.paths, urls)
+        write_private(self.config_file, json.dumps(rendered, indent=2, sort_keys=True) + "\n")
+
+    def command(self) -> list[str]:
+        return [str(self.rt.python_bin("dask-gateway-server")), "-f", str(self.config_file)]
+
+    def env(self) -> dict[str, str]:
+        return {
+            **super().env(),
+            "JUPYTERHUB_API_TOKEN": self.rt.secret("gateway_hub_token"),
+            "DASK_GATEWAY_PROXY_TOKEN": self.rt.secret("gateway_proxy_token"),
+            "PANGEOHUB_GATEWAY_COOKIE_SECRET": self.rt.secret("gateway_cookie_secret"),
+            "PANGEOHUB_GATEWAY_ADMIN_TOKEN": self.rt.secret("gateway_admin_token"),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def cwd(self):
+        return gateway_dir(self.rt.paths)
+
+    def probe(self) -> bool:
+        # Through its own proxy: both the API server and the proxy answer.
+        return http_ok(f"http://127.0.0.1:{self.port}/services/dask-gateway/api/health")
+
+
