@@ -76,6 +76,11 @@ class Runtime:
             from pangeohub.services.proxy import ProxyService
 
             self._services = [ProxyService(self), HubService(self)]
+            if self.config.hub.fast_spawn:  # just before the hub: see services/forkserver.py
+                from pangeohub.services.forkserver import ForkServerService
+
+                hub = [svc.name for svc in self._services].index("hub")
+                self._services.insert(hub, ForkServerService(self))
         return self._services
 
     def service(self, name: str):

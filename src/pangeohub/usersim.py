@@ -47,6 +47,8 @@ class UserSim:
         self.timeout = timeout
         self.session: aiohttp.ClientSession | None = None
         self.timings: dict[str, float] = {}
+        #: Every timed step in order: (phase, wall-clock start, seconds, error or None). The load tester plots it.
+        self.events: list[tuple[str, float, float, str | None]] = []
 
     async def __aenter__(self) -> "UserSim":
         jar = aiohttp.CookieJar(unsafe=True)  # loopback addresses are IPs, which the default jar ignores
@@ -74,11 +76,19 @@ class UserSim:
             return json.loads(body) if body.strip() else None
 
     async def _timed(self, phase: str, coro):
-        started = time.perf_counter()
+        started, wall, error = time.perf_counter(), time.time(), None
         try:
             return await coro
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            raise
         finally:
             self.timings[phase] = time.perf_counter() - started
+            self.events.append((phase, wall, self.timings[phase], error))
+
+    async def timed(self, phase: str, coro):
+        """Time any step (a feature's own check, say) like the built-in ones: in ``timings`` and ``events``."""
+        return await self._timed(phase, coro)
 
     # -- hub -------------------------------------------------------------------------------------------
     async def login(self) -> None:
@@ -196,10 +206,7 @@ class UserSim:
         """Start a kernel, run ``code``, stop the kernel."""
         kernel = await self.start_kernel()
         try:
-            started = time.perf_counter()
-            result = await self.execute(kernel, code, timeout)
-            self.timings["execute"] = time.perf_counter() - started
-            return result
+            return await self._timed("execute", self.execute(kernel, code, timeout))
         finally:
             await self.stop_kernel(kernel)
 

@@ -12,18 +12,18 @@ import asyncio
 import os
 import pwd
 
-from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Dict
 
 from pangeohub.config import Config
 from pangeohub.config.model import UsersSection
+from pangeohub.hub.fastspawn import ForkLaunch
 from pangeohub.hub.hooks import run_spawn_hooks
 from pangeohub.names import system_name
 from pangeohub.runtime import Runtime
 from pangeohub.sysusers import ensure_account
 
 
-class PangeoSpawner(LocalProcessSpawner):
+class PangeoSpawner(ForkLaunch):  # LocalProcessSpawner, forking from a pre-imported server when it can
     settings = Dict(help="pangeohub's effective config (all sections), as rendered by pangeohub.").tag(config=True)
 
     @property
