@@ -23,7 +23,9 @@ def status(pid):
         fields[key] = value.split()
     return {k: fields.get(k) for k in ('Uid', 'Gid', 'Groups', 'CapInh', 'CapPrm', 'CapEff', 'CapAmb', 'NoNewPrivs')}
 print(json.dumps({'kernel': status('self'), 'server': status(os.getppid()), 'server_pid': os.getppid(),
-                  'kernel_pid': os.getpid(), 'env': dict(os.environ), 'cwd': os.getcwd()}))
+                  'kernel_fds': [os.readlink('/proc/self/fd/' + fd) for fd in os.listdir('/proc/self/fd')
+                                 if os.path.exists('/proc/self/fd/' + fd)],
+                  'env': dict(os.environ), 'cwd': os.getcwd()}))
 """
 
 
@@ -98,11 +100,10 @@ def test_forked_server_keeps_nothing_of_root_the_fork_server_or_the_hub(platform
     forkserver = _forkserver_pid(platform)
     fork_fds = {os.readlink(f"/proc/{forkserver}/fd/{fd}") for fd in os.listdir(f"/proc/{forkserver}/fd")}
     state_dir = str(platform.rt.paths.root)
-    for pid in (server.pid, seen["kernel_pid"]):
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            assert not (target.startswith("socket:") and target in fork_fds), (pid, target)
-            assert not target.startswith(state_dir) or target == str(platform.rt.paths.log("hub")), (pid, target)
+    server_fds = [os.readlink(f"/proc/{server.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{server.pid}/fd")]
+    for target in server_fds + seen["kernel_fds"]:
+        assert not (target.startswith("socket:") and target in fork_fds), target
+        assert not target.startswith(state_dir) or target == str(platform.rt.paths.log("hub")), target
 
     # Memory: no hub secret and not the other user's token anywhere in the server's address space.
     needles = {**_hub_secrets(platform), "alice-token": alice_seen["env"]["JUPYTERHUB_API_TOKEN"].encode()}
@@ -128,7 +129,9 @@ def test_user_config_runs_as_the_user_and_forked_servers_survive_a_fork_server_r
     assert (int(uid), int(gid)) == (entry.pw_uid, entry.pw_gid)
 
     before = _inspect(platform, name, token)["server_pid"]
+    hub_pid = json.loads(platform.cli("status", "--json").stdout)["services"]["hub"]["pid"]
     platform.cli("restart", "forkserver")
+    assert json.loads(platform.cli("status", "--json").stdout)["services"]["hub"]["pid"] == hub_pid
     after = _inspect(platform, name, token)["server_pid"]
     assert after == before  # the running server was not touched
 

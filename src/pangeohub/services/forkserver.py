@@ -3,7 +3,7 @@
 Supervised like every other process. It is listed before the hub, so that it stops after the hub has stopped
 every user server (its children) and starts before the first spawn; if it dies, spawns fall back to a fresh
 process until it is back. User servers it forked are in their own sessions: stopping or restarting it (or
-the hub) leaves them running, as with the stock spawner.
+the hub) leaves them running, as with the stock spawner, and restarting it does not restart the hub.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pangeohub.services.base import Service
 class ForkServerService(Service):
     name = "forkserver"
     start_timeout = 120.0  # importing JupyterLab takes a few seconds on a loaded machine
+    restart_dependants = False  # the hub holds no state about it: it connects afresh for every spawn
 
     @property
     def socket(self):
