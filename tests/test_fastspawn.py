@@ -145,3 +145,19 @@ def test_user_config_runs_as_the_user_and_forked_servers_survive_a_fork_server_r
     assert not psutil.pid_exists(before) or psutil.Process(before).status() == psutil.STATUS_ZOMBIE
     users = {u["name"]: u for u in HubAPI(platform.rt).users()}
     assert users[name]["servers"][""]["ready"]
+
+
+def test_with_fast_spawn_off_servers_start_as_fresh_processes():
+    from harness import Platform
+
+    plain = Platform(extra={"hub": {"fast_spawn": False}})
+    try:
+        plain.up()
+        assert "forkserver" not in json.loads(plain.cli("status", "--json").stdout)["services"]
+        name, token = plain.started_user()
+        seen = _inspect(plain, name, token)
+        server = psutil.Process(seen["server_pid"])
+        assert "jupyterhub-singleuser" in " ".join(server.cmdline())  # exec'd, not forked
+        assert seen["server"]["Uid"] == [str(plain.system_user(name).pw_uid)] * 4
+    finally:
+        plain.close()

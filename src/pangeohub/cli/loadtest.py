@@ -33,8 +33,11 @@ def loadtest(
     from pangeohub import supervisor
     from pangeohub.cli.platform import require_root
     from pangeohub.ops import loadtest_report
-    from pangeohub.ops.loadtest import LoadTest, Plan
+    from pangeohub.ops.loadtest import LoadTest, Plan, gateway_check
 
+    plan = Plan(users=users, ramp=ramp, hold=hold, gateway=gateway, timeout=timeout)
+    plan.validate()
+    gateway_check(plan)
     require_root("loadtest")
     rt = state.runtime()
     if supervisor.supervisor_pid(rt) is None:
@@ -50,7 +53,7 @@ def loadtest(
         detail = " ".join(f"{k}:{v}" for k, v in sorted(counts.items()) if k not in ("done",))
         progress.update(bar, completed=finished, detail=detail)
 
-    test = LoadTest(rt, Plan(users=users, ramp=ramp, hold=hold, gateway=gateway, timeout=timeout), update)
+    test = LoadTest(rt, plan, update)
     console.print(f"creating {users} temporary users ...")
     with progress:
         test.run()

@@ -58,7 +58,25 @@ class ForkLaunch(LocalProcessSpawner):
         except ForkUnavailable as why:
             self.log.info("Fast spawn does not apply to %s (%s): starting a fresh process", self.user.name, why)
             return await super().start()
-        return (self.ip or "127.0.0.1", self.port)
+        address = (self.ip or "127.0.0.1", self.port)
+        await self._until_listening(*address)
+        return address
+
+    async def _until_listening(self, host: str, port: int, interval: float = 0.05) -> None:
+        """Return once the server accepts connections (or has died, which the hub then reports).
+
+        The hub checks a new server over HTTP with exponential backoff (0.2 s, 0.6 s, 1.4 s, ...), so a server
+        ready after 0.5 s is seen at 1.4 s. A local connect every 50 ms costs nothing and makes the hub's first
+        check the one that succeeds. Bounded by the hub's own start_timeout around start().
+        """
+        while await self.poll() is None:
+            try:
+                _, writer = await asyncio.open_connection(host, port)
+            except OSError:
+                await asyncio.sleep(interval)
+                continue
+            writer.close()
+            return
 
     # -- what the fork server needs ------------------------------------------------------------------------
     @property

@@ -21,7 +21,7 @@ from typing import Callable
 from pangeohub.accounts import Account, AccountStore
 from pangeohub.errors import PangeoError
 from pangeohub.hubapi import HubAPI
-from pangeohub.sysusers import remove_account
+from pangeohub.sysusers import ensure_account, remove_account
 from pangeohub.usersim import UserSim
 
 PHASES = ("login", "spawn", "kernel", "execute", "gateway", "stop")
@@ -76,13 +76,14 @@ def gateway_check(plan: Plan) -> Callable | None:
 
 
 def create_users(rt, names: list[str]) -> dict[str, str]:
-    """Temporary accounts, made as `pangeohub users add` makes them (store, then hub); returns passwords.
+    """Temporary accounts, made as `pangeohub users add` makes them (store, Linux account, hub); returns passwords.
     In parallel: each password costs an argon2 hash."""
     store, api = AccountStore(rt.paths.accounts_db), HubAPI(rt)
     passwords = {name: secrets.token_urlsafe(16) for name in names}
 
     def make(name: str) -> None:
         store.add(Account(name=name, info={"temporary": "loadtest"}), passwords[name])
+        ensure_account(name, rt.config.users)
         api.ensure_user(name)
 
     with ThreadPoolExecutor(4) as pool:

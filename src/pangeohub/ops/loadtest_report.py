@@ -13,7 +13,7 @@ import psutil
 
 from pangeohub.ops.loadtest import PHASES, LoadTest
 
-WINDOW = 5.0  # seconds per bucket in the plot: enough samples per bucket for a 60-person burst
+BUCKETS = 20  # time buckets across the run in the plot: a few samples each for a 60-person burst
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -61,23 +61,24 @@ def report(test: LoadTest) -> dict:
 
 
 def plot(data: dict, path: Path) -> None:
-    """Per phase, p50/p95/p99 of latencies of steps started in each WINDOW; failures below, on the same clock."""
+    """Per phase, p50/p95/p99 of the steps started in each time bucket; failures below, on the same clock."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     events = [e for j in data["journeys"] for e in j["events"]]
+    window = max(1.0, max((e["at"] for e in events), default=0) / BUCKETS)
     phases = [p for p in PHASES if any(e["phase"] == p for e in events)]
     fig, axes = plt.subplots(len(phases) + 1, 1, figsize=(9, 2.2 * (len(phases) + 1)), sharex=True)
     for ax, phase in zip(axes, phases):
         mine = [e for e in events if e["phase"] == phase and e["error"] is None]
         buckets: dict[int, list[float]] = {}
         for e in mine:
-            buckets.setdefault(int(e["at"] // WINDOW), []).append(e["seconds"])
+            buckets.setdefault(int(e["at"] // window), []).append(e["seconds"])
         xs = sorted(buckets)
         for q, style in ((50, "-"), (95, "--"), (99, ":")):
-            ax.plot([(x + 0.5) * WINDOW for x in xs], [percentile(buckets[x], q) for x in xs], style,
+            ax.plot([(x + 0.5) * window for x in xs], [percentile(buckets[x], q) for x in xs], style,
                     marker="o", markersize=3, label=f"p{q}")
         ax.scatter([e["at"] for e in mine], [e["seconds"] for e in mine], s=4, alpha=0.3, color="grey")
         ax.set_ylabel(f"{phase} (s)")
