@@ -42,6 +42,25 @@ PRELOAD = [
     "jupyterlab.labapp",
     "jupyterlab_server",
     "nbformat",
+    # Imported while the server initialises (found by diffing sys.modules around ServerApp.initialize()):
+    "jupyter_server.kernelspecs.handlers",
+    "jupyter_server.nbconvert.handlers",
+    "jupyter_server.view.handlers",
+    "jupyter_server.services.api.handlers",
+    "jupyter_server.services.config.handlers",
+    "jupyter_server.services.contents.handlers",
+    "jupyter_server.services.events.handlers",
+    "jupyter_server.services.kernels.handlers",
+    "jupyter_server.services.nbconvert.handlers",
+    "jupyter_server.services.security.handlers",
+    "jupyter_server.services.sessions.handlers",
+    "jupyter_server.services.shutdown",
+    "notebook_shim.nbserver",
+    "IPython",
+    "jinja2.ext",
+    "codeop",
+    "getopt",
+    "httpx",
 ]
 
 

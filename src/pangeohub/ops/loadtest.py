@@ -113,6 +113,15 @@ def remove_users(rt, names: list[str]) -> list[str]:
     return problems
 
 
+def _mark_failed(events: list, phase: str, error: str) -> None:
+    """Record ``error`` on the last step of ``phase`` (or as a step of its own if it never started)."""
+    for index in range(len(events) - 1, -1, -1):
+        if events[index][0] == phase:
+            events[index] = (*events[index][:3], error)
+            return
+    events.append((phase, time.time(), 0.0, error))
+
+
 class LoadTest:
     def __init__(self, rt, plan: Plan, on_update: Callable[["LoadTest"], None] = lambda _: None):
         plan.validate()
@@ -156,6 +165,8 @@ class LoadTest:
                 await self._steps(journey, sim)
             except Exception as exc:
                 journey.error = f"{journey.phase}: {type(exc).__name__}: {exc}"[:500]
+                if not any(event[3] for event in sim.events):  # a check after a step, not the step, failed
+                    _mark_failed(sim.events, journey.phase, journey.error)
                 if journey.phase != "stop":  # leave nothing running; a failure here is already recorded
                     try:
                         await sim.stop_server()
