@@ -74,8 +74,9 @@ def test_forked_server_keeps_nothing_of_root_the_fork_server_or_the_hub(platform
     seen = _inspect(platform, bob, bob_token)
     server = psutil.Process(seen["server_pid"])
 
-    # It was forked (not exec'd): its parent is the fork server.
+    # It was forked (not exec'd): its parent is the fork server. It shows as the server in ps.
     assert server.ppid() == _forkserver_pid(platform)
+    assert "jupyterhub-singleuser" in " ".join(server.cmdline())
 
     # Identity and privilege, of the kernel and of the server it runs under.
     user_groups = {str(g) for g in os.getgrouplist(entry.pw_name, entry.pw_gid)}
@@ -157,7 +158,7 @@ def test_with_fast_spawn_off_servers_start_as_fresh_processes():
         name, token = plain.started_user()
         seen = _inspect(plain, name, token)
         server = psutil.Process(seen["server_pid"])
-        assert "jupyterhub-singleuser" in " ".join(server.cmdline())  # exec'd, not forked
+        assert server.ppid() == json.loads(plain.cli("status", "--json").stdout)["services"]["hub"]["pid"]
         assert seen["server"]["Uid"] == [str(plain.system_user(name).pw_uid)] * 4
     finally:
         plain.close()

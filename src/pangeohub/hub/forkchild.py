@@ -40,6 +40,10 @@ def prepare() -> None:
     import resource  # noqa: F401
 
     try:
+        import setproctitle  # noqa: F401  (_set_name, below)
+    except ImportError:
+        pass
+    try:
         from pangeohub.resources.cgroups import enter_user_cgroup
     except ImportError:
         enter_user_cgroup = None
@@ -126,7 +130,7 @@ def enter(request: dict) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     os.chdir(entry.pw_dir)
-    _set_name(b"jupyterhub-singleuser")
+    _set_name(request["argv"])
 
 
 def _check_dropped(entry, gids: list[int]) -> None:
@@ -140,12 +144,19 @@ def _check_dropped(entry, gids: list[int]) -> None:
         raise PermissionError(f"capabilities survived the uid change: {caps}")
 
 
-def _set_name(name: bytes) -> None:
-    """Show up as the server in ps/top (the kernel's 15-character comm), not as the fork server."""
+def _set_name(argv: list[str]) -> None:
+    """Show up as the server in ps, top and pkill (its command line), not as the fork server."""
+    try:
+        from setproctitle import setproctitle
+
+        setproctitle(" ".join(argv))
+        return
+    except ImportError:
+        pass
     import ctypes
 
     try:
-        ctypes.CDLL(None).prctl(15, name[:15], 0, 0, 0)  # PR_SET_NAME
+        ctypes.CDLL(None).prctl(15, b"jupyterhub-singleuser"[:15], 0, 0, 0)  # PR_SET_NAME: the 15-char comm
     except (OSError, AttributeError):
         pass
 
