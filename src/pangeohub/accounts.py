@@ -36,7 +36,9 @@ CREATE TABLE IF NOT EXISTS failed_logins (name TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS failed_logins_name ON failed_logins (name, at);
 """
 
-# Cheap enough for a 60-person login burst on 2 cores, still far beyond online guessing.
+# Cheap enough for a 60-person login burst on 2 cores, still far beyond online guessing. These are OWASP's
+# minimum argon2id parameters; a verify costs ~40 ms of CPU here (2.5 s for 60 logins, in the hub's thread pool,
+# which argon2 runs in without the GIL). Lowering them would buy little: spawns, not logins, dominate a burst.
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Verified against when the name is unknown, so that timing does not tell whether an account exists.
 _DUMMY_HASH = _HASHER.hash("pangeohub-no-such-account")

@@ -85,6 +85,10 @@ class Runtime:
 
                 # Before the hub: the hub blocks ~30 s at start when a service with a `url` does not answer.
                 services.append(GatewayService(self))
+            if self.config.hub.fast_spawn:  # just before the hub: see services/forkserver.py
+                from pangeohub.services.forkserver import ForkServerService
+
+                services.append(ForkServerService(self))
             services.append(HubService(self))
             self._services = services
         return self._services

@@ -194,7 +194,7 @@ class Supervisor:
                 continue
             # Services after this one may hold state about it (the hub re-registers routes with a new proxy
             # only at its own start), so restart them too.
-            dependants = [d for d in self.running[index + 1:] if d.proc is not None]
+            dependants = [d for d in self.running[index + 1:] if d.proc is not None and svc.restart_dependants]
             for dep in reversed(dependants):
                 self._stop(dep)
             for restart in [item, *dependants]:

@@ -47,6 +47,8 @@ class UserSim:
         self.timeout = timeout
         self.session: aiohttp.ClientSession | None = None
         self.timings: dict[str, float] = {}
+        #: Every timed step in order: (phase, wall-clock start, seconds, error or None). The load tester plots it.
+        self.events: list[tuple[str, float, float, str | None]] = []
 
     async def __aenter__(self) -> "UserSim":
         jar = aiohttp.CookieJar(unsafe=True)  # loopback addresses are IPs, which the default jar ignores
@@ -74,11 +76,19 @@ class UserSim:
             return json.loads(body) if body.strip() else None
 
     async def _timed(self, phase: str, coro):
-        started = time.perf_counter()
+        started, wall, error = time.perf_counter(), time.time(), None
         try:
             return await coro
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            raise
         finally:
             self.timings[phase] = time.perf_counter() - started
+            self.events.append((phase, wall, self.timings[phase], error))
+
+    async def timed(self, phase: str, coro):
+        """Time any step (a feature's own check, say) like the built-in ones: in ``timings`` and ``events``."""
+        return await self._timed(phase, coro)
 
     # -- hub -------------------------------------------------------------------------------------------
     async def login(self) -> None:
@@ -159,8 +169,12 @@ class UserSim:
         return await self._json("GET", f"{self.user_url}{path}", expect=expect)
 
     async def start_kernel(self, name: str = "python3") -> str:
-        model = await self._timed(
-            "kernel", self._json("POST", f"{self.user_url}/api/kernels", json={"name": name}, expect=(201,)))
+        """Start a kernel and wait until it answers, as JupyterLab does before it sends any code."""
+        return await self._timed("kernel", self._start_kernel(name))
+
+    async def _start_kernel(self, name: str) -> str:
+        model = await self._json("POST", f"{self.user_url}/api/kernels", json={"name": name}, expect=(201,))
+        await self._exchange(model["id"], "kernel_info_request", {}, "kernel_info_reply")
         return model["id"]
 
     async def stop_kernel(self, kernel_id: str) -> None:
@@ -168,17 +182,22 @@ class UserSim:
 
     async def execute(self, kernel_id: str, code: str, timeout: float | None = None) -> ExecResult:
         """Run ``code`` in the kernel over its websocket and collect what it printed, returned and raised."""
+        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                   "allow_stdin": False, "stop_on_error": True}
+        out = ExecResult()
+        await self._exchange(kernel_id, "execute_request", content, None, out, timeout)
+        return out
+
+    async def _exchange(self, kernel_id: str, msg_type: str, content: dict, reply_type: str | None,
+                        out: ExecResult | None = None, timeout: float | None = None) -> None:
+        """Send one shell request; return at its reply (``reply_type``) or when the kernel goes idle after it."""
         ws_url = f"{self.user_url}/api/kernels/{kernel_id}/channels".replace("http", "ws", 1)
         msg_id = uuid.uuid4().hex
-        session_id = uuid.uuid4().hex
         request = {
-            "header": {"msg_id": msg_id, "username": self.username, "session": session_id,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True},
+            "header": {"msg_id": msg_id, "username": self.username, "session": uuid.uuid4().hex,
+                       "msg_type": msg_type, "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [], "content": content,
         }
-        out = ExecResult()
         async with self.session.ws_connect(ws_url, headers=self._auth, max_msg_size=0) as ws:
             await ws.send_str(json.dumps(request))
             async with asyncio.timeout(timeout or self.timeout):
@@ -188,18 +207,17 @@ class UserSim:
                     msg = json.loads(frame.data)
                     if msg.get("parent_header", {}).get("msg_id") != msg_id:
                         continue
-                    if _collect(out, msg):
-                        break
-        return out
+                    if reply_type and msg["header"]["msg_type"] == reply_type:
+                        return
+                    if out is not None and _collect(out, msg):
+                        return
+        raise SimError(f"the kernel {kernel_id} of {self.username} closed the connection before answering")
 
     async def run(self, code: str, timeout: float | None = None) -> ExecResult:
         """Start a kernel, run ``code``, stop the kernel."""
         kernel = await self.start_kernel()
         try:
-            started = time.perf_counter()
-            result = await self.execute(kernel, code, timeout)
-            self.timings["execute"] = time.perf_counter() - started
-            return result
+            return await self._timed("execute", self.execute(kernel, code, timeout))
         finally:
             await self.stop_kernel(kernel)
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pangeohub.cli import access, catalog, clusters, config_cmd, platform, users
+from pangeohub.cli import access, catalog, clusters, config_cmd, loadtest, platform, users
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
 
@@ -29,6 +29,7 @@ def _global(
 
 
 platform.register(app)
+loadtest.register(app)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(users.app, name="users")
 app.add_typer(catalog.app, name="catalog")

@@ -65,6 +65,13 @@ class HubSection(Section):
     concurrent_spawn_limit: int = Field(
         100, ge=1, description="Most servers that may be starting at the same time; others wait."
     )
+    fast_spawn: bool = Field(
+        True,
+        description="Start user servers by forking a process that has already imported JupyterLab "
+        "(~10x faster, less memory per server) instead of starting a fresh Python each time. Servers run "
+        "as the same account with the same environment and limits; spawns that set Python's import-time "
+        "variables or a custom command start a fresh process anyway.",
+    )
 
     _ports = field_validator("port", "internal_port", "proxy_api_port")(_check_port)
 

@@ -12,11 +12,11 @@ import asyncio
 import os
 import pwd
 
-from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Dict
 
 from pangeohub.config import Config
 from pangeohub.config.model import UsersSection
+from pangeohub.hub.fastspawn import ForkLaunch
 from pangeohub.hub.hooks import run_spawn_hooks
 from pangeohub.names import system_name
 from pangeohub.resources.spawner import ResourcesMixin
@@ -24,7 +24,8 @@ from pangeohub.runtime import Runtime
 from pangeohub.sysusers import ensure_account
 
 
-class PangeoSpawner(ResourcesMixin, LocalProcessSpawner):
+# LocalProcessSpawner, forking from a pre-imported server when it can, with profiles and cgroup limits.
+class PangeoSpawner(ResourcesMixin, ForkLaunch):
     settings = Dict(help="pangeohub's effective config (all sections), as rendered by pangeohub.").tag(config=True)
 
     @property

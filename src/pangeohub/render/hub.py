@@ -54,6 +54,10 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
         "Spawner": {
             "cmd": [str(config.install_dir / "bin" / "jupyterhub-singleuser")],
             "default_url": hub.default_url,
+            # JupyterLab's default "pypi" extension manager would pip-install into the shared, root-owned
+            # environment, which users cannot write; it also costs ~0.2 s of CPU per server start (an SSL
+            # context for PyPI). Read-only shows the installed extensions and offers no installs that fail.
+            "args": ["--LabApp.extension_manager=readonly"],
             "start_timeout": int(hub.start_timeout),
             "http_timeout": int(hub.start_timeout),
         },

@@ -30,6 +30,17 @@ class UserCgroup:
     dirs: tuple[str, ...] = field(default=())
 
 
+def enter_cgroup_files(procs_files, pid: int = 0) -> None:
+    """Like :func:`enter_user_cgroup`, from the ``cgroup.procs`` paths alone (what the fork server receives)."""
+    data = str(pid or os.getpid()).encode()
+    for path in procs_files:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+
 def enter_user_cgroup(cgroup: UserCgroup | None, pid: int = 0) -> None:
     """Move process ``pid`` (0: the caller) into ``cgroup``; None (limits off) does nothing.
 
@@ -37,15 +48,8 @@ def enter_user_cgroup(cgroup: UserCgroup | None, pid: int = 0) -> None:
     run while the process is still root, before it drops to the user's uid. A failure raises (OSError), so a
     server that cannot be limited does not start.
     """
-    if cgroup is None:
-        return
-    data = str(pid or os.getpid()).encode()
-    for path in cgroup.procs_files:
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+    if cgroup is not None:
+        enter_cgroup_files(cgroup.procs_files, pid)
 
 
 class CgroupBackend:

@@ -42,6 +42,10 @@ class ResourcesMixin(LocalProcessSpawner):  # a traitlets class, so that its @de
 
         return preexec
 
+    def fork_cgroup_args(self) -> dict:
+        """For servers forked by the fork server: the same cgroup, as plain data (the request is JSON)."""
+        return {"procs_files": list(self.cgroup.procs_files) if self.cgroup else []}
+
 
 def _apply_profile(spawner, user_options):
     try:

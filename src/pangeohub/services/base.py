@@ -24,6 +24,8 @@ class Service:
     start_timeout: float = 60.0
     #: Seconds between SIGTERM and SIGKILL.
     stop_timeout: float = 10.0
+    #: Restart the services listed after this one when it restarts (they may hold state about it).
+    restart_dependants: bool = True
 
     def __init__(self, runtime: "Runtime"):
         self.rt = runtime

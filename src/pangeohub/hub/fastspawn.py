@@ -1,0 +1,162 @@
+"""Fast spawn: start a user's server by asking the fork server (``forkserver``) instead of exec'ing Python.
+
+``ForkLaunch`` sits between PangeoSpawner and upstream's LocalProcessSpawner in the class hierarchy and replaces
+only the Popen step of ``LocalProcessSpawner.start``: the account, the spawn hooks, the environment, the
+arguments and the state (a pid) are upstream's and PangeoSpawner's, so poll, stop and a hub restart work the
+same way for forked servers (they are ordinary processes of the user, signalled by pid).
+
+It falls back to the stock path, with a log line saying why, wherever forking cannot give the same server:
+fast spawn switched off (``hub.fast_spawn``), a different ``cmd`` or a ``shell_cmd``, environment variables
+that change what Python or the single-user entry point would load, or no fork server answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import socket
+from pathlib import Path
+
+import psutil
+from jupyterhub.spawner import LocalProcessSpawner
+from jupyterhub.utils import random_port
+
+from pangeohub.gateway.userenv import usersite_pythonpath
+from pangeohub.hub.forkchild import HEADER
+
+# Variables read when the interpreter or jupyterhub.singleuser is *imported*: a forked server imported them
+# already, with the fork server's (empty) values, so a spawn that sets them must exec a fresh Python.
+IMPORT_TIME_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONSAFEPATH",
+                   "PYTHONNOUSERSITE", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "PYTHONMALLOC",
+                   "PYTHONWARNINGS", "PYTHONEXECUTABLE", "LD_PRELOAD", "LD_LIBRARY_PATH",
+                   "JUPYTERHUB_SINGLEUSER_EXTENSION", "JUPYTERHUB_SINGLEUSER_APP")
+# Limits a stock spawn inherits from the hub; forked servers get the same ones, not the fork server's.
+RLIMITS = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_STACK",
+           "RLIMIT_MEMLOCK", "RLIMIT_FSIZE")
+
+
+def forkserver_socket(state_dir: Path) -> Path:
+    """Where the fork server listens: a 0700 root directory under the state dir."""
+    return Path(state_dir) / "run" / "forkserver" / "forkserver.sock"
+
+
+class ForkUnavailable(Exception):
+    """The fork server cannot take this spawn; the stock path can."""
+
+
+class ForkLaunch(LocalProcessSpawner):
+    """LocalProcessSpawner whose start() forks from the fork server when it can (see module docstring)."""
+
+    async def start(self):
+        if self.port == 0:
+            self.port = random_port()
+        try:
+            request = self.fork_request()
+            self.log.info("Forking server for %s from the fork server", self.user.name)
+            self.pid = await asyncio.get_running_loop().run_in_executor(None, _ask, self.fork_socket, request)
+        except ForkUnavailable as why:
+            self.log.info("Fast spawn does not apply to %s (%s): starting a fresh process", self.user.name, why)
+            return await super().start()
+        address = (self.ip or "127.0.0.1", self.port)
+        await self._until_listening(*address)
+        return address
+
+    async def _until_listening(self, host: str, port: int, interval: float = 0.05) -> None:
+        """Return once the server accepts connections (or has died, which the hub then reports).
+
+        The hub checks a new server over HTTP with exponential backoff (0.2 s, 0.6 s, 1.4 s, ...), so a server
+        ready after 0.5 s is seen at 1.4 s. A local connect every 50 ms costs nothing and makes the hub's first
+        check the one that succeeds. Bounded by the hub's own start_timeout around start().
+        """
+        while await self.poll() is None:
+            try:
+                _, writer = await asyncio.open_connection(host, port)
+            except OSError:
+                await asyncio.sleep(interval)
+                continue
+            writer.close()
+            return
+
+    # -- what the fork server needs ------------------------------------------------------------------------
+    @property
+    def fork_socket(self) -> Path:
+        return forkserver_socket(self.runtime.config.state_dir)
+
+    def fork_request(self) -> dict:
+        """The spawn as data; raises ForkUnavailable where only a fresh process can honour it."""
+        config = self.runtime.config
+        if not getattr(config.hub, "fast_spawn", False):
+            raise ForkUnavailable("hub.fast_spawn is off")
+        expected = [str(config.install_dir / "bin" / "jupyterhub-singleuser")]
+        if list(self.cmd) != expected or self.shell_cmd:
+            raise ForkUnavailable(f"custom command {self.shell_cmd + list(self.cmd)}")
+        env = self.get_env()
+        # The platform's own PYTHONPATH (root-owned sitecustomize that re-enables the user site) only matters to
+        # the kernels the server starts, which read it from the environment as usual: it does not stop a fork.
+        import_time = sorted(k for k in set(env) & set(IMPORT_TIME_ENV)
+                             if not (k == "PYTHONPATH" and env[k] == usersite_pythonpath()))
+        if import_time:
+            raise ForkUnavailable(f"environment sets {', '.join(import_time)}")
+        if not self.fork_socket.exists():
+            raise ForkUnavailable(f"no fork server at {self.fork_socket}")
+        return {
+            "user": self.system_user,
+            "argv": [*self.cmd, *self.get_args()],
+            "env": env,
+            "umask": _umask(),
+            "rlimits": {name: resource.getrlimit(getattr(resource, name)) for name in RLIMITS},
+            "cgroup": self.fork_cgroup_args(),
+        }
+
+    def fork_cgroup_args(self) -> dict:
+        """Keyword arguments for ``pangeohub.resources.cgroups.enter_cgroup_files`` in the forked child."""
+        return {"procs_files": []}
+
+    # -- a forked server is not our child: poll it by pid, and do not mistake a zombie for a server ----------
+    async def poll(self):
+        status = await super().poll()
+        if status is None and self.proc is None and self.pid:
+            try:
+                if psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE:
+                    self.clear_state()
+                    return 0
+            except psutil.NoSuchProcess:
+                self.clear_state()
+                return 0
+        return status
+
+
+def _ask(path: Path, request: dict, timeout: float = 60.0) -> int:
+    """Send one spawn request with our stdout/stderr; returns the new server's pid."""
+    payload = json.dumps(request).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise ForkUnavailable(f"fork server not answering at {path}: {exc}") from None
+        socket.send_fds(sock, [HEADER.pack(len(payload))], [1, 2])
+        sock.sendall(payload)
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    if not reply:
+        raise RuntimeError("the fork server closed the connection without starting the server")
+    answer = json.loads(reply)
+    if "error" in answer:
+        raise RuntimeError(f"the fork server could not start the server: {answer['error']}")
+    return int(answer["pid"])
+
+
+def _umask() -> int:
+    """The hub's umask (what a stock spawn inherits), read without the racy set-and-restore of os.umask."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022

@@ -1,0 +1,191 @@
+"""What a child of the fork server does, in order, to become one user's single-user server.
+
+The order is the point. As root: leave the fork server's session, check the caller is root, read the request,
+replace every inherited fd, enter the user's cgroup, set resource limits and umask. Then drop groups, gid and
+uid (all of real, effective and saved) and check that no capability survived. Only then: replace the
+environment, enter the home directory and start the server, which is the first thing to read a file the user
+can write (``~/.jupyter``). Anything that fails before the drop is reported to the hub and the child exits.
+
+Wire format (see ``pangeohub.hub.fastspawn``): a 4-byte length sent together with the hub's stdout and stderr
+(SCM_RIGHTS), then that many bytes of JSON; the child answers one JSON line, ``{"pid": n}`` or
+``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import traceback
+
+HEADER = struct.Struct("!I")
+MAX_REQUEST = 1 << 20
+_CAP_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapAmb")
+
+# Per-user CPU and memory limits come from the resources feature (enter_cgroup_files). Looked up once, in the
+# fork server, so that children never import anything after the fork; absent, the hook does nothing.
+_enter_user_cgroup = None
+
+
+def prepare() -> None:
+    """Run once in the fork server: import what the child needs before it has dropped privileges."""
+    global _enter_user_cgroup
+    import ctypes  # noqa: F401  (prctl, below)
+    import grp  # noqa: F401
+    import pwd  # noqa: F401
+    import resource  # noqa: F401
+
+    try:
+        import setproctitle  # noqa: F401  (_set_name, below)
+    except ImportError:
+        pass
+    try:
+        from pangeohub.resources.cgroups import enter_cgroup_files
+    except ImportError:
+        enter_cgroup_files = None
+    _enter_user_cgroup = enter_cgroup_files
+
+
+def run(conn: socket.socket) -> int:
+    """The child's whole life; returns its exit code (the caller ends in os._exit)."""
+    _reset_signals()
+    os.setsid()  # not in the fork server's process group: stopping that must not stop user servers
+    try:
+        request = _receive(conn)
+        enter(request)
+    except Exception as exc:
+        _reply(conn, {"error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    _reply(conn, {"pid": os.getpid()})
+    conn.close()
+    return _serve(request["argv"])
+
+
+def _reset_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _receive(conn: socket.socket) -> dict:
+    pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    if uid != 0:
+        raise PermissionError(f"request from uid {uid}: only root (the hub) may start servers")
+    header, fds, _, _ = socket.recv_fds(conn, HEADER.size, 2)
+    if len(header) != HEADER.size or len(fds) != 2:
+        raise ValueError("malformed request header")
+    (size,) = HEADER.unpack(header)
+    if size > MAX_REQUEST:
+        raise ValueError(f"request of {size} bytes")
+    body = bytearray()
+    while len(body) < size:
+        chunk = conn.recv(size - len(body))
+        if not chunk:
+            raise ValueError("request cut short")
+        body += chunk
+    _replace_fds(fds, keep=conn.fileno())
+    return json.loads(body)
+
+
+def _replace_fds(log_fds: list[int], keep: int) -> None:
+    """stdin from /dev/null, stdout/stderr to the hub's log (as a stock spawn inherits them), nothing else."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log_fds[0], 1)
+    os.dup2(log_fds[1], 2)
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:  # the directory's own fd, already gone
+                pass
+
+
+def enter(request: dict) -> None:
+    """Become the user, in the order the module docstring gives. Raises if any step does not hold."""
+    import pwd
+    import resource
+
+    entry = pwd.getpwnam(request["user"])
+    if entry.pw_uid == 0 or entry.pw_gid == 0:
+        raise PermissionError(f"refusing to start a server as {entry.pw_name} (uid {entry.pw_uid})")
+    gids = sorted(set(os.getgrouplist(entry.pw_name, entry.pw_gid)) - {0})
+
+    if _enter_user_cgroup is not None:
+        _enter_user_cgroup(pid=os.getpid(), **request.get("cgroup", {}))
+    for name, (soft, hard) in request.get("rlimits", {}).items():
+        resource.setrlimit(getattr(resource, name), (soft, hard))
+    os.umask(int(request.get("umask", 0o022)))
+
+    os.setgroups(gids)
+    os.setresgid(entry.pw_gid, entry.pw_gid, entry.pw_gid)
+    os.setresuid(entry.pw_uid, entry.pw_uid, entry.pw_uid)
+    _check_dropped(entry, gids)
+
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.chdir(entry.pw_dir)
+    _set_name(request["argv"])
+
+
+def _check_dropped(entry, gids: list[int]) -> None:
+    if os.getresuid() != (entry.pw_uid,) * 3 or os.getresgid() != (entry.pw_gid,) * 3:
+        raise PermissionError("uid/gid not fully dropped")
+    if not set(os.getgroups()) <= set(gids) | {entry.pw_gid}:
+        raise PermissionError(f"supplementary groups not dropped: {os.getgroups()}")
+    with open("/proc/self/status") as status:
+        caps = {k: v.strip() for k, v in (line.split(":", 1) for line in status) if k in _CAP_FIELDS}
+    if any(int(value, 16) for value in caps.values()):
+        raise PermissionError(f"capabilities survived the uid change: {caps}")
+
+
+def _set_name(argv: list[str]) -> None:
+    """Show up as the server in ps, top and pkill (its command line), not as the fork server."""
+    try:
+        from setproctitle import setproctitle
+
+        setproctitle(" ".join(argv))
+        return
+    except ImportError:
+        pass
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(15, b"jupyterhub-singleuser"[:15], 0, 0, 0)  # PR_SET_NAME: the 15-char comm
+    except (OSError, AttributeError):
+        pass
+
+
+def _reply(conn: socket.socket, message: dict) -> None:
+    try:
+        conn.sendall(json.dumps(message).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def _serve(argv: list[str]) -> int:
+    """Run the single-user server as ``jupyterhub-singleuser`` would, and the exit handlers it registers."""
+    sys.argv = list(argv)
+    code = 0
+    try:
+        from jupyterhub.singleuser import main
+
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+    return code

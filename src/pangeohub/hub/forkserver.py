@@ -1,0 +1,169 @@
+"""The fork server: a root process that has imported the single-user server once, and forks one child per user.
+
+Why: a stock spawn execs ``jupyterhub-singleuser``, which spends ~1.4 s of CPU importing jupyter_server and
+JupyterLab before it does anything. Forked from a process that already holds those modules, a server is up in a
+fraction of that, and the children share the imported code pages (copy-on-write) instead of each holding ~120 MiB.
+
+Security is the design constraint, not an afterthought:
+- The server never reads a request itself. It accepts a connection and forks at once; the child reads its own
+  request. So the parent's memory, which every later child inherits, never holds any user's token or env.
+- It runs with a minimal environment (PATH, LANG) and reads no secret; children thus inherit nothing of the hub.
+- Only root may connect: the socket lives in a 0700 root directory and the child checks SO_PEERCRED.
+- The child (see ``forkchild``) drops every fd, groups, gid, uid and capability, and enters the user's cgroup,
+  before any user-writable path or user code is touched.
+
+Run by the supervisor as ``python -I -m pangeohub.hub.forkserver <socket>`` (``-I``: no PYTHON* variables,
+no user site, no current directory on sys.path).
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+# What a single-user server imports before it serves: the server, JupyterHub's extension, JupyterLab and the
+# server extensions the install enables (read from the install's own config, like jupyter_server will).
+PRELOAD = [
+    "jupyterhub.singleuser",
+    "jupyterhub.singleuser.extension",
+    "jupyter_server.serverapp",
+    "jupyter_server.services.kernels.kernelmanager",
+    "jupyter_server.services.contents.largefilemanager",
+    "jupyter_server.services.sessions.sessionmanager",
+    "jupyter_server.gateway.managers",
+    "jupyter_client.ioloop",
+    "jupyter_client.provisioning.local_provisioner",
+    "jupyterlab.labapp",
+    "jupyterlab_server",
+    "nbformat",
+    # Imported while the server initialises (found by diffing sys.modules around ServerApp.initialize()):
+    "jupyter_server.kernelspecs.handlers",
+    "jupyter_server.nbconvert.handlers",
+    "jupyter_server.view.handlers",
+    "jupyter_server.services.api.handlers",
+    "jupyter_server.services.config.handlers",
+    "jupyter_server.services.contents.handlers",
+    "jupyter_server.services.events.handlers",
+    "jupyter_server.services.kernels.handlers",
+    "jupyter_server.services.nbconvert.handlers",
+    "jupyter_server.services.security.handlers",
+    "jupyter_server.services.sessions.handlers",
+    "jupyter_server.services.shutdown",
+    "notebook_shim.nbserver",
+    "IPython",
+    "jinja2.ext",
+    "codeop",
+    "getopt",
+    "httpx",
+]
+
+
+def enabled_extensions(prefix: str = sys.prefix) -> list[str]:
+    """Server extensions switched on by the install (``etc/jupyter/jupyter_server_config.d/*.json``)."""
+    names = []
+    for path in sorted(Path(prefix, "etc", "jupyter", "jupyter_server_config.d").glob("*.json")):
+        try:
+            exts = json.loads(path.read_text()).get("ServerApp", {}).get("jpserver_extensions", {})
+        except (OSError, ValueError):
+            continue
+        names += [name for name, on in exts.items() if on]
+    return names
+
+
+def preload() -> list[str]:
+    """Import everything a server needs; returns what could not be imported (it then loads after the fork)."""
+    missing = []
+    for name in PRELOAD + enabled_extensions():
+        try:
+            importlib.import_module(name)
+        except Exception:  # an optional extension that fails here fails the same way in the server
+            missing.append(name)
+    return missing
+
+
+def drop_event_loop() -> None:
+    """Close the asyncio loop some extension creates at import time. Its epoll fd and self-pipe would be shared
+    by every child (each closes inherited fds anyway); a fresh policy lets each child make its own loop."""
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            loop = None
+    if loop is not None and not loop.is_running():
+        loop.close()
+    asyncio.set_event_loop_policy(None)
+
+
+def _reap(signum, frame) -> None:
+    """Children are user servers: collect their exit status so they do not linger as zombies."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _listen(sock_path: Path) -> socket.socket:
+    """Bind under a temporary name and rename: the socket's existence means "preloaded and accepting"."""
+    sock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chown(sock_path.parent, 0, 0)
+    sock_path.parent.chmod(0o700)
+    staging = sock_path.with_name(sock_path.name + ".new")
+    staging.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(str(staging))
+    finally:
+        os.umask(old_umask)
+    listener.listen(128)
+    os.replace(staging, sock_path)
+    return listener
+
+
+def serve(path: str) -> None:
+    missing = preload()
+    from pangeohub.hub import forkchild  # the child's code, imported before any user exists
+
+    forkchild.prepare()
+    drop_event_loop()
+    if missing:
+        print(f"forkserver: not preloaded (will load per server): {', '.join(missing)}", file=sys.stderr)
+    listener = _listen(Path(path))
+    # Objects alive now live for the whole process: keep the collector from touching (and so copying) them in
+    # every child. This is most of the memory a forked server shares with its siblings.
+    gc.collect()
+    gc.freeze()
+    signal.signal(signal.SIGCHLD, _reap)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"forkserver: ready on {path} ({len(sys.modules)} modules)", file=sys.stderr, flush=True)
+    while True:
+        conn, _ = listener.accept()
+        pid = os.fork()
+        if pid == 0:
+            # Never return into this loop: whatever happens, the child ends in os._exit.
+            code = 1
+            try:
+                listener.close()
+                code = forkchild.run(conn)
+            finally:
+                os._exit(code)
+        conn.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -I -m pangeohub.hub.forkserver SOCKET")
+    serve(sys.argv[1])

@@ -1,0 +1,214 @@
+"""``pangeohub loadtest``: N simulated people arriving over a ramp, each doing what a workshop attendee does.
+
+Each person logs in through the form, starts a server, starts a kernel and runs code in it, optionally starts a
+Dask cluster through the gateway and computes, stays (``hold``), then stops the server. Everything goes through
+usersim, the same API the end-to-end tests and ``pangeohub check`` use. The people are temporary accounts
+made in the account store and the hub, and removed afterwards (server, hub user, Linux account and home), also
+when the run is interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pangeohub.accounts import Account, AccountStore
+from pangeohub.errors import PangeoError
+from pangeohub.hubapi import HubAPI
+from pangeohub.sysusers import ensure_account, remove_account
+from pangeohub.usersim import UserSim
+
+PHASES = ("login", "spawn", "kernel", "execute", "gateway", "stop")
+# Small but real: imports numpy in the user's kernel and computes, like a first notebook cell.
+CODE = "import numpy as np; print(float(np.arange(1_000_000).sum()))"
+EXPECTED = "499999500000.0"
+
+
+@dataclass
+class Plan:
+    users: int
+    ramp: float
+    hold: float = 0.0
+    gateway: int = 0
+    timeout: float = 300.0
+
+    def validate(self) -> None:
+        if self.users < 1:
+            raise PangeoError(f"--users is {self.users}; it must be at least 1", "e.g. --users 60")
+        if self.ramp < 0 or self.hold < 0:
+            raise PangeoError("--ramp and --hold are seconds and cannot be negative", "e.g. --ramp 10 --hold 30")
+        if not 0 <= self.gateway <= self.users:
+            raise PangeoError(
+                f"--gateway is {self.gateway}; it must be between 0 and --users ({self.users})",
+                "pass how many of the simulated people also start a Dask cluster",
+            )
+
+
+@dataclass
+class Journey:
+    """One simulated person's run: their steps (from usersim) and the first error, if any."""
+
+    index: int
+    name: str
+    events: list = field(default_factory=list)
+    error: str | None = None
+    phase: str = "waiting"
+
+
+def gateway_check(plan: Plan) -> Callable | None:
+    """The gateway feature's ``check_gateway(sim)``, or a clear error if ``--gateway`` cannot be honoured."""
+    if not plan.gateway:
+        return None
+    try:
+        module = importlib.import_module("pangeohub.gateway")
+        return getattr(module, "check_gateway")
+    except (ImportError, AttributeError):
+        raise PangeoError(
+            f"--gateway {plan.gateway}: gateway not configured (this install has no Dask Gateway feature)",
+            "run without --gateway, or install a pangeohub with Dask Gateway and enable it in the config",
+        ) from None
+
+
+def create_users(rt, names: list[str]) -> dict[str, str]:
+    """Temporary accounts, made as `pangeohub users add` makes them (store, Linux account, hub); returns passwords.
+    In parallel: each password costs an argon2 hash."""
+    store, api = AccountStore(rt.paths.accounts_db), HubAPI(rt)
+    passwords = {name: secrets.token_urlsafe(16) for name in names}
+
+    def make(name: str) -> None:
+        store.add(Account(name=name, info={"temporary": "loadtest"}), passwords[name])
+        ensure_account(name, rt.config.users)
+        api.ensure_user(name)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(make, names))
+    return passwords
+
+
+def remove_users(rt, names: list[str]) -> list[str]:
+    """Remove users whatever state they are in (server, hub user, store, Linux account and home), as
+    `pangeohub users remove` does; returns what could not be cleaned."""
+    store, api = AccountStore(rt.paths.accounts_db), HubAPI(rt)
+    problems = []
+
+    def remove(name: str) -> None:
+        try:
+            api.delete_user(name, timeout=120)
+        except PangeoError as exc:
+            problems.append(f"{name}: {exc}")
+        store.remove(name)
+        try:
+            remove_account(name, rt.config.users)
+        except PangeoError as exc:
+            problems.append(f"{name}: {exc}")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(remove, names))
+    return problems
+
+
+def _mark_failed(events: list, phase: str, error: str) -> None:
+    """Record ``error`` on the last step of ``phase`` (or as a step of its own if it never started)."""
+    for index in range(len(events) - 1, -1, -1):
+        if events[index][0] == phase:
+            events[index] = (*events[index][:3], error)
+            return
+    events.append((phase, time.time(), 0.0, error))
+
+
+class LoadTest:
+    def __init__(self, rt, plan: Plan, on_update: Callable[["LoadTest"], None] = lambda _: None):
+        plan.validate()
+        self.rt, self.plan, self.on_update = rt, plan, on_update
+        self.check_gateway = gateway_check(plan)
+        tag = secrets.token_hex(2)
+        self.journeys = [Journey(i, f"lt{tag}x{i:03d}") for i in range(plan.users)]
+        self.passwords: dict[str, str] = {}
+        self.started = 0.0
+        self.load_before: tuple[float, ...] = ()
+        self.load_after: tuple[float, ...] = ()
+        self.cleanup_problems: list[str] = []
+
+    # -- accounts --------------------------------------------------------------------------------------
+    def create_users(self) -> None:
+        self.passwords = create_users(self.rt, [j.name for j in self.journeys])
+
+    def remove_users(self) -> list[str]:
+        return remove_users(self.rt, [j.name for j in self.journeys])
+
+    # -- the run ---------------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.load_before = os.getloadavg()
+        self.create_users()
+        try:
+            asyncio.run(self._all())
+        finally:
+            self.load_after = os.getloadavg()
+            self.cleanup_problems = self.remove_users()
+
+    async def _all(self) -> None:
+        self.started = time.time()
+        step = self.plan.ramp / max(self.plan.users - 1, 1)
+        await asyncio.gather(*(self._person(j, j.index * step) for j in self.journeys))
+
+    async def _person(self, journey: Journey, delay: float) -> None:
+        await asyncio.sleep(delay)
+        async with UserSim(self.rt.local_url, journey.name, password=self.passwords[journey.name],
+                           timeout=self.plan.timeout) as sim:
+            try:
+                await self._steps(journey, sim)
+            except Exception as exc:
+                journey.error = f"{journey.phase}: {type(exc).__name__}: {exc}"[:500]
+                if not any(event[3] for event in sim.events):  # a check after a step, not the step, failed
+                    _mark_failed(sim.events, journey.phase, journey.error)
+                if journey.phase != "stop":  # leave nothing running; a failure here is already recorded
+                    try:
+                        await sim.stop_server()
+                    except Exception:
+                        pass
+            finally:
+                journey.events = list(sim.events)
+                journey.phase = "failed" if journey.error else "done"
+                self.on_update(self)
+
+    async def _steps(self, journey: Journey, sim: UserSim) -> None:
+        for phase, action in (("login", sim.login), ("spawn", sim.start_server)):
+            journey.phase = phase
+            self.on_update(self)
+            await action()
+        journey.phase = "kernel"
+        self.on_update(self)
+        kernel = await sim.start_kernel()
+        journey.phase = "execute"
+        self.on_update(self)
+        result = await sim.timed("execute", sim.execute(kernel, CODE))
+        if result.stdout.strip() != EXPECTED:
+            raise RuntimeError(f"the kernel answered {result.stdout.strip() or result.error!r}, not {EXPECTED}")
+        await sim.stop_kernel(kernel)
+        if journey.index < self.plan.gateway:
+            journey.phase = "gateway"
+            self.on_update(self)
+            await sim.timed("gateway", self.check_gateway(sim))
+        journey.phase = "hold"
+        self.on_update(self)
+        await asyncio.sleep(self.plan.hold)
+        journey.phase = "stop"
+        self.on_update(self)
+        await sim.stop_server()
+
+    # -- results ---------------------------------------------------------------------------------------
+    @property
+    def failures(self) -> list[str]:
+        return [f"{j.name}: {j.error}" for j in self.journeys if j.error] + self.cleanup_problems
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for journey in self.journeys:
+            counts[journey.phase] = counts.get(journey.phase, 0) + 1
+        return counts

@@ -1,0 +1,44 @@
+"""``pangeohub loadtest`` as an operator runs it: simulated people, a report and a plot, nothing left behind."""
+
+import json
+import pwd
+
+import pytest
+
+pytestmark = pytest.mark.platform
+
+
+def test_loadtest_reports_every_phase_and_removes_its_people(platform, tmp_path):
+    proc = platform.cli("loadtest", "--users", "3", "--ramp", "1", "--out", str(tmp_path))
+    assert "report:" in proc.stdout
+    [report_file] = tmp_path.glob("loadtest-*.json")
+    [plot_file] = tmp_path.glob("loadtest-*.png")
+    report = json.loads(report_file.read_text())
+    assert report["ok"] and report["failures"] == []
+    for phase in ("login", "spawn", "kernel", "execute", "stop"):
+        stats = report["phases"][phase]
+        assert stats["count"] == 3 and stats["failures"] == 0
+        assert 0 < stats["p50"] <= stats["p95"] <= stats["p99"] <= stats["max"]
+    assert report["machine"]["cpus"] and len(report["machine"]["loadavg_before"]) == 3
+    assert plot_file.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The temporary people are gone: from the account store, the hub and the Linux accounts.
+    listed = {row["name"] for row in json.loads(platform.cli("users", "list", "--json").stdout)}
+    assert not [name for name in listed if name.startswith("lt")]
+    assert not [e for e in pwd.getpwall() if e.pw_name.startswith(platform.prefix + "lt")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--users", "2", "--ramp", "0", "--gateway", "1"], "gateway not configured"),
+    (["--users", "0", "--ramp", "1"], "--users is 0"),
+    (["--users", "2", "--ramp", "-1"], "cannot be negative"),
+    (["--users", "2", "--ramp", "1", "--gateway", "3"], "--gateway is 3"),
+])
+def test_loadtest_refuses_what_it_cannot_run_before_creating_anyone(platform, args, message):
+    names = lambda: {row["name"] for row in json.loads(platform.cli("users", "list", "--json").stdout)}  # noqa: E731
+    before = names()
+    proc = platform.cli("loadtest", *args, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "fix:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert names() == before
