@@ -13,7 +13,9 @@ def test_check_passes_every_phase_and_cleans_up(platform):
     report = json.loads(proc.stdout)
     assert report["ok"] is True
     names = [phase["name"] for phase in report["phases"]]
-    assert names[:6] == ["login", "spawn", "kernel", "imports", "home", "stop"]
+    assert names == ["login", "spawn", "kernel", "imports", "home", "scratch", "gateway", "stop"]
+    details = {phase["name"]: phase["detail"] for phase in report["phases"]}
+    assert "s3://" in details["scratch"] and "sum(range(1001))=500500" in details["gateway"]
     assert all(phase["ok"] and phase["seconds"] > 0 for phase in report["phases"])
     # The temporary user is gone: account store, hub and Linux account.
     listed = {row["name"] for row in json.loads(platform.cli("users", "list", "--json").stdout)}

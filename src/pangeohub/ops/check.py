@@ -68,6 +68,31 @@ async def _home(ctx: CheckContext) -> str:
     return "wrote and read a file in the private home"
 
 
+async def _scratch(ctx: CheckContext) -> str:
+    if ctx.rt.config.storage.mode == "off":
+        return "skipped: storage.mode is off"
+    token = secrets.token_hex(8)
+    code = (
+        "import os, fsspec\n"
+        "url = os.environ['PANGEO_SCRATCH'] + '.pangeohub-check'\n"
+        f"with fsspec.open(url, 'w') as f: f.write({token!r})\n"
+        "with fsspec.open(url) as f: print(f.read().decode(), url)\n"
+        "fsspec.core.url_to_fs(url)[0].rm(url)\n"
+    )
+    value, url = (await _expect(ctx, code)).split()
+    if value != token:
+        raise SimError(f"read back {value!r} from {url}, wrote {token!r}")
+    return f"wrote, read and deleted {url}"
+
+
+async def _gateway(ctx: CheckContext) -> str:
+    if not ctx.rt.config.gateway.enabled:
+        return "skipped: gateway.enabled is false"
+    from pangeohub.gateway.check import check_gateway
+
+    return await check_gateway(ctx.sim)
+
+
 async def _stop(ctx: CheckContext) -> str:
     await ctx.sim.stop_kernel(ctx.kernel)
     await ctx.sim.stop_server()
@@ -88,6 +113,8 @@ PHASES: list[Phase] = [
     ("kernel", _kernel),
     ("imports", _imports),
     ("home", _home),
+    ("scratch", _scratch),
+    ("gateway", _gateway),
     ("stop", _stop),
 ]
 
