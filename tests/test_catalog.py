@@ -52,7 +52,7 @@ def test_catalog_entries_are_validated(tmp_path):
 
 @pytest.mark.platform
 def test_user_opens_the_catalog_in_one_line_and_gets_the_right_numbers(platform):
-    entries = platform.wait_for_catalog()
+    platform.wait_for_catalog()
     name, token = platform.started_user()
     code = (
         "from pangeohub.catalog import open_catalog\n"

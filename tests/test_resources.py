@@ -5,7 +5,6 @@ One platform of its own (small limits, a 64M quota) shared by these tests; each 
 
 import asyncio
 import json
-import os
 import re
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import aiohttp
 import pytest
 
 from harness import Platform
-from pangeohub.usersim import SimError, UserSim, run_sync
+from pangeohub.usersim import UserSim, run_sync
 
 pytestmark = pytest.mark.platform
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pangeohub.config.model import Section
+from pangeohub.config.base import Section
 
 
 def _missing(field: str, example: str) -> ValueError:

