@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pangeohub.hubapi import HubAPI
+
 pytestmark = pytest.mark.platform
 
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts" / "browser"
@@ -53,26 +55,45 @@ def test_login_page_refuses_a_wrong_password_visibly(browser, platform):
     page.close()
 
 
-def test_log_in_and_run_the_quickstart_notebook_in_jupyterlab(browser, platform):
+def test_log_in_pick_a_profile_and_run_the_quickstart_in_jupyterlab(browser, platform):
     platform.wait_for_catalog()
     name, _ = platform.add_user()
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.set_default_timeout(180_000)
+    page.set_default_timeout(300_000)
     _login(page, platform, name)
-    page.wait_for_url(f"**/user/{name}/lab**", timeout=240_000)
+
+    # The spawn page offers the hardware profiles; pick the last one listed.
+    radios = page.locator("input[name=profile]")
+    radios.first.wait_for()
+    radios.last.check()
+    chosen = radios.last.get_attribute("value")
+    page.screenshot(path=ARTIFACTS / "02-profile.png")
+    page.locator("#spawn_form [type=submit]").click()
+    page.wait_for_url(f"**/user/{name}/lab**")
     page.locator(".jp-DirListing-item", has_text="quickstart.ipynb").wait_for()
-    page.screenshot(path=ARTIFACTS / "02-jupyterlab.png")
+    page.screenshot(path=ARTIFACTS / "03-jupyterlab.png")
+    assert HubAPI(platform.rt).user(name)["servers"][""]["user_options"]["profile"] == chosen
+
     page.locator(".jp-DirListing-item", has_text="quickstart.ipynb").dblclick()
-    page.locator(".jp-Notebook .jp-Cell").nth(4).wait_for()
+    page.locator(".jp-Notebook .jp-Cell").nth(12).wait_for()
     page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for()
-    page.screenshot(path=ARTIFACTS / "03-notebook.png")
-    # Run the first cells (intro, catalog, lazy load) as a person would: click the first, Shift-Enter on.
+    # Run every cell up to the map (the last one would shut the cluster down), as a person would.
     page.locator(".jp-Notebook .jp-Cell").first.click()
-    for _ in range(5):  # markdown, markdown, catalog, markdown, dataset
+    for _ in range(13):
         page.keyboard.press("Shift+Enter")
-    output = page.locator(".jp-OutputArea-output", has_text="air_temperature").first
-    output.wait_for()
-    page.locator(".jp-OutputArea-output .xr-wrap").first.wait_for()
-    page.screenshot(path=ARTIFACTS / "04-catalog-and-dataset.png", full_page=True)
-    assert "precip_monthly" in output.inner_text()
+    figure = page.locator(".jp-RenderedImage img").first
+    figure.wait_for(timeout=900_000)
+    figure.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "04-figure.png")
+    assert figure.evaluate("img => img.naturalWidth") > 200
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']", has_text="Error")
+    assert errors.count() == 0
+
+    # dask-labextension finds the kernel's client and offers the cluster's dashboard plots.
+    page.locator("[data-id='dask-dashboard-launcher']").click()
+    url_box = page.locator(".dask-DaskDashboard input")
+    url_box.wait_for()
+    page.locator(".dask-DashboardLauncher-item:not(.dask-DashboardLauncher-item-disabled)").first.wait_for()
+    page.screenshot(path=ARTIFACTS / "05-dask-panel.png")
+    assert "/clusters/" in url_box.input_value()
     page.close()

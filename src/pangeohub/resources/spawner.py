@@ -26,6 +26,11 @@ class ResourcesMixin(LocalProcessSpawner):  # a traitlets class, so that its @de
         current = (self.orm_spawner.user_options or {}).get("profile") if self.orm_spawner else None
         return profiles.options_form(self.runtime.config, self._groups(), bool(self.user.admin), current)
 
+    def options_from_form(self, formdata):
+        """One value per field, as the API takes them: upstream keeps the form's lists (`['large']`)."""
+        return {key: value[0] if isinstance(value, list) and len(value) == 1 else value
+                for key, value in formdata.items()}
+
     @default("apply_user_options")
     def _apply_profile_default(self):
         return _apply_profile
