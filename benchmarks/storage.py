@@ -4,7 +4,7 @@
 Runs the way a person would: in a real user's kernel, with ``$PANGEO_SCRATCH`` and no storage_options.
 
     sudo /opt/pangeohub/bin/python benchmarks/storage.py              # a throw-away platform of its own
-    sudo /opt/pangeohub/bin/python benchmarks/storage.py --size 1G --repeat 3
+    sudo /opt/pangeohub/bin/python benchmarks/storage.py --size 1G --repeat 3 --memory-limit 1G
 
 Prints MB/s for each target and the scratch/local ratio. Page caches are dropped before each read when the
 machine allows it (root, writable /proc/sys/vm/drop_caches); otherwise reads may come from memory on both
@@ -123,8 +123,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="500M", help="Array size, e.g. 500M or 1G (default 500M).")
     parser.add_argument("--repeat", type=int, default=2, help="Rounds of write+read (default 2).")
+    parser.add_argument("--memory-limit", default=None, help="storage.memory_limit of the object store (e.g. 1G).")
     args = parser.parse_args()
-    platform = Platform()
+    platform = Platform(extra={"storage": {"memory_limit": args.memory_limit}} if args.memory_limit else None)
     try:
         platform.up()
         report(measure(platform, parse_size(args.size), args.repeat))

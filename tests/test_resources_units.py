@@ -158,7 +158,8 @@ def test_up_refuses_when_this_machine_cannot_enforce_limits(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(
         f"state_dir: {tmp_path / 'state'}\ninstall_dir: {sys.prefix}\nlimits: {{backend: v2}}\n"
-        f"hub: {{ip: 127.0.0.1, port: {free_port()}, internal_port: {free_port()}, proxy_api_port: {free_port()}}}\n")
+        f"hub: {{ip: 127.0.0.1, port: {free_port()}, internal_port: {free_port()}, "
+        f"proxy_api_port: {free_port()}}}\n")
     proc = cli("up", "--detach", config=config, check=False)
     assert proc.returncode == 2
     assert "cannot enforce the configured CPU and memory limits" in proc.stderr

@@ -8,6 +8,7 @@ server into that cgroup in its preexec function (see PangeoSpawner.make_preexec_
 from __future__ import annotations
 
 import asyncio
+import os
 import pwd
 import secrets
 import threading
@@ -28,7 +29,20 @@ def prepare_user(config, account: pwd.struct_passwd, profile, admin: bool, log=N
         shared.ensure_shared_dirs(config)
         shared.join_admin_group(config, account, admin)
         shared.link_into_home(config, account, log)
+    runtime_dir(config, account)
     return cgroups.user_cgroup(config, account.pw_name, profile.cpus, profile.memory)
+
+
+def runtime_dir(config, account: pwd.struct_passwd) -> Path:
+    """Jupyter's runtime files (kernel connection files) outside the home: with a full home, kernels must
+    still start, so that the person can look at and delete files."""
+    path = config.state_dir / "run" / "users" / account.pw_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o755)
+    path.mkdir(mode=0o700, exist_ok=True)
+    os.chown(path, account.pw_uid, account.pw_gid)
+    path.chmod(0o700)
+    return path
 
 
 async def resources_hook(spawner, account: pwd.struct_passwd) -> dict[str, str]:
@@ -48,6 +62,7 @@ async def resources_hook(spawner, account: pwd.struct_passwd) -> dict[str, str]:
         "PANGEO_CPU_LIMIT": f"{profile.cpus:g}",
         "PANGEO_SHARED_DATA": str(shared.data_dir(config)),
         "PANGEO_SHARED_SCRATCH": str(shared.scratch_dir(config)),
+        "JUPYTER_RUNTIME_DIR": str(config.state_dir / "run" / "users" / account.pw_name),
     }
     if cgroup is not None:
         # The kernel extension (kernel_notice) reports OOM kills past this count to the person.

@@ -56,10 +56,11 @@ class MemoryNotice:
             limit = os.environ.get("PANGEO_MEMORY_LIMIT", "?")
             profile = os.environ.get("PANGEO_PROFILE", "?")
             killed = count - seen
+            what = f"{killed} processes of your server were" if killed > 1 else "1 process of your server was"
             print(
-                f"pangeohub: {killed} process{'es' if killed > 1 else ''} of your server (such as a previous kernel) "
-                f"{'were' if killed > 1 else 'was'} stopped because your server reached its memory limit of {limit} "
-                f"(profile '{profile}'). Use less memory at once, or restart your server with a larger profile.",
+                f"pangeohub: {what} stopped (such as a previous kernel) because your server reached its memory "
+                f"limit of {limit} (profile '{profile}'). Use less memory at once, or restart your server with a "
+                "larger profile.",
                 file=sys.stderr,
             )
 

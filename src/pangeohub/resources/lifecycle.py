@@ -39,6 +39,7 @@ def release_user(config, system_user: str, home: str | None, delete: bool) -> No
     from pathlib import Path
 
     image = homes.image_path(config, system_user)
+    shutil.rmtree(config.state_dir / "run" / "users" / system_user, ignore_errors=True)  # Jupyter runtime files
     if home:
         homes.release_home(config, Path(home), delete_image=str(image) if delete else None)
         if delete:

@@ -28,8 +28,9 @@ def collect(rt) -> list[dict]:
     rows = []
     for account in AccountStore(rt.paths.accounts_db).list():
         linux = system_name(account.name, config.users.system_prefix)
-        row = {"name": account.name, "system_user": linux, "home_used": None, "home_quota": config.homes.quota or None,
-               "home_percent": None, "memory_used": None, "memory_limit": None, "cpus": None, "oom_kills": 0}
+        row = {"name": account.name, "system_user": linux, "home_used": None,
+               "home_quota": config.homes.quota or None, "home_percent": None,
+               "memory_used": None, "memory_limit": None, "cpus": None, "oom_kills": 0}
         try:
             entry = pwd.getpwnam(linux)
         except KeyError:
@@ -55,7 +56,8 @@ def usage(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
         typer.echo(json.dumps(rows, indent=2))
         return
     size = lambda n: "-" if n is None else format_size(n)  # noqa: E731
-    typer.echo(f"{'NAME':<20} {'HOME USED':>10} {'QUOTA':>8} {'USE%':>6} {'MEMORY':>9} {'LIMIT':>8} {'CPUS':>5} OOM-KILLS")
+    typer.echo(f"{'NAME':<20} {'HOME USED':>10} {'QUOTA':>8} {'USE%':>6} {'MEMORY':>9} {'LIMIT':>8} {'CPUS':>5} "
+               "OOM-KILLS")
     for row in rows:
         percent = "-" if row["home_percent"] is None else f"{row['home_percent']:.0f}%"
         cpus = "-" if row["cpus"] is None else f"{row['cpus']:g}"

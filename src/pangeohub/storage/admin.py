@@ -63,6 +63,11 @@ def _key_works(rt, user: str, creds: Credentials) -> bool:
         return True
     except botocore.exceptions.ClientError as exc:
         return exc.response.get("Error", {}).get("Code") not in ("InvalidAccessKeyId", "SignatureDoesNotMatch")
+    except botocore.exceptions.BotoCoreError as exc:
+        raise PangeoError(
+            f"the object store at {endpoint_url(rt)} cannot be reached ({exc}), so {user!r} gets no scratch space",
+            "check `pangeohub status` and `pangeohub logs objectstore`",
+        ) from None
 
 
 def ensure_user_identity(rt, user: str, wait: float = 30.0) -> Credentials:
