@@ -84,7 +84,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         typer.echo(f"pangeohub: {'running' if report['running'] else 'stopped'}  {report['url']}")
         for name, svc in report["services"].items():
             health = "healthy" if svc["healthy"] else "UNHEALTHY" if report["running"] else "-"
-            typer.echo(f"  {name:<10} {svc['state']:<9} pid {svc['pid'] or '-':<8} port {svc['port'] or '-':<6} "
+            typer.echo(f"  {name:<12} {svc['state']:<9} pid {svc['pid'] or '-':<8} port {svc['port'] or '-':<6} "
                        f"{health}  restarts {svc['restarts']}")
     if not report["healthy"]:
         raise typer.Exit(1)

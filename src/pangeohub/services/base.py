@@ -41,7 +41,10 @@ class Service:
         raise NotImplementedError
 
     def env(self) -> dict[str, str]:
-        return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8"}
+        # A fixed PATH, not the operator's: user servers inherit the hub's, and it should name only the
+        # platform's runtime and the system directories (not, say, a root-only pyenv).
+        system = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        return {"PATH": f"{self.rt.config.install_dir / 'bin'}:{system}", "LANG": "C.UTF-8"}
 
     def cwd(self) -> Path:
         return self.rt.paths.root
