@@ -6,7 +6,6 @@ Subclasses override ``command`` and ``probe``; ``prepare`` (write rendered files
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
