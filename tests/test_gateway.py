@@ -19,7 +19,6 @@ LIMITS = {"cluster_max_workers": 3, "user_max_clusters": 2, "user_max_cores": 4,
 @pytest.fixture(scope="session")
 def gw():
     hub = Platform(extra={"gateway": {"limits": LIMITS, "stop_with_server_period": "2s"}})
-    hub.config_data["gateway"].update(hub.config_data["gateway"])  # keep the harness's ports and sizes
     try:
         hub.up()
         yield hub
