@@ -19,7 +19,6 @@ LIMITS = {"cluster_max_workers": 3, "user_max_clusters": 2, "user_max_cores": 4,
 @pytest.fixture(scope="session")
 def gw():
     hub = Platform(extra={"gateway": {"limits": LIMITS, "stop_with_server_period": "2s"}})
-    hub.config_data["gateway"].update(hub.config_data["gateway"])  # keep the harness's ports and sizes
     try:
         hub.up()
         yield hub
@@ -245,8 +244,15 @@ print(json.dumps({"pip": pip.returncode, "pip_err": pip.stderr[-500:], "answer":
 
 def test_admin_lists_and_stops_clusters(gw):
     name, token = gw.started_user()
-    first = last_json(run(gw, name, token, START_PERSISTENT))["name"]
-    second = last_json(run(gw, name, token, START_PERSISTENT))["name"]
+    first, second = last_json(run(gw, name, token, """
+import json
+from dask_gateway import Gateway
+with Gateway() as gw:
+    names = [gw.submit(), gw.submit()]
+    for name in names:
+        gw.connect(name).close()  # waits until it runs
+print(json.dumps(names))
+"""))
     rows = {r["name"]: r for r in json.loads(gw.cli("clusters", "list", "--json").stdout)}
     assert {first, second} <= set(rows)
     assert rows[first]["user"] == name and rows[first]["cores"] >= 1 and rows[first]["memory"] > 0

@@ -163,3 +163,49 @@ def test_gateway_config_uses_dask_subcommands_and_limits():
     assert cluster["worker_cmd"] == ["/opt/x/bin/dask", "worker"]
     assert cluster["idle_timeout"] == 1800 and cluster["cluster_max_cores"] == 5
     assert rendered["PangeoBackend"]["clusters_directory"] == "/s/gateway/clusters"
+
+
+def test_config_validate_names_the_bad_gateway_field(tmp_path):
+    from harness import cli
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gateway:\n  options:\n    worker_memory: {min: 2G, default: 1G}\n")
+    proc = cli("config", "validate", config=bad, check=False)
+    assert proc.returncode == 2
+    assert "gateway.options.worker_memory" in proc.stderr and "min=2G default=1G max=4G" in proc.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text("gateway:\n  idle_timeout: 45m\n  group_options: {big: {worker_cores: {max: 4}}}\n")
+    assert cli("config", "validate", config=good).returncode == 0
+
+
+def test_idle_culler_dies_with_the_hub_that_started_it():
+    """A hub killed with SIGKILL must not leave its managed culler polling a dead API forever."""
+    import signal
+    import sys
+    import time
+
+    import psutil
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen([sys.executable, '-m', "
+         "'pangeohub.gateway.culler', '--timeout=60', '--cull-every=5']); time.sleep(600)"],
+        env={**os.environ, "JUPYTERHUB_API_TOKEN": "x", "JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api"})
+    children = []
+    try:
+        deadline = time.monotonic() + 30
+        while not children and time.monotonic() < deadline:
+            children = psutil.Process(parent.pid).children()
+            time.sleep(0.2)
+        assert children, "the culler did not start"
+        culler = children[0]
+        time.sleep(2)  # let it get past start-up and into its polling loop
+        assert culler.is_running()
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        gone, alive = psutil.wait_procs([culler], timeout=20)
+        assert gone and not alive, "the culler outlived its hub"
+    finally:
+        parent.kill()
+        for child in children:
+            if child.is_running():
+                child.kill()

@@ -16,7 +16,9 @@ from pangeohub.render.gateway import gateway_client_env
 async def gateway_spawn_hook(spawner, account: pwd.struct_passwd) -> dict[str, str]:
     rt = spawner.runtime
     # Kernels too: `pip install --user` works and imports in the notebook as on the workers.
-    env = {"PYTHONPATH": usersite_pythonpath()}
+    env = {"PYTHONPATH": usersite_pythonpath(),
+           # A LocalCluster in a notebook would otherwise share /tmp/dask-scratch-space with everybody.
+           "DASK_TEMPORARY_DIRECTORY": f"{account.pw_dir}/.cache/dask"}
     if rt.config.gateway.enabled:
         env.update(gateway_client_env(rt.config, rt.public_url))
     return env

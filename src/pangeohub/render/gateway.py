@@ -123,7 +123,7 @@ def hub_services(config: Config, gateway_token: str) -> tuple[list[dict], list[d
     if gw.server_idle_timeout:
         services.append({
             "name": CULLER_SERVICE,
-            "command": [str(config.install_dir / "bin" / "python3"), "-m", "jupyterhub_idle_culler",
+            "command": [str(config.install_dir / "bin" / "python3"), "-m", "pangeohub.gateway.culler",
                         f"--timeout={int(gw.server_idle_timeout)}",
                         f"--cull-every={max(10, min(300, int(gw.server_idle_timeout) // 4))}"],
         })
