@@ -78,15 +78,21 @@ def test_log_in_pick_a_profile_and_run_the_quickstart_in_jupyterlab(browser, pla
 
     page.locator(".jp-DirListing-item", has_text="quickstart.ipynb").dblclick()
     page.locator(".jp-Notebook .jp-Cell").nth(12).wait_for()
+    page.screenshot(path=ARTIFACTS / "04-notebook-open.png")
     page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for()
     # Run every cell up to the map (the last one would shut the cluster down), as a person would.
     page.locator(".jp-Notebook .jp-Cell").first.click()
     for _ in range(13):
         page.keyboard.press("Shift+Enter")
     figure = page.locator(".jp-RenderedImage img").first
-    error = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").first
+    error = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                         has_text="Traceback").first
     deadline = time.monotonic() + 900
+    shots = 0
     while not figure.is_visible():
+        if time.monotonic() > deadline - 900 + 30 * (shots + 1):
+            shots += 1
+            page.screenshot(path=ARTIFACTS / "04-progress.png")  # where it is, for whoever reads a failure
         if error.count():
             error.scroll_into_view_if_needed()
             page.screenshot(path=ARTIFACTS / "04-error.png")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.platform
 
 def _independent_climatology(zarr_path: str) -> tuple[float, float]:
     """The notebook's two numbers, recomputed on the host with plain numpy (no groupby, no Dask)."""
-    ds = xr.open_zarr(zarr_path)
+    ds = xr.open_zarr(zarr_path, consolidated=False)
     air = ds.air.values.astype("float64")
     months = pd.DatetimeIndex(ds.time.values).month
     clim = {m: air[months == m].mean(axis=0) for m in np.unique(months)}

@@ -33,8 +33,9 @@ CELLS = [
     ("markdown", "## 5. Save to your scratch space\n`PANGEO_SCRATCH` is private to you; objects there are "
                  "deleted after a few days, so keep results you need elsewhere."),
     ("code", "target = os.environ[\"PANGEO_SCRATCH\"] + \"quickstart/anomaly.zarr\"\n"
-             "anomaly.isel(time=slice(0, 31)).to_dataset(name=\"anomaly\").to_zarr(target, mode=\"w\")\n"
-             "xr.open_zarr(target).anomaly.sizes"),
+             "result = anomaly.isel(time=slice(0, 31)).to_dataset(name=\"anomaly\")\n"
+             "result.to_zarr(target, mode=\"w\", consolidated=False)\n"
+             "xr.open_zarr(target, consolidated=False).anomaly.sizes"),
     ("markdown", "## 6. Plot a map"),
     ("code", "import matplotlib.pyplot as plt\n\nfig, ax = plt.subplots(figsize=(8, 4))\n"
              "(climatology.sel(month=7) - climatology.sel(month=1)).plot(ax=ax, cmap=\"RdBu_r\")\n"

@@ -48,7 +48,7 @@ def ensure_sample_data(rt, echo=log.info) -> list[str]:
         _write_zarr(air_temperature(cfg.sample_size), target)
         catalog.add(Entry(AIR, str(target), "zarr",
                           "Synthetic daily near-surface air temperature, global 1 degree grid (CF, zarr)",
-                          args={"consolidated": True}, metadata={"units": "K", "frequency": "daily"}),
+                          args={"consolidated": False}, metadata={"units": "K", "frequency": "daily"}),
                     replace=True)
         made.append(AIR)
     if PRECIP not in entries:
@@ -67,7 +67,9 @@ def ensure_sample_data(rt, echo=log.info) -> list[str]:
 def _write_zarr(ds, target: Path) -> None:
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
+    # Zarr format 3 without consolidated metadata: what zarr-python 3 writes by default, so that results
+    # derived from it (which inherit its codecs) can be written back with a plain to_zarr().
+    ds.to_zarr(tmp, mode="w", consolidated=False)
     _world_readable(tmp)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)  # a dataset appears whole or not at all
