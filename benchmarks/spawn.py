@@ -1,7 +1,8 @@
 """Spawn latency and idle memory per server, stock spawner ("plain") against the fork server ("fast").
 
 For each mode, a real platform on random loopback ports (the test harness), then rounds of N people who are
-all logged in and ask for their server at the same moment (N = 1, 10, 30, 60 by default). Prints p50/p95 of
+all logged in and ask for their server at the same moment (N = 1, 10, 30, 60 by default), after a round of
+``--single`` people who start one after the other (single-user latency, no contention). Prints p50/p95 of
 the spawn as the person sees it (request to ready), failures, the CPU the server processes used to get there,
 and, after the servers have been idle a few seconds, RSS, USS and PSS per server.
 
@@ -80,12 +81,34 @@ def memory(prefix: str) -> dict:
             "pss_mib": mib([r[2] for r in rows]), "cpu_s_per_server": round(sum(r[3] for r in rows) / len(rows), 2)}
 
 
-def run_mode(mode: str, rounds: list[int]) -> list[dict]:
+async def one_by_one(url: str, passwords: dict[str, str]) -> list[float]:
+    """Single-user spawn latency: each person starts a server while nobody else is starting one."""
+    times = []
+    for name, password in passwords.items():
+        async with UserSim(url, name, password=password, timeout=600) as sim:
+            await sim.login()
+            await sim.start_server()
+            times.append(sim.timings["spawn"])
+            await sim.stop_server()
+    return times
+
+
+def run_mode(mode: str, rounds: list[int], single: int) -> list[dict]:
     plat = Platform(extra={"hub": {"fast_spawn": mode == "fast"}})
     results = []
     try:
         plat.up()
         rt = plat.rt
+        if single:
+            names = [f"bench{mode[0]}sx{i:03d}" for i in range(single)]
+            load = os.getloadavg()
+            times = asyncio.run(one_by_one(plat.url, create_users(rt, names)))
+            row = {"mode": mode, "users": f"1 x{single}", "ok": len(times), "failed": single - len(times),
+                   "p50_s": round(percentile(times, 50), 2), "p95_s": round(percentile(times, 95), 2),
+                   "max_s": round(max(times), 2), "loadavg_1m_before": round(load[0], 2), "errors": []}
+            print(json.dumps(row), flush=True)
+            results.append(row)
+            remove_users(rt, names)
         for n in rounds:
             names = [f"bench{mode[0]}{n}x{i:03d}" for i in range(n)]
             passwords = create_users(rt, names)
@@ -109,20 +132,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", default="1,10,30,60")
     parser.add_argument("--modes", default="plain,fast")
+    parser.add_argument("--single", type=int, default=10, help="sequential one-person spawns (0: skip)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the benchmark creates Linux accounts")
-    rounds = [int(n) for n in args.rounds.split(",")]
+    rounds = [int(n) for n in args.rounds.split(",") if n]
     machine = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "host": pyplatform.node(), "cpus": os.cpu_count(),
                "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "cpu": _cpu_model(),
                "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
     print(json.dumps(machine), flush=True)
-    results = [row for mode in args.modes.split(",") for row in run_mode(mode, rounds)]
+    results = [row for mode in args.modes.split(",") for row in run_mode(mode, rounds, args.single)]
     print(f"\n{'mode':<6} {'users':>5} {'ok':>4} {'fail':>4} {'p50 s':>6} {'p95 s':>6} {'max s':>6} "
           f"{'load':>5} {'RSS':>6} {'USS':>6} {'PSS':>6} {'CPU s':>6}")
     for r in results:
-        print(f"{r['mode']:<6} {r['users']:>5} {r['ok']:>4} {r['failed']:>4} {r['p50_s']:>6} {r['p95_s']:>6} "
+        print(f"{r['mode']:<6} {str(r['users']):>5} {r['ok']:>4} {r['failed']:>4} {r['p50_s']:>6} {r['p95_s']:>6} "
               f"{r['max_s']:>6} {r['loadavg_1m_before']:>5} {r.get('rss_mib', '-'):>6} {r.get('uss_mib', '-'):>6} "
               f"{r.get('pss_mib', '-'):>6} {r.get('cpu_s_per_server', '-'):>6}")
     if args.json:

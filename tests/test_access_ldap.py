@@ -52,7 +52,7 @@ def hub(slapd):
 
 def test_group_member_logs_in_runs_as_own_linux_account_with_directory_groups(hub):
     async def go():
-        async with UserSim(hub.url, "alice", password=PEOPLE["alice"]) as user:
+        async with UserSim(hub.url, "alice", password=PEOPLE["alice"], timeout=300) as user:
             await user.login()
             await user.start_server()
             return (await user.run("import getpass; print(getpass.getuser())")).stdout.strip()

@@ -8,7 +8,7 @@ import os
 import aiohttp
 import pytest
 
-from access_helpers import login_outcome
+from access_helpers import login_outcome, login_token
 from pangeohub.hubapi import HubAPI
 from pangeohub.usersim import UserSim, run_sync
 
@@ -49,13 +49,8 @@ def test_workshop_accounts_log_in_until_expired_then_servers_stop_and_homes_stay
 
 
 def test_an_expired_person_cannot_start_a_server_with_an_old_token(platform):
-    name, token = platform.started_user()
-
-    async def stop():
-        async with UserSim(platform.url, name, token=token) as user:
-            await user.stop_server()
-
-    run_sync(stop())
+    name, password = platform.add_user()
+    token = login_token(platform.url, name, password)
     platform.cli("users", "expire", name)
 
     async def start_again():

@@ -10,18 +10,21 @@ Run by JupyterHub as a managed service (``JUPYTERHUB_API_URL`` and ``JUPYTERHUB_
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
-import time
-import urllib.parse
-import urllib.request
 
-from pangeohub.accounts import AccountStore
-from pangeohub.auth.workshop import expired
-from pangeohub.config.model import UsersSection
-from pangeohub.sysusers import lock_account
+HUB_PID = os.getppid()  # read first thing: the hub may die while the heavier imports below run
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import time  # noqa: E402
+import urllib.parse  # noqa: E402
+import urllib.request  # noqa: E402
+
+from pangeohub.accounts import AccountStore  # noqa: E402
+from pangeohub.auth.workshop import expired  # noqa: E402
+from pangeohub.config.model import UsersSection  # noqa: E402
+from pangeohub.sysusers import lock_account  # noqa: E402
 
 SERVICE = "pangeohub-expiry"
 SCOPES = ["list:users", "read:users", "read:servers", "admin:servers"]
@@ -72,12 +75,17 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(name)s %(asctime)s] %(message)s")
     store = AccountStore(args.accounts_db)
     users = UsersSection(system_prefix=args.system_prefix)
-    while True:
+    hub = HUB_PID
+    # The hub starts this in a session of its own, so a hub that is killed (not stopped) leaves it behind:
+    # it ends itself once its hub is gone, and never creates an account store that is not there.
+    while os.getppid() == hub != 1:
         try:
-            sweep(store, users)
+            if store.path.exists():
+                sweep(store, users)
         except Exception as exc:  # the hub restarting, a locked database: try again next round
             log.warning("expiry sweep failed: %s", exc)
         time.sleep(args.every)
+    log.info("the hub (pid %s) is gone: stopping", hub)
 
 
 if __name__ == "__main__":

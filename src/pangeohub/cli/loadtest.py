@@ -37,9 +37,9 @@ def loadtest(
 
     plan = Plan(users=users, ramp=ramp, hold=hold, gateway=gateway, timeout=timeout)
     plan.validate()
-    gateway_check(plan)
     require_root("loadtest")
     rt = state.runtime()
+    gateway_check(plan, rt.config)
     if supervisor.supervisor_pid(rt) is None:
         raise PangeoError("the platform is not running", "start it first: pangeohub up --detach")
     console = Console(stderr=True)

@@ -54,12 +54,12 @@ class ForkLaunch(LocalProcessSpawner):
         try:
             request = self.fork_request()
             self.log.info("Forking server for %s from the fork server", self.user.name)
-            self.pid = await asyncio.get_running_loop().run_in_executor(None, _ask, self.fork_socket, request)
+            self.pid = await _ask(self.fork_socket, request)
+            address = (self.ip or "127.0.0.1", self.port)
+            await self._until_listening(*address)
         except ForkUnavailable as why:
             self.log.info("Fast spawn does not apply to %s (%s): starting a fresh process", self.user.name, why)
             return await super().start()
-        address = (self.ip or "127.0.0.1", self.port)
-        await self._until_listening(*address)
         return address
 
     async def _until_listening(self, host: str, port: int, interval: float = 0.05) -> None:
@@ -127,23 +127,28 @@ class ForkLaunch(LocalProcessSpawner):
         return status
 
 
-def _ask(path: Path, request: dict, timeout: float = 60.0) -> int:
-    """Send one spawn request with our stdout/stderr; returns the new server's pid."""
+async def _ask(path: Path, request: dict, timeout: float = 60.0) -> int:
+    """Send one spawn request with our stdout/stderr; returns the new server's pid once it has become the user.
+
+    Non-blocking on the hub's event loop (no thread per pending spawn: a burst would exhaust the pool)."""
+    loop = asyncio.get_running_loop()
     payload = json.dumps(request).encode()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
+        sock.setblocking(False)
         try:
-            sock.connect(str(path))
+            await loop.sock_connect(sock, str(path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise ForkUnavailable(f"fork server not answering at {path}: {exc}") from None
+        # A few bytes with two fds into an empty socket buffer: never blocks.
         socket.send_fds(sock, [HEADER.pack(len(payload))], [1, 2])
-        sock.sendall(payload)
+        await loop.sock_sendall(sock, payload)
         reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
+        async with asyncio.timeout(timeout):
+            while not reply.endswith(b"\n"):
+                chunk = await loop.sock_recv(sock, 4096)
+                if not chunk:
+                    break
+                reply += chunk
     if not reply:
         raise RuntimeError("the fork server closed the connection without starting the server")
     answer = json.loads(reply)

@@ -40,7 +40,11 @@ def prepare() -> None:
     import resource  # noqa: F401
 
     try:
-        import setproctitle  # noqa: F401  (_set_name, below)
+        import setproctitle
+
+        # Claims the argv/environ area now, while environ is still the one the process started with: a child
+        # that has replaced its environment could no longer find the area, and keep the fork server's title.
+        setproctitle.setproctitle(setproctitle.getproctitle())
     except ImportError:
         pass
     try:

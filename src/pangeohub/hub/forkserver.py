@@ -104,6 +104,20 @@ def drop_event_loop() -> None:
     asyncio.set_event_loop_policy(None)
 
 
+def undo_import_time_logging() -> None:
+    """distributed (imported by dask_labextension) attaches its own stderr handler to tornado's loggers when it
+    is imported. In a fresh server that happens after the server has set up logging, and wins; here it happens
+    first, and every tornado line would be printed twice (the server's handler and distributed's). Tornado's
+    loggers get their default shape back; the server then routes them through its own log, once."""
+    import logging
+
+    for name in ("tornado", "tornado.application"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+
+
 def _reap(signum, frame) -> None:
     """Children are user servers: collect their exit status so they do not linger as zombies."""
     while True:
@@ -139,6 +153,7 @@ def serve(path: str) -> None:
 
     forkchild.prepare()
     drop_event_loop()
+    undo_import_time_logging()
     if missing:
         print(f"forkserver: not preloaded (will load per server): {', '.join(missing)}", file=sys.stderr)
     listener = _listen(Path(path))

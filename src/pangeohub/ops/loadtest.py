@@ -61,18 +61,26 @@ class Journey:
     phase: str = "waiting"
 
 
-def gateway_check(plan: Plan) -> Callable | None:
-    """The gateway feature's ``check_gateway(sim)``, or a clear error if ``--gateway`` cannot be honoured."""
+def gateway_check(plan: Plan, config=None) -> Callable | None:
+    """The gateway feature's ``check_gateway(sim)``, or a clear error if ``--gateway`` cannot be honoured:
+    the feature is not installed (``pangeohub.gateway.check``), or the config does not enable it."""
     if not plan.gateway:
         return None
-    try:
-        module = importlib.import_module("pangeohub.gateway")
-        return getattr(module, "check_gateway")
-    except (ImportError, AttributeError):
+    check = None
+    for module in ("pangeohub.gateway.check", "pangeohub.gateway"):
+        try:
+            check = getattr(importlib.import_module(module), "check_gateway", None)
+        except ImportError:
+            continue
+        if check is not None:
+            break
+    section = getattr(config, "gateway", None) if config is not None else True
+    if check is None or not section or not getattr(section, "enabled", True):
         raise PangeoError(
-            f"--gateway {plan.gateway}: gateway not configured (this install has no Dask Gateway feature)",
-            "run without --gateway, or install a pangeohub with Dask Gateway and enable it in the config",
-        ) from None
+            f"--gateway {plan.gateway}: gateway not configured (Dask Gateway is not installed or not enabled)",
+            "run without --gateway, or enable Dask Gateway in the config (gateway.enabled: true) and restart",
+        )
+    return check
 
 
 def create_users(rt, names: list[str]) -> dict[str, str]:
@@ -126,7 +134,7 @@ class LoadTest:
     def __init__(self, rt, plan: Plan, on_update: Callable[["LoadTest"], None] = lambda _: None):
         plan.validate()
         self.rt, self.plan, self.on_update = rt, plan, on_update
-        self.check_gateway = gateway_check(plan)
+        self.check_gateway = gateway_check(plan, rt.config)
         tag = secrets.token_hex(2)
         self.journeys = [Journey(i, f"lt{tag}x{i:03d}") for i in range(plan.users)]
         self.passwords: dict[str, str] = {}

@@ -57,7 +57,11 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             # JupyterLab's default "pypi" extension manager would pip-install into the shared, root-owned
             # environment, which users cannot write; it also costs ~0.2 s of CPU per server start (an SSL
             # context for PyPI). Read-only shows the installed extensions and offers no installs that fail.
-            "args": ["--LabApp.extension_manager=readonly"],
+            # Kernel ports are found by binding port 0 and closing it; with 60 kernels starting at once, another
+            # process sometimes takes one before the kernel binds it. jupyter_client's port cache then makes
+            # every automatic restart reuse the taken port until the kernel is declared dead (seen in
+            # `pangeohub loadtest`); without the cache a restart picks fresh ports and the kernel recovers.
+            "args": ["--LabApp.extension_manager=readonly", "--KernelManager.cache_ports=False"],
             "start_timeout": int(hub.start_timeout),
             "http_timeout": int(hub.start_timeout),
         },
