@@ -171,7 +171,7 @@ class PangeoBackend(LocalBackend):
     def get_env(self, cluster):
         entry = self.account(cluster.username)
         workdir = cluster.state["workdir"]
-        env = forwarded_env(entry, cluster.username, self.gw.forward_env)
+        env = forwarded_env(self.pconfig.state_dir, cluster.username, self.gw.forward_env)
         env.update(super().get_env(cluster))  # the gateway's own variables win over forwarded ones
         env.update({
             "USER": entry.pw_name, "LOGNAME": entry.pw_name, "HOME": entry.pw_dir, "SHELL": entry.pw_shell,

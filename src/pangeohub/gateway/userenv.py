@@ -1,18 +1,18 @@
 """The environment of a user's Dask processes: the same as their notebook's, minus anything of root's.
 
 Storage variables (``PANGEO_SCRATCH``, object-store credentials) are set on the notebook server by spawn hooks;
-the gateway copies the allow-listed ones from the user's running notebook server, which every kernel inherits,
-so that ``Gateway().new_cluster()`` needs no arguments to give workers the same access.
+the hub records them at each server start (``record_server_environ``) and the gateway copies the allow-listed
+ones to the user's scheduler and workers, so that ``Gateway().new_cluster()`` needs no arguments to give workers the same access.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
-import pwd
 from pathlib import Path
 
-import psutil
+from pangeohub.secrets import write_private
 
 USERSITE_DIR = Path(__file__).parent / "usersite"
 
@@ -26,21 +26,29 @@ def allowed(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
-def server_environ(account: pwd.struct_passwd, hub_name: str) -> dict[str, str]:
-    """Environment of the user's default notebook server (empty if it does not run)."""
-    for proc in psutil.process_iter(["uids", "cmdline"]):
-        try:
-            if not proc.info["uids"] or proc.info["uids"].real != account.pw_uid:
-                continue
-            if not any("jupyterhub-singleuser" in part for part in proc.info["cmdline"] or []):
-                continue
-            env = proc.environ()
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-        if env.get("JUPYTERHUB_USER") == hub_name and not env.get("JUPYTERHUB_SERVER_NAME"):
-            return env
-    return {}
+def userenv_file(state_dir: Path, hub_name: str) -> Path:
+    """Where the hub records what its spawn hooks gave a user's server (root-only)."""
+    return Path(state_dir) / "userenv" / f"{hub_name}.json"
 
 
-def forwarded_env(account: pwd.struct_passwd, hub_name: str, patterns: list[str]) -> dict[str, str]:
-    return {k: v for k, v in server_environ(account, hub_name).items() if allowed(k, patterns)}
+def record_server_environ(state_dir: Path, hub_name: str, env: dict[str, str]) -> None:
+    """Called by the spawner at each start. Read back by the gateway for that user's Dask processes.
+
+    Read from a file, not from /proc/<server>/environ: a server forked by the fork server sets its environment
+    after it starts, which /proc never shows (it keeps the environment the process was exec'd with).
+    """
+    path = userenv_file(state_dir, hub_name)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    write_private(path, json.dumps(env))
+
+
+def server_environ(state_dir: Path, hub_name: str) -> dict[str, str]:
+    """What the spawn hooks gave the user's server at its last start (empty if it never started)."""
+    try:
+        return json.loads(userenv_file(state_dir, hub_name).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def forwarded_env(state_dir: Path, hub_name: str, patterns: list[str]) -> dict[str, str]:
+    return {k: v for k, v in server_environ(state_dir, hub_name).items() if allowed(k, patterns)}

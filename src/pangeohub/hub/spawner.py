@@ -16,6 +16,7 @@ from traitlets import Dict
 
 from pangeohub.config import Config
 from pangeohub.config.model import UsersSection
+from pangeohub.gateway.userenv import record_server_environ
 from pangeohub.hub.fastspawn import ForkLaunch
 from pangeohub.hub.hooks import run_spawn_hooks
 from pangeohub.names import system_name
@@ -74,4 +75,5 @@ class PangeoSpawner(ResourcesMixin, ForkLaunch):
         account = await loop.run_in_executor(None, ensure_account, self.user.name, self.users_config)
         # Upstream's start() reads get_env(), which must stay synchronous: hooks run first, get_env merges.
         self._hook_env = await run_spawn_hooks(self, account)
+        record_server_environ(self.runtime.config.state_dir, self.user.name, self._hook_env)
         return await super().start()
