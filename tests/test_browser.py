@@ -103,6 +103,7 @@ def test_log_in_pick_a_profile_and_run_the_quickstart_in_jupyterlab(browser, pla
         page.wait_for_timeout(2000)
     figure.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "04-figure.png")
+    assert error.count() == 0, error.inner_text()[-2000:]
     assert figure.evaluate("img => img.naturalWidth") > 200
 
     # dask-labextension finds the kernel's client and offers the cluster's dashboard plots.

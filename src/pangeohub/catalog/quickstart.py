@@ -38,8 +38,9 @@ CELLS = [
              "xr.open_zarr(target, consolidated=False).anomaly.sizes"),
     ("markdown", "## 6. Plot a map"),
     ("code", "import matplotlib.pyplot as plt\n\nfig, ax = plt.subplots(figsize=(8, 4))\n"
-             "(climatology.sel(month=7) - climatology.sel(month=1)).plot(ax=ax, cmap=\"RdBu_r\")\n"
-             "ax.set_title(\"July minus January mean temperature (K)\")\nplt.show()"),
+             "seasonal_range = climatology.max(\"month\") - climatology.min(\"month\")\n"
+             "seasonal_range.plot(ax=ax, cmap=\"viridis\")\n"
+             "ax.set_title(\"Range of monthly mean temperature (K)\")\nplt.show()"),
     ("markdown", "## 7. Clean up\nClusters also stop by themselves when idle, and when your server stops."),
     ("code", "client.close()\ncluster.shutdown()"),
 ]
