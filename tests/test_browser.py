@@ -108,9 +108,13 @@ def test_log_in_pick_a_profile_and_run_the_quickstart_in_jupyterlab(browser, pla
 
     # dask-labextension finds the kernel's client and offers the cluster's dashboard plots.
     page.locator("[data-id='dask-dashboard-launcher']").click()
-    url_box = page.locator(".dask-DaskDashboard input")
-    url_box.wait_for()
-    page.locator(".dask-DashboardLauncher-item:not(.dask-DashboardLauncher-item-disabled)").first.wait_for()
-    page.screenshot(path=ARTIFACTS / "05-dask-panel.png")
+    url_box = page.locator(".dask-URLInput-wrapper input")
+    url_box.wait_for(timeout=60_000)
+    plots = page.locator(".dask-DashboardListing-item")
+    try:
+        plots.first.wait_for(timeout=120_000)
+    finally:
+        page.screenshot(path=ARTIFACTS / "05-dask-panel.png")
     assert "/clusters/" in url_box.input_value()
+    assert plots.count() >= 5 and page.locator(".dask-DashboardListing-inactive").count() == 0
     page.close()
