@@ -106,11 +106,15 @@ def test_log_in_pick_a_profile_and_run_the_quickstart_in_jupyterlab(browser, pla
     assert error.count() == 0, error.inner_text()[-2000:]
     assert figure.evaluate("img => img.naturalWidth") > 200
 
-    # dask-labextension finds the kernel's client and offers the cluster's dashboard plots.
+    # The dask-labextension panel shows the cluster's dashboard plots.
     page.locator("[data-id='dask-dashboard-launcher']").click()
     url_box = page.locator(".dask-URLInput-wrapper input")
     url_box.wait_for(timeout=60_000)
     plots = page.locator(".dask-DashboardListing-item")
+    # A person pastes the dashboard link of their cluster (shown by the cluster's widget) into the panel.
+    link = page.locator(".jp-OutputArea-output a[href*='/clusters/']").first.get_attribute("href")
+    url_box.fill(link)
+    url_box.press("Enter")
     try:
         plots.first.wait_for(timeout=120_000)
     finally:
