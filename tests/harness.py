@@ -120,6 +120,15 @@ class Platform:
 
         return name, run_sync(go())
 
+    def run_code(self, name: str, token: str, code: str):
+        """Run ``code`` in a fresh kernel of ``name``'s running server; returns the ExecResult."""
+
+        async def go():
+            async with UserSim(self.url, name, token=token) as user:
+                return await user.run(code)
+
+        return run_sync(go())
+
     def wait_for_catalog(self, timeout: float = 300) -> dict:
         """The catalog's entries once the background job has made the sample data."""
         import time

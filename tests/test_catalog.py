@@ -7,7 +7,6 @@ from harness import cli
 from pangeohub.catalog.sample import air_temperature, air_temperature_shape, precip_month
 from pangeohub.catalog.store import Catalog, Entry, guess_driver
 from pangeohub.errors import PangeoError
-from pangeohub.usersim import UserSim, run_sync
 
 
 def test_sample_air_temperature_is_cf_and_plausible():
@@ -63,11 +62,7 @@ def test_user_opens_the_catalog_in_one_line_and_gets_the_right_numbers(platform)
         "print(repr(float(ds.air.isel(time=slice(0, 5)).mean())), pr.sizes['time'])\n"
     )
 
-    async def go():
-        async with UserSim(platform.url, name, token=token) as user:
-            return await user.run(code)
-
-    out = run_sync(go())
+    out = platform.run_code(name, token, code)
     assert out.ok, out.error + out.stderr
     listing, numbers = out.stdout.strip().split("\n")
     assert "'air_temperature', 'precip_monthly'" in listing and "dask" in listing
@@ -95,12 +90,8 @@ def test_catalog_changes_are_visible_without_restart_and_users_cannot_change_it(
         "        print('denied')\n"
     )
 
-    async def go():
-        async with UserSim(platform.url, name, token=token) as user:
-            return await user.run(code)
-
     try:
-        assert run_sync(go()).stdout.split() == ["True", "denied", "denied"]
+        assert platform.run_code(name, token, code).stdout.split() == ["True", "denied", "denied"]
     finally:
         platform.cli("catalog", "remove", "precip_copy")
     listed = platform.cli("catalog", "list", "--json").stdout

@@ -146,11 +146,7 @@ def test_user_cannot_read_platform_secrets_or_databases(platform):
         "print('env', bad or 'clean')\n"
     )
 
-    async def go():
-        async with UserSim(platform.url, name, token=token) as user:
-            return await user.run(code)
-
-    out = run_sync(go()).stdout.split("\n")
+    out = platform.run_code(name, token, code).stdout.split("\n")
     assert out[: len(targets)] == ["denied"] * len(targets), out
     assert "env clean" in out
 
@@ -170,11 +166,7 @@ def test_user_cannot_rewrite_the_proxy_routes(platform):
         "        print(e.code)\n"
     )
 
-    async def go():
-        async with UserSim(platform.url, name, token=token) as user:
-            return await user.run(code)
-
-    assert run_sync(go()).stdout.split() == ["403", "403"]
+    assert platform.run_code(name, token, code).stdout.split() == ["403", "403"]
 
 
 def test_user_cannot_read_another_users_process_environment(platform):
@@ -193,8 +185,4 @@ def test_user_cannot_read_another_users_process_environment(platform):
         "        print('denied')\n"
     )
 
-    async def go():
-        async with UserSim(platform.url, bob, token=bob_token) as user:
-            return await user.run(code)
-
-    assert set(run_sync(go()).stdout.split()) == {"denied"}
+    assert set(platform.run_code(bob, bob_token, code).stdout.split()) == {"denied"}
