@@ -72,7 +72,10 @@ def where():
     tmp = os.environ["DASK_TEMPORARY_DIRECTORY"]
     return {"uid": os.getuid(), "gid": os.getgid(), "home": os.environ["HOME"], "tmp": tmp,
             "tmp_mode": oct(os.stat(tmp).st_mode & 0o777), "tmp_uid": os.stat(tmp).st_uid,
-            "cwd_mode": oct(os.stat(os.getcwd()).st_mode & 0o777)}
+            "cwd_mode": oct(os.stat(os.getcwd()).st_mode & 0o777),
+            "cgroup": sorted(line.split(":", 2)[2] for line in open("/proc/self/cgroup").read().splitlines()
+                             if ":memory:" in line or line.startswith("0::"))}
+kernel_cgroup = where()["cgroup"]
 worker = client.submit(where, pure=False).result()
 scheduler = client.run_on_scheduler(where)
 total = client.submit(sum, range(101)).result()
@@ -87,7 +90,7 @@ after = [c.name for c in gw.list_clusters()]
 again.close(); gw.close()
 print(json.dumps({"worker": worker, "scheduler": scheduler, "total": total, "listed": listed,
                   "name": cluster.name, "workers": workers, "options": options,
-                  "after": after}))
+                  "after": after, "kernel_cgroup": kernel_cgroup}))
 """)
     report = last_json(out)
     assert report["total"] == 5050
@@ -99,6 +102,8 @@ print(json.dumps({"worker": worker, "scheduler": scheduler, "total": total, "lis
         assert proc["home"] == entry.pw_dir
         assert proc["tmp"].endswith(f"/{report['name']}/tmp") and proc["tmp_uid"] == entry.pw_uid
         assert proc["tmp_mode"] == "0o700" and proc["cwd_mode"] == "0o700"
+        # Dask processes live in the user's cgroup, under the same limits as their notebook server.
+        assert proc["cgroup"] == report["kernel_cgroup"] and entry.pw_name in proc["cgroup"][0]
     assert (os.stat("/").st_uid, os.stat("/").st_gid) == root_owner
 
 

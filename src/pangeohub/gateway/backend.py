@@ -27,6 +27,7 @@ from pangeohub.gateway import limits
 from pangeohub.gateway.options import build_options
 from pangeohub.gateway.userenv import forwarded_env, usersite_pythonpath
 from pangeohub.names import is_ours, system_name
+from pangeohub.resources.cgroups import enter_user_cgroup
 
 
 class PangeoBackend(LocalBackend):
@@ -114,12 +115,13 @@ class PangeoBackend(LocalBackend):
         return await super().on_cluster_heartbeat(cluster_name, msg)
 
     # -- running as the user ---------------------------------------------------------------------------
-    def cgroup_for(self, cluster) -> str | None:
-        """The cgroup directory the cluster's processes join before they exec (None: stay where we are).
+    def cgroup_for(self, cluster):
+        """The user's cgroup (the one their notebook server is in, with its profile's limits), or None when
+        limits are off. Every scheduler and worker joins it from the child before exec, so there is no window
+        in which a Dask process runs unlimited, and the profile's memory covers notebook and Dask together."""
+        from pangeohub.resources.cgroups import user_cgroup
 
-        The one place per-user CPU/memory enforcement plugs in: return the user's cgroup and every scheduler
-        and worker is inside it from its first instruction (written from the child, so there is no window)."""
-        return None
+        return user_cgroup(self.pconfig, self.account(cluster.username).pw_name)
 
     def set_file_permissions(self, paths, username):
         entry = self.account(username)
@@ -133,9 +135,7 @@ class PangeoBackend(LocalBackend):
         cgroup = self.cgroup_for(cluster)
 
         def preexec():
-            if cgroup:
-                with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
-                    procs.write("0")
+            enter_user_cgroup(cgroup)  # while still root: after the uid change cgroup.procs is not writable
             os.setgid(entry.pw_gid)
             os.setgroups(groups)
             os.setuid(entry.pw_uid)
