@@ -82,7 +82,8 @@ def explain(exc: ValidationError, data: dict) -> str:
             continue
         value = _value_at(data, err["loc"])
         message = err["msg"].removeprefix("Value error, ")
-        shown = "" if value is _MISSING else f" (got {value!r})"
+        # A whole section as the "value" says nothing the file does not: show scalars and short lists only.
+        shown = "" if value is _MISSING or isinstance(value, dict) else f" (got {value!r})"
         hint = _fix_hint(err, loc)
         lines.append(f"  - {field}{shown}: {message}{hint}")
     return "\n".join(lines)
