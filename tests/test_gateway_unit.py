@@ -152,7 +152,8 @@ def test_hub_gets_the_gateway_service_scopes_and_culler():
 def test_disabled_gateway_renders_no_service():
     config = Config.model_validate({"gateway": {"enabled": False, "server_idle_timeout": 0}})
     hub = render_hub_config(config, StatePaths(Path("/s")), HubSecrets("admin"))["JupyterHub"]
-    assert [s["name"] for s in hub["services"]] == ["pangeohub-admin"]
+    names = [s["name"] for s in hub["services"]]
+    assert "dask-gateway" not in names and "idle-culler" not in names
 
 
 def test_gateway_config_uses_dask_subcommands_and_limits():
