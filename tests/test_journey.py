@@ -34,8 +34,8 @@ def test_quickstart_notebook_runs_and_its_numbers_are_right(platform):
             journey = await run_quickstart(user)
             listing = await user.run(
                 "import os, json, fsspec\n"
-                "fs, root = fsspec.core.url_to_fs(os.environ['PANGEO_SCRATCH'])\n"
-                "print(json.dumps(sorted(p.rsplit('/', 1)[-1] for p in fs.ls(root + 'quickstart/anomaly.zarr'))))")
+                "fs, path = fsspec.core.url_to_fs(os.environ['PANGEO_SCRATCH'] + 'quickstart/anomaly.zarr')\n"
+                "print(json.dumps(sorted(p.rsplit('/', 1)[-1] for p in fs.ls(path))))")
             return journey, listing
 
     journey, listing = run_sync(go())
@@ -44,6 +44,7 @@ def test_quickstart_notebook_runs_and_its_numbers_are_right(platform):
     assert clim_mean == pytest.approx(expected_mean, rel=1e-6)
     assert anomaly_std == pytest.approx(expected_std, rel=1e-3)
     # The result was written to the user's scratch prefix as zarr.
+    assert listing.ok, f"{listing.error}\n{listing.stderr}"
     assert "anomaly" in json.loads(listing.stdout)
     # A real PNG figure came back from the plotting cell.
     assert journey.images and base64.b64decode(journey.images[0])[:8] == b"\x89PNG\r\n\x1a\n"

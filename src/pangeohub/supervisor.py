@@ -259,7 +259,8 @@ def start_detached(rt: Runtime, timeout: float = 300.0) -> None:
                 "see `pangeohub logs`",
             )
         status = read_status(rt)
-        services = status.get("services", {}) if status else {}
+        # A status file left by a supervisor that died without cleaning up says nothing about this one.
+        services = status.get("services", {}) if status and status.get("supervisor") == proc.pid else {}
         if services and all(s["state"] == "running" for s in services.values()):
             return
         time.sleep(0.3)
