@@ -144,7 +144,15 @@ def test_users_list_shows_admins_and_servers(platform):
 
 
 def test_up_twice_and_down_twice(fresh_platform):
+    # What a supervisor killed with SIGKILL leaves behind: a status claiming everything runs.
+    paths = fresh_platform.rt.paths
+    paths.ensure()
+    stale = {name: {"pid": 1, "port": None, "state": "running", "restarts": 0, "since": 0}
+             for name in ("proxy", "hub")}
+    paths.status_file.write_text(json.dumps({"supervisor": 1, "url": fresh_platform.url, "services": stale}))
     first = fresh_platform.cli("up", "--detach")
+    # `up --detach` returned only once this start's own services were healthy, not on the old file's word.
+    assert json.loads(fresh_platform.cli("status", "--json").stdout)["healthy"]
     assert "is up" in first.stdout
     second = fresh_platform.cli("up", "--detach")
     assert "already running" in second.stdout

@@ -6,6 +6,7 @@ One platform of its own (small limits, a 64M quota) shared by these tests; each 
 import asyncio
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import aiohttp
@@ -269,15 +270,21 @@ def test_shared_data_is_read_only_scratch_is_shared_and_quickstart_is_given(hub)
     assert attack.stdout.split() == ["hello", "denied", "denied"]
 
 
-def test_homes_persist_across_down_and_up():
+def test_homes_persist_across_down_and_up_and_nothing_of_the_user_outlives_down():
     # A platform of its own: `down` stops every server, which would be slow with the shared one's many users.
     hub = Platform(extra={"homes": {"quota": "64M"}})
     try:
         hub.up()
         name, token = start(hub)
         assert run(hub, name, token, "open('kept.txt', 'w').write('across restarts'); print('ok')").ok
-        home = hub.system_user(name).pw_dir
+        account = hub.system_user(name)
+        home = account.pw_dir
+        # A process of the person the hub does not know about (as a server is that `down` catches mid-restart):
+        # `down` must end it rather than unmount the home under it.
+        stray = subprocess.Popen(["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}",
+                                  "--clear-groups", "sleep", "600"], cwd=home)
         hub.down()
+        assert stray.wait(timeout=5) is not None
         assert home not in Path("/proc/self/mounts").read_text()  # unmounted: the image holds the files
         hub.up()
 

@@ -223,9 +223,6 @@ def test_expiry_deletes_old_objects_and_keeps_new_ones(store):
         admin.get_object(Bucket="scratch", Key="ageing/old.txt")
 
 
-@pytest.mark.xfail(reason="known bug: after `down`/`up` with fast spawn and quota'd homes, the first kernel "
-                   "start in the restarted server answers 500; data survival itself is asserted before that "
-                   "step. Tracked in the closing note; remove this mark with the fix.", strict=False)
 def test_scratch_survives_restarts_of_the_store_and_of_the_platform(fresh_platform):
     fresh_platform.up()
     name, token = fresh_platform.started_user()

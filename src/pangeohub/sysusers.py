@@ -92,12 +92,35 @@ def lock_account(hub_name: str, users: UsersSection) -> None:
 
 
 def _kill_all(uid: int) -> None:
+    _kill({uid})
+
+
+def end_leftover_processes(users: UsersSection, grace: float = 5.0) -> int:
+    """Stop every process still running as one of this platform's accounts (``pangeohub down``).
+
+    Once the platform is down nothing of its users may keep running: a server the hub could not stop (it was
+    restarting when ``down`` came) would otherwise keep its home open while the home is unmounted under it.
+    SIGTERM first, so that servers and kernels can save; SIGKILL after ``grace`` seconds. Returns how many.
+    """
+    uids = {entry.pw_uid for entry in pwd.getpwall()
+            if entry.pw_name.startswith(users.system_prefix) and is_ours(entry) and entry.pw_uid != 0}
+    return _kill(uids, grace) if uids else 0
+
+
+def _kill(uids: set[int], grace: float = 0.0) -> int:
     import psutil
 
-    procs = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
+    procs = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real in uids]
     for proc in procs:
+        try:
+            proc.terminate() if grace else proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace or 5)
+    for proc in alive:
         try:
             proc.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(procs, timeout=5)
+    psutil.wait_procs(alive, timeout=5)
+    return len(procs)

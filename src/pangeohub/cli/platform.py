@@ -139,8 +139,10 @@ def restart(service: str = typer.Argument(..., help="Service to restart, e.g. hu
     os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + svc.start_timeout + 30
     while time.monotonic() < deadline:
-        now = (supervisor.read_status(rt) or {}).get("services", {}).get(svc.name, {})
-        if now.get("pid") not in (None, pid) and now.get("state") == "running":
+        services = (supervisor.read_status(rt) or {}).get("services", {})
+        now = services.get(svc.name, {})
+        # Services that depend on it restart with it: done once every one of them is back too.
+        if now.get("pid") not in (None, pid) and all(s.get("state") == "running" for s in services.values()):
             typer.echo(f"{svc.name} restarted (pid {now['pid']})")
             return
         time.sleep(0.3)

@@ -1,8 +1,8 @@
 """What ``pangeohub up`` checks and ``pangeohub down`` releases for the resources feature.
 
 ``up`` refuses to start when a configured limit cannot be enforced here (no silent no-op); the config must
-turn it off explicitly instead. ``down`` unmounts the homes (their images keep the files) and removes the
-users' now empty cgroups.
+turn it off explicitly instead. ``down`` ends whatever of the users still runs, unmounts the homes (their
+images keep the files) and removes the users' now empty cgroups.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ def preflight(config) -> None:
 
 
 def release(config) -> None:
+    from pangeohub.sysusers import end_leftover_processes
+
+    end_leftover_processes(config.users)  # before the homes go: nothing may run in an unmounted home
     homes.release_all(config)
     if not config.limits.enforce:
         return

@@ -57,10 +57,17 @@ class HubService(Service):
 
 def stop_all_servers(rt, timeout: float = 60.0) -> None:
     api = HubAPI(rt)
-    try:
-        active = api.request("GET", "/users?state=active") or []
-    except PangeoError:
-        return
+    # The hub may still be starting (``down`` right after a restart): wait for it rather than leave its
+    # servers running. What it cannot stop, ``down`` ends afterwards (sysusers.end_leftover_processes).
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            active = api.request("GET", "/users?state=active") or []
+            break
+        except PangeoError:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.5)
     # Ask for every stop first, then wait once: servers stop in parallel.
     for user in active:
         try:
