@@ -45,8 +45,12 @@ def test_short_password_is_refused_and_no_account_is_made(tmp_path):
 
 def test_adding_the_same_user_twice_is_refused(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text(f"state_dir: {tmp_path}/state\nusers:\n  system_prefix: ptx-\n")
+    config.write_text(f"state_dir: {tmp_path}/state\n"
+                      f"users:\n  system_prefix: ptx-\n  home_root: {tmp_path}/home\n")
     cli("--config", str(config), "users", "add", "dave", "--password-stdin", input="longenough\n")
-    proc = cli("--config", str(config), "users", "add", "dave", "--password-stdin", input="otherpassword\n",
-               check=False)
-    assert proc.returncode == 2 and "already exists" in proc.stderr
+    try:
+        proc = cli("--config", str(config), "users", "add", "dave", "--password-stdin", input="otherpassword\n",
+                   check=False)
+        assert proc.returncode == 2 and "already exists" in proc.stderr
+    finally:
+        cli("--config", str(config), "users", "remove", "dave", check=False)
