@@ -185,6 +185,31 @@ def test_another_users_credentials_cannot_touch_my_scratch_or_other_buckets(stor
     assert not [o for o in stolen if o["Key"].endswith("stolen")]
 
 
+def test_many_first_spawns_at_once_each_get_a_working_key_for_their_own_prefix_only(store):
+    """Identities made at the same moment are written together (one `weed shell` for many): none may be lost
+    or mixed up with another's."""
+    import botocore.exceptions
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pangeohub.storage.admin import endpoint_url, ensure_user_identity, s3_client
+
+    rt = store.rt
+    names = [f"crowd{i}x{time.monotonic_ns() % 10000}" for i in range(8)]
+    with ThreadPoolExecutor(len(names)) as pool:  # as the hub's spawn hooks run, in worker threads
+        keys = dict(zip(names, pool.map(lambda name: ensure_user_identity(rt, name), names)))
+    assert len({creds.key for creds in keys.values()}) == len(names)
+    for index, name in enumerate(names):
+        client = s3_client(endpoint_url(rt), keys[name])
+        client.put_object(Bucket="scratch", Key=f"{name}/mine.txt", Body=name.encode())
+        neighbour = names[(index + 1) % len(names)]
+        with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+            client.put_object(Bucket="scratch", Key=f"{neighbour}/not-mine.txt", Body=b"x")
+    admin = admin_client(rt)
+    for name in names:
+        assert admin.get_object(Bucket="scratch", Key=f"{name}/mine.txt")["Body"].read() == name.encode()
+        assert not admin.list_objects_v2(Bucket="scratch", Prefix=f"{name}/not-mine").get("Contents")
+
+
 def test_removing_a_user_revokes_their_key_and_deletes_their_scratch(store):
     import botocore.exceptions
 

@@ -61,7 +61,10 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             # process sometimes takes one before the kernel binds it. jupyter_client's port cache then makes
             # every automatic restart reuse the taken port until the kernel is declared dead (seen in
             # `pangeohub loadtest`); without the cache a restart picks fresh ports and the kernel recovers.
-            "args": ["--LabApp.extension_manager=readonly", "--KernelManager.cache_ports=False"],
+            # jupyter-lsp (a JupyterLab dependency) looks for language servers at every start, running
+            # `npm prefix -g` (~0.15 s of CPU per server); none is installed, so there is nothing to find.
+            "args": ["--LabApp.extension_manager=readonly", "--KernelManager.cache_ports=False",
+                     "--LanguageServerManager.autodetect=False"],
             "start_timeout": int(hub.start_timeout),
             "http_timeout": int(hub.start_timeout),
         },
