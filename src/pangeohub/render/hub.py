@@ -57,14 +57,15 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             # JupyterLab's default "pypi" extension manager would pip-install into the shared, root-owned
             # environment, which users cannot write; it also costs ~0.2 s of CPU per server start (an SSL
             # context for PyPI). Read-only shows the installed extensions and offers no installs that fail.
-            # Kernel ports are found by binding port 0 and closing it; with 60 kernels starting at once, another
-            # process sometimes takes one before the kernel binds it. jupyter_client's port cache then makes
-            # every automatic restart reuse the taken port until the kernel is declared dead (seen in
-            # `pangeohub loadtest`); without the cache a restart picks fresh ports and the kernel recovers.
+            # Kernel ports come from a block of the account's own, outside the ephemeral range that upstream's
+            # choice (bind port 0, close, let the kernel bind) shares with every outgoing connection: see
+            # pangeohub.hub.kernelports. Without jupyter_client's port cache, a kernel that still could not
+            # bind is restarted on fresh ports instead of on the taken one until it is declared dead.
             # jupyter-lsp (a JupyterLab dependency) looks for language servers at every start, running
             # `npm prefix -g` (~0.15 s of CPU per server); none is installed, so there is nothing to find.
             "args": ["--LabApp.extension_manager=readonly", "--KernelManager.cache_ports=False",
-                     "--LanguageServerManager.autodetect=False"],
+                     "--LanguageServerManager.autodetect=False",
+                     "--KernelProvisionerFactory.default_provisioner_name=pangeohub-block-ports"],
             "start_timeout": int(hub.start_timeout),
             "http_timeout": int(hub.start_timeout),
         },
