@@ -10,6 +10,7 @@ import pytest
 
 from access_helpers import login_outcome, login_token
 from pangeohub.hubapi import HubAPI
+from pangeohub.storage.credentials import CredentialStore
 from pangeohub.usersim import UserSim, run_sync
 
 pytestmark = pytest.mark.platform
@@ -25,6 +26,11 @@ def test_workshop_accounts_log_in_until_expired_then_servers_stop_and_homes_stay
     assert [r["username"] for r in rows] == [f"{prefix}01", f"{prefix}02", f"{prefix}03"]
     assert all(r["password"] in sheet and r["username"] in sheet for r in rows)
     assert platform.url.replace("http://", "") in rows[0]["hub_url"] or rows[0]["hub_url"].startswith("http")
+    # Prepared in advance, so that the opening minute only starts servers: Linux accounts and scratch keys.
+    keys = CredentialStore(platform.rt.paths.root)
+    for row in rows:
+        assert platform.system_user(row["username"]).pw_dir
+        assert keys.get(row["username"]) is not None
     first = rows[0]
 
     async def work():

@@ -3,6 +3,7 @@ review and the shared demo password, on top of the account store and the hub API
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -10,6 +11,7 @@ import typer
 from pangeohub.auth import signup, workshop
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
+from pangeohub.ops.prepare import prepare_accounts
 from pangeohub.sysusers import lock_account
 
 
@@ -44,6 +46,10 @@ def generate(
     until = workshop.parse_expiry(expires) if expires else None
     names = workshop.next_names(store, prefix, count, rt.config.users.system_prefix)
     rows = workshop.generate(store, names, until, group)
+    if os.geteuid() == 0:
+        # Everyone's Linux account and scratch credentials now, so that the opening minute only starts servers.
+        typer.echo(f"preparing {len(names)} accounts ...")
+        prepare_accounts(rt, names)
     csv_path, html_path = workshop.write_sheets(out, rows, rt.public_url, until)
     typer.echo(f"created {len(rows)} accounts {names[0]} .. {names[-1]}")
     typer.echo(f"passwords (keep safe, print, then delete): {csv_path}\n  printable sheet: {html_path}")

@@ -17,7 +17,8 @@ from pangeohub.names import check_username, system_name
 from pangeohub.storage.admin import forget_user
 from pangeohub.supervisor import supervisor_pid
 from pangeohub.resources.lifecycle import release_user
-from pangeohub.sysusers import ensure_account, lock_account, remove_account
+from pangeohub.ops.prepare import prepare_accounts
+from pangeohub.sysusers import lock_account, remove_account
 
 app = typer.Typer(help="Manage who can log in.", no_args_is_help=True)
 
@@ -63,9 +64,8 @@ def add(
     password, generated = _read_password(rt, password_stdin, name)
     _store(rt).add(Account(name=name, admin=admin, groups=sorted(set(group))), password)
     if os.geteuid() == 0:
-        # The Linux account now, not at the first spawn: in a workshop everyone's first spawn comes at once, and
-        # useradd serialises on the lock of /etc/passwd (~0.1 s each: 6 s of queue for 60 people).
-        ensure_account(name, rt.config.users)
+        # The Linux account (and scratch credentials) now, not at the first spawn: see ops.prepare.
+        prepare_accounts(rt, [name])
     api = _hub(rt)
     if api:
         api.ensure_user(name, admin=admin)

@@ -9,6 +9,7 @@ them). ``spawner.runtime`` gives the platform's config, paths and secrets.
 from __future__ import annotations
 
 import pwd
+import time
 from typing import Awaitable, Callable
 
 SpawnHook = Callable[[object, pwd.struct_passwd], Awaitable[dict[str, str]]]
@@ -28,6 +29,11 @@ def spawn_hooks() -> list[SpawnHook]:
 
 async def run_spawn_hooks(spawner, account: pwd.struct_passwd) -> dict[str, str]:
     env: dict[str, str] = {}
+    took = []
     for hook in spawn_hooks():
+        started = time.perf_counter()
         env.update(await hook(spawner, account) or {})
+        took.append(f"{hook.__name__.removesuffix('_hook')} {time.perf_counter() - started:.2f}s")
+    # What a slow start spent its time on, for operators reading the hub's log.
+    spawner.log.info("Prepared %s: %s", account.pw_name, ", ".join(took))
     return env

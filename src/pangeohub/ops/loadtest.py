@@ -21,7 +21,8 @@ from typing import Callable
 from pangeohub.accounts import Account, AccountStore
 from pangeohub.errors import PangeoError
 from pangeohub.hubapi import HubAPI
-from pangeohub.sysusers import ensure_account, remove_account
+from pangeohub.ops.prepare import prepare_accounts
+from pangeohub.sysusers import remove_account
 from pangeohub.usersim import UserSim
 
 PHASES = ("login", "spawn", "kernel", "execute", "gateway", "stop")
@@ -91,11 +92,11 @@ def create_users(rt, names: list[str]) -> dict[str, str]:
 
     def make(name: str) -> None:
         store.add(Account(name=name, info={"temporary": "loadtest"}), passwords[name])
-        ensure_account(name, rt.config.users)
         api.ensure_user(name)
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(make, names))
+    prepare_accounts(rt, names)  # as `users add` and `users generate` do
     return passwords
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 
@@ -94,6 +95,15 @@ def _weed_pid(rt) -> int:
             "the object store is not running, so scratch credentials cannot be created",
             "start it with `pangeohub up` (or `pangeohub restart objectstore`); see `pangeohub logs objectstore`",
         ) from None
+
+
+def store_running(rt) -> bool:
+    """Whether the embedded store's server is up (its pidfile names a live process)."""
+    try:
+        os.kill(_weed_pid(rt), 0)
+    except (PangeoError, ProcessLookupError):
+        return False
+    return True
 
 
 def _key_works(rt, user: str, creds: Credentials) -> bool:
