@@ -81,15 +81,24 @@ def ensure_home(config, account: pwd.struct_passwd) -> bool:
     image = image_path(config, account.pw_name)
     if str(home) in mounted_homes():
         return False
-    image.parent.mkdir(parents=True, exist_ok=True)
-    image.parent.chmod(0o700)  # images hold everybody's files: root only
-    created = not image.exists()
-    if created:
-        _make_image(image, config.homes.quota, account)
-    elif image.stat().st_size < config.homes.quota:
+    created = prepare_image(config, account)
+    if not created and image.stat().st_size < config.homes.quota:
         _grow(image, config.homes.quota)
     _migrate_and_mount(image, home, account)
     return created
+
+
+def prepare_image(config, account: pwd.struct_passwd) -> bool:
+    """Make ``account``'s home image unless it exists (also ahead of the first spawn: ops.prepare)."""
+    if not config.homes.quota:
+        return False
+    image = image_path(config, account.pw_name)
+    image.parent.mkdir(parents=True, exist_ok=True)
+    image.parent.chmod(0o700)  # images hold everybody's files: root only
+    if image.exists():
+        return False
+    _make_image(image, config.homes.quota, account)
+    return True
 
 
 def _run(*argv: str) -> None:
