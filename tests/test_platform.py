@@ -111,8 +111,13 @@ def test_remove_user_deletes_account_and_home_unless_kept(platform):
     gone_home = platform.system_user(gone).pw_dir
     kept_home = platform.system_user(kept).pw_dir
 
+    from pangeohub.gateway.userenv import userenv_file
+
+    recorded = userenv_file(platform.rt.paths.root, gone)
+    assert recorded.exists()  # the server's environment, for its Dask workers
     platform.cli("users", "remove", gone)
     platform.cli("users", "remove", kept, "--keep-home")
+    assert not recorded.exists()
 
     import os
     import pwd

@@ -12,6 +12,7 @@ import typer
 from pangeohub.accounts import Account, AccountStore, generate_password
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
+from pangeohub.gateway.userenv import userenv_file
 from pangeohub.hubapi import HubAPI
 from pangeohub.names import check_username, system_name
 from pangeohub.storage.admin import forget_user
@@ -149,6 +150,8 @@ def remove(
     linux = system_name(name, rt.config.users.system_prefix)
     home = _home_of(linux)
     forget_user(rt, name, delete_data=not keep_home)
+    # The environment their last server had (scratch keys among it), kept for their Dask workers.
+    userenv_file(rt.paths.root, name).unlink(missing_ok=True)
     if keep_home:
         lock_account(name, rt.config.users)
         existed = False
