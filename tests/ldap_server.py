@@ -45,22 +45,50 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(directory: Path, name: str) -> Path:
+    """A self-signed CA (key and certificate) in ``directory``; returns the certificate."""
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "2", "-subj", f"/CN={name}", cwd=directory)
+    return directory / f"{name}.crt"
+
+
 class Slapd:
-    def __init__(self):
+    """``tls=True``: also StartTLS on the same port and LDAPS on ``tls_port``, with a certificate for the
+    name 'localhost' only (not 127.0.0.1) signed by ``ca`` (the directory's own CA, as FreeIPA has)."""
+
+    def __init__(self, tls: bool = False):
         self.dir = Path(tempfile.mkdtemp(prefix="pangeohub-slapd-"))
         (self.dir / "data").mkdir()
         self.port = _free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
         self.root_pw = secrets.token_urlsafe(12)
-        (self.dir / "slapd.conf").write_text(
-            _CONF.format(dir=self.dir, suffix=SUFFIX, root_dn=ROOT_DN, root_pw=self.root_pw)
-        )
+        conf = _CONF.format(dir=self.dir, suffix=SUFFIX, root_dn=ROOT_DN, root_pw=self.root_pw)
+        self.urls = [self.url]
+        self.tls_port: int | None = None
+        self.ca: Path | None = None
+        if tls:
+            self.tls_port = _free_port()
+            self.urls.append(f"ldaps://127.0.0.1:{self.tls_port}")
+            self.ca = make_ca(self.dir, "directory-ca")
+            _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                     "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost", cwd=self.dir)
+            (self.dir / "san.ext").write_text("subjectAltName=DNS:localhost\n")
+            _openssl("x509", "-req", "-in", "server.csr", "-CA", "directory-ca.crt", "-CAkey", "directory-ca.key",
+                     "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext", cwd=self.dir)
+            conf = (f"TLSCACertificateFile {self.ca}\nTLSCertificateFile {self.dir / 'server.crt'}\n"
+                    f"TLSCertificateKeyFile {self.dir / 'server.key'}\n") + conf
+        (self.dir / "slapd.conf").write_text(conf)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Slapd":
         # -d 0: stay in the foreground (a child we can stop), without debug output.
         self.proc = subprocess.Popen(
-            ["/usr/sbin/slapd", "-d", "0", "-h", f"{self.url}/", "-f", str(self.dir / "slapd.conf")],
+            ["/usr/sbin/slapd", "-d", "0", "-h", " ".join(f"{url}/" for url in self.urls),
+             "-f", str(self.dir / "slapd.conf")],
             stdout=subprocess.DEVNULL, stderr=open(self.dir / "slapd.log", "w"),
         )
         for _ in range(200):

@@ -104,3 +104,5 @@ def test_expiry_dates_and_durations():
     assert workshop.parse_expiry("2030-01-02") > now
     with pytest.raises(PangeoError, match="neither a date nor a duration"):
         workshop.parse_expiry("next tuesday")
+    with pytest.raises(PangeoError, match="--until '2020-01-02' is in the past"):
+        workshop.parse_expiry("2020-01-02", option="--until")

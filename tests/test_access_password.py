@@ -69,6 +69,33 @@ def test_an_expired_person_cannot_start_a_server_with_an_old_token(platform):
     assert not HubAPI(platform.rt).user(name)["servers"]
 
 
+def test_an_ended_account_is_extended_and_logs_in_again_to_its_home(platform, tmp_path):
+    prefix = f"x{os.urandom(2).hex()}"
+    platform.cli("users", "generate", "--count", "2", "--prefix", prefix, "--expires", "1d", "--out", str(tmp_path))
+    rows = list(csv.DictReader(next(tmp_path.glob("*.csv")).open()))
+    name, password = rows[0]["username"], rows[0]["password"]
+    home = platform.system_user(name).pw_dir
+    platform.cli("users", "expire", "--prefix", prefix)
+    assert login_outcome(platform.url, name, password) != "accepted"
+
+    # Bad input changes nothing: a date in the past, or nobody named.
+    past = platform.cli("users", "extend", name, "--until", "2020-01-01", check=False)
+    assert past.returncode != 0 and "'2020-01-01' is in the past" in past.stderr + past.stdout
+    nobody = platform.cli("users", "extend", "--until", "3d", check=False)
+    assert nobody.returncode != 0 and "name them, or give --prefix" in nobody.stderr + nobody.stdout
+    assert login_outcome(platform.url, name, password) != "accepted"
+
+    out = platform.cli("users", "extend", name, "--until", "2d").stdout
+    assert "extended 1 account(s) until" in out
+    assert login_outcome(platform.url, name, password) == "accepted"
+    assert platform.system_user(name).pw_dir == home  # the same account and home as before
+    listed = {r["name"]: r for r in json.loads(platform.cli("users", "list", "--json").stdout)}
+    assert listed[name]["status"] == "active"
+    assert listed[rows[1]["username"]]["status"] == "expired"  # only the one named
+    platform.cli("users", "extend", "--prefix", prefix, "--until", "never")
+    assert login_outcome(platform.url, rows[1]["username"], rows[1]["password"]) == "accepted"
+
+
 @pytest.mark.parametrize("name", ["daemon", "root", "Robert'); DROP", "../../etc", "a" * 40, "-rf"])
 def test_names_that_are_not_safe_linux_names_are_refused_like_any_wrong_login(platform, name):
     assert login_outcome(platform.url, name, "some-password") == login_outcome(

@@ -52,11 +52,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
-            for item in self.running:
-                if self._stopping:
-                    break
-                self._start(item)
-                self._wait_ready(item)
+            self._start_in_order()
             self._write_status()
             if not self._stopping:
                 self.log(f"pangeohub is up: {self.rt.public_url}")
@@ -70,6 +66,25 @@ class Supervisor:
             return exc.exit_code
         self._stop_all()
         return 0
+
+    def _start_in_order(self) -> None:
+        """Start services in order; one that needs the others waits until all before it are ready.
+
+        Services that do not need each other (proxy, object store, gateway, fork server) start side by side:
+        most of their start is import time and waiting on timers, so this takes seconds off every `up`.
+        """
+        starting: list[Running] = []
+        for item in self.running:
+            if self._stopping:
+                return
+            if item.service.needs_earlier_services:
+                for earlier in starting:
+                    self._wait_ready(earlier)
+                starting = []
+            self._start(item)
+            starting.append(item)
+        for earlier in starting:
+            self._wait_ready(earlier)
 
     def _on_signal(self, signum, frame) -> None:
         self._stopping = True
@@ -168,13 +183,14 @@ class Supervisor:
                 os.killpg(job.pid, signal.SIGTERM)
                 job.wait(10)
         for item in reversed(self.running):
+            began = time.monotonic()
             if item.proc is not None and item.proc.poll() is None:
                 try:
                     item.service.before_stop()
                 except Exception as exc:  # a failed drain must not keep the rest running
                     self.log(f"  {item.service.name}: could not drain cleanly: {exc}")
             self._stop(item)
-            self.log(f"  stopped {item.service.name}")
+            self.log(f"  stopped {item.service.name} in {time.monotonic() - began:.1f}s")
         self._write_status()
         self.paths.status_file.unlink(missing_ok=True)
         self.paths.supervisor_pid.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ modes with local accounts); render/hub.py merges them in, appending to lists suc
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 from pangeohub.accounts import generate_password
@@ -78,6 +79,11 @@ def _mode_settings(config: Config, paths: StatePaths) -> dict:
             "allow_all": not ldap.allowed_groups,
             "pangeo_group_search_base": ldap.group_search_base or "",
         }
+        if ldap.tls != "none":
+            # Upstream's default (ldap3's Tls()) accepts any certificate: anybody who can answer in the
+            # directory's place would be handed every password. Require a valid certificate for the name.
+            settings["tls_kwargs"] = {"validate": int(ssl.CERT_REQUIRED),
+                                      **({"ca_certs_file": str(ldap.ca_file)} if ldap.ca_file else {})}
         if not ldap.bind_dn_templates:
             settings.update({
                 "lookup_dn": True,

@@ -20,6 +20,7 @@ from tornado import web
 from traitlets import Integer, Unicode
 
 from pangeohub.accounts import Account
+from pangeohub.auth.applications import approve, deny, pending
 from pangeohub.errors import PangeoError
 from pangeohub.hub.auth import PangeoAuthenticator
 from pangeohub.names import check_username
@@ -27,26 +28,6 @@ from pangeohub.names import check_username
 TEMPLATES = Path(__file__).parent / "templates"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_INFO = 2000
-
-
-def pending(store) -> list[Account]:
-    return [a for a in store.list() if a.status == "pending"]
-
-
-def approve(store, name: str) -> Account:
-    account = store.get(name)
-    if account is None or account.status != "pending":
-        raise PangeoError(f"no pending application named {name!r}", "see `pangeohub users pending`")
-    store.set_status(name, "active")
-    account.status = "active"
-    return account
-
-
-def deny(store, name: str) -> None:
-    account = store.get(name)
-    if account is None or account.status != "pending":
-        raise PangeoError(f"no pending application named {name!r}", "see `pangeohub users pending`")
-    store.remove(name)  # the name is free again; nothing of the applicant is kept
 
 
 class SignupHandler(BaseHandler):
@@ -122,11 +103,12 @@ class ReviewHandler(BaseHandler):
         self._require_admin()
         name = self.get_body_argument("username", "")
         action = self.get_body_argument("action", "")
-        if action not in ("approve", "deny"):
+        decide = {"approve": approve, "deny": deny}.get(action)
+        if decide is None:
             raise web.HTTPError(400, f"Unknown action {action!r}: use approve or deny.")
         store = self.authenticator.store
         try:
-            await asyncio.get_running_loop().run_in_executor(None, globals()[action], store, name)
+            await asyncio.get_running_loop().run_in_executor(None, decide, store, name)
         except PangeoError as exc:
             self.set_status(404)
             await self._show(exc.what)

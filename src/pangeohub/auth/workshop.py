@@ -23,23 +23,26 @@ from pangeohub.units import parse_duration
 MAX_COUNT = 1000
 
 
-def parse_expiry(value: str, now: float | None = None) -> float:
-    """'2026-12-01', '2026-12-01T18:00' (local time) or a duration from now ('8h', '3d')."""
+def parse_expiry(value: str, now: float | None = None, option: str = "--expires") -> float:
+    """'2026-12-01', '2026-12-01T18:00' (local time) or a duration from now ('8h', '3d'); never in the past,
+    which would make accounts that are over before anyone uses them."""
     now = time.time() if now is None else now
     try:
-        return datetime.fromisoformat(value).timestamp()
+        when = datetime.fromisoformat(value).timestamp()
     except ValueError:
-        pass
-    try:
-        seconds = parse_duration(value)
-    except (ValueError, TypeError, KeyError):
-        seconds = -1
-    if seconds <= 0:
-        raise PangeoError(
-            f"--expires {value!r} is neither a date nor a duration",
-            "give a date like 2026-12-01 or 2026-12-01T18:00, or a duration from now like 8h or 3d",
-        )
-    return now + seconds
+        try:
+            seconds = parse_duration(value)
+        except (ValueError, TypeError, KeyError):
+            seconds = -1
+        if seconds <= 0:
+            raise PangeoError(
+                f"{option} {value!r} is neither a date nor a duration",
+                "give a date like 2026-12-01 or 2026-12-01T18:00, or a duration from now like 8h or 3d",
+            ) from None
+        when = now + seconds
+    if when <= now:
+        raise PangeoError(f"{option} {value!r} is in the past", "give a later date, or a duration from now like 3d")
+    return when
 
 
 def next_names(store: AccountStore, prefix: str, count: int, system_prefix: str) -> list[str]:
@@ -123,6 +126,13 @@ def end(store: AccountStore, accounts: list[Account], now: float | None = None) 
             store.set_expires(account.name, now)
         ended.append(account.name)
     return ended
+
+
+def extend(store: AccountStore, accounts: list[Account], until: float | None) -> list[str]:
+    """Give ``accounts`` a new end (None: no end), expired ones included: they can log in again."""
+    for account in accounts:
+        store.set_expires(account.name, until)
+    return [a.name for a in accounts]
 
 
 def expired(store: AccountStore, now: float | None = None) -> list[str]:

@@ -1,14 +1,15 @@
-"""``pangeohub users generate | expire | pending | approve | deny | shared-password``: workshops, sign-up
-review and the shared demo password, on top of the account store and the hub API."""
+"""``pangeohub users generate | expire | extend | pending | approve | deny | shared-password``: workshops,
+sign-up review and the shared demo password, on top of the account store and the hub API."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import typer
 
-from pangeohub.auth import signup, workshop
+from pangeohub.auth import applications, workshop
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
 from pangeohub.ops.prepare import prepare_accounts
@@ -16,7 +17,7 @@ from pangeohub.sysusers import lock_account
 
 
 def register(app: typer.Typer) -> None:
-    for command in (generate, expire, pending, approve, deny):
+    for command in (generate, expire, extend, pending, approve, deny):
         app.command()(command)
     app.command("shared-password")(shared_password)
 
@@ -81,10 +82,29 @@ def expire(
     typer.echo(f"ended {len(ended)} account(s), stopped {stopped} server(s); homes kept")
 
 
+def extend(
+    names: list[str] = typer.Argument(None, help="Users to extend."),
+    prefix: str = typer.Option(None, "--prefix", help="Extend every user whose name starts with this."),
+    until: str = typer.Option(..., "--until", help="New end: 2026-12-01, 2026-12-01T18:00, 3d, or 'never'."),
+) -> None:
+    """Give accounts a new end date, ended ones included: they log in again with the same password, and find
+    their home as they left it (a workshop that runs a day longer, an account ended by mistake)."""
+    rt = state.runtime()
+    store = _store(rt)
+    if not names and not prefix:
+        raise PangeoError("say whose accounts to extend", "name them, or give --prefix")
+    when = None if until == "never" else workshop.parse_expiry(until, option="--until")
+    chosen = workshop.select(store, prefix, names or [])
+    if not chosen:
+        raise PangeoError(f"no user name starts with {prefix!r}", "see `pangeohub users list`")
+    extended = workshop.extend(store, chosen, when)
+    typer.echo(f"extended {len(extended)} account(s) " + ("with no end" if when is None else f"until {time.ctime(when)}"))
+
+
 def pending() -> None:
     """List sign-ups waiting for review."""
     rt = state.runtime()
-    rows = signup.pending(_store(rt))
+    rows = applications.pending(_store(rt))
     if not rows:
         typer.echo("no applications waiting")
     for account in rows:
@@ -93,13 +113,13 @@ def pending() -> None:
 
 def approve(name: str = typer.Argument(...)) -> None:
     """Approve a sign-up: the person can log in from now on."""
-    signup.approve(_store(state.runtime()), name)
+    applications.approve(_store(state.runtime()), name)
     typer.echo(f"approved {name}")
 
 
 def deny(name: str = typer.Argument(...)) -> None:
     """Deny a sign-up: the application is deleted and the name is free again."""
-    signup.deny(_store(state.runtime()), name)
+    applications.deny(_store(state.runtime()), name)
     typer.echo(f"denied {name}")
 
 

@@ -11,7 +11,7 @@ import typer
 
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
-from pangeohub.gateway.admin import ADMIN_PATH
+from pangeohub.gateway import ADMIN_PATH
 from pangeohub.units import format_size
 
 app = typer.Typer(help="See and stop users' Dask clusters.", no_args_is_help=True)

@@ -30,6 +30,12 @@ class LdapAuth(Section):
         description="How the connection is protected: 'starttls' (upgrade on port 389), 'ldaps' (port 636) "
         "or 'none' (passwords travel in clear: only for a directory on this machine).",
     )
+    ca_file: Path | None = Field(
+        None,
+        description="PEM file of the CA that signed the directory's certificate (FreeIPA: /etc/ipa/ca.crt). "
+        "Default: the system's trusted CAs. With 'starttls' and 'ldaps' the certificate is always checked, "
+        "and so is its name against server_address: a directory that cannot prove who it is gets no password.",
+    )
     bind_dn_templates: list[str] = Field(
         default_factory=list,
         description="DNs tried in turn to bind as the person logging in; '{username}' is replaced, e.g. "
@@ -69,6 +75,8 @@ class LdapAuth(Section):
     def require(self) -> None:
         if not self.server_address:
             raise _missing("ldap.server_address", "ipa.example.org")
+        if self.ca_file and self.tls == "none":
+            raise ValueError("auth.ldap.ca_file is set but tls is 'none': use tls 'starttls' or 'ldaps'")
         if not self.bind_dn_templates and not self.user_search_base:
             raise ValueError("auth.ldap needs bind_dn_templates or user_search_base to find a person's DN")
         if any("=" not in g for g in self.allowed_groups) and not self.group_search_base:

@@ -12,9 +12,8 @@ import time
 
 from aiohttp import web
 
-from pangeohub.gateway import limits
+from pangeohub.gateway import ADMIN_PATH, limits
 
-ADMIN_PATH = "/pangeohub/v1/clusters"
 TOKEN_ENV = "PANGEOHUB_GATEWAY_ADMIN_TOKEN"
 
 

@@ -25,6 +25,8 @@ class Service:
     stop_timeout: float = 10.0
     #: Restart the services listed after this one when it restarts (they may hold state about it).
     restart_dependants: bool = True
+    #: Start only once every service listed before this one is ready (others start side by side).
+    needs_earlier_services: bool = False
 
     def __init__(self, runtime: "Runtime"):
         self.rt = runtime

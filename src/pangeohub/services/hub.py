@@ -16,6 +16,8 @@ from pangeohub.services.base import Service, http_ok
 class HubService(Service):
     name = "hub"
     start_timeout = 120.0
+    # It registers routes with the proxy at start, and spawns through the fork server and the object store.
+    needs_earlier_services = True
 
     @property
     def port(self) -> int:
