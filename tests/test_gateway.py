@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import time
 
 import aiohttp
@@ -296,3 +297,38 @@ def test_check_gateway_computes_on_a_one_worker_cluster(gw):
 
     summary = run_sync(go())
     assert "1 worker" in summary and "500500" in summary and "\n" not in summary
+
+
+def test_a_gateway_that_dies_is_restarted_and_keeps_its_clusters(gw):
+    name, token = gw.started_user()
+    cluster = last_json(run(gw, name, token, START_PERSISTENT))["name"]
+    run(gw, name, token, f"""
+from dask_gateway import Gateway
+with Gateway() as gw:
+    cluster = gw.connect({cluster!r})
+    cluster.scale(1)
+    cluster.get_client().wait_for_workers(1, timeout=120)
+""")
+    before = json.loads(gw.cli("status", "--json").stdout)["services"]["dask-gateway"]
+    os.kill(before["pid"], signal.SIGKILL)
+
+    def restarted():
+        report = json.loads(gw.cli("status", "--json", check=False).stdout)
+        now = report["services"]["dask-gateway"]
+        return now["pid"] not in (None, before["pid"]) and report["healthy"] and now
+
+    assert wait_for(restarted, what="the gateway to be restarted")["restarts"] == before["restarts"] + 1
+    # The person's cluster and its worker survived: listed, reachable, computing; then it stops as usual.
+    report = last_json(run(gw, name, token, f"""
+import json
+from dask_gateway import Gateway
+gw = Gateway()
+listed = [c.name for c in gw.list_clusters()]
+cluster = gw.connect({cluster!r})
+client = cluster.get_client()
+total = client.submit(sum, range(11), pure=False).result()
+cluster.shutdown(); gw.close()
+print(json.dumps({{"listed": listed, "total": total}}))
+"""))
+    assert report == {"listed": [cluster], "total": 55}
+    wait_for(lambda: cluster not in cluster_names(gw), what="the cluster to stop")

@@ -32,6 +32,10 @@ def gateway_dir(paths: StatePaths) -> Path:
     return paths.root / "gateway"
 
 
+def gateway_db(paths: StatePaths) -> Path:
+    return gateway_dir(paths) / "gateway.sqlite"
+
+
 def clusters_dir(paths: StatePaths) -> Path:
     """Parent of every cluster's private working directory (root-owned, 0711: users reach only their own)."""
     return gateway_dir(paths) / "clusters"
@@ -74,8 +78,10 @@ def render_gateway_config(config: Config, paths: StatePaths, urls: GatewayUrls) 
         },
         "PangeoBackend": {
             "clusters_directory": str(clusters_dir(paths)),
-            # In-memory state: a gateway restart stops its clusters rather than orphaning processes.
-            "db_url": "sqlite://",
+            # Cluster state on disk (its keys encrypted, DASK_GATEWAY_ENCRYPT_KEYS): a gateway that dies and is
+            # restarted takes its clusters back, whose schedulers and workers run in sessions of their own.
+            # An orderly stop (`pangeohub down`) still stops them.
+            "db_url": f"sqlite:///{gateway_db(paths)}",
             "stop_clusters_on_shutdown": True,
             "settings": config.model_dump(mode="json"),
             "hub_api_url": urls.hub_api,

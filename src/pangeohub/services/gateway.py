@@ -1,22 +1,25 @@
 """dask-gateway-server as its own process (its HTTP and scheduler proxy is a child it manages itself).
 
 Started before the hub: JupyterHub waits ~30 s at start for a service with a ``url`` that does not answer.
-Not restartable: the gateway keeps cluster state in memory, and a restart stops every cluster.
+Restarted when it dies: its cluster state is on disk, so the new process takes the running clusters back.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 
-from pangeohub.render.gateway import GatewayUrls, clusters_dir, gateway_dir, render_gateway_config
+from pangeohub.render.gateway import GatewayUrls, clusters_dir, gateway_db, gateway_dir, render_gateway_config
 from pangeohub.secrets import write_private
 from pangeohub.services.base import Service, http_ok
 
 
 class GatewayService(Service):
     name = "dask-gateway"
-    restartable = False
     start_timeout = 60.0
+    # The hub holds nothing about it that a restart changes (same URL, same token; the proxy keeps the route).
+    restart_dependants = False
     stop_timeout = 30.0  # it stops every cluster (SIGINT, then SIGTERM) before exiting
 
     @property
@@ -34,6 +37,10 @@ class GatewayService(Service):
         clusters = clusters_dir(self.rt.paths)
         clusters.mkdir(exist_ok=True)
         clusters.chmod(0o711)
+        # Root's alone (it holds every cluster's encrypted keys): made before the gateway can create it.
+        db = gateway_db(self.rt.paths)
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
+        db.chmod(0o600)
         urls = GatewayUrls(hub_api=self.rt.hub_api, public_url=self.rt.public_url)
         rendered = render_gateway_config(self.rt.config, self.rt.paths, urls)
         write_private(self.config_file, json.dumps(rendered, indent=2, sort_keys=True) + "\n")
@@ -48,6 +55,9 @@ class GatewayService(Service):
             "DASK_GATEWAY_PROXY_TOKEN": self.rt.secret("gateway_proxy_token"),
             "PANGEOHUB_GATEWAY_COOKIE_SECRET": self.rt.secret("gateway_cookie_secret"),
             "PANGEOHUB_GATEWAY_ADMIN_TOKEN": self.rt.secret("gateway_admin_token"),
+            # Fernet key for the cluster keys in its database: 32 bytes, URL-safe base64.
+            "DASK_GATEWAY_ENCRYPT_KEYS": base64.urlsafe_b64encode(
+                bytes.fromhex(self.rt.secret("gateway_db_key"))).decode(),
             "PYTHONUNBUFFERED": "1",
         }
 
