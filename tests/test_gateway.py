@@ -17,7 +17,7 @@ pytestmark = pytest.mark.platform
 LIMITS = {"cluster_max_workers": 3, "user_max_clusters": 2, "user_max_cores": 4, "user_max_memory": "4G"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def gw():
     hub = Platform(extra={"gateway": {"limits": LIMITS, "stop_with_server_period": "2s"}})
     try:
