@@ -181,7 +181,11 @@ class Supervisor:
         for job in self._jobs:
             if job.poll() is None:
                 os.killpg(job.pid, signal.SIGTERM)
-                job.wait(10)
+                try:
+                    job.wait(10)
+                except subprocess.TimeoutExpired:  # a stuck job must not keep the services running
+                    os.killpg(job.pid, signal.SIGKILL)
+                    job.wait()
         for item in reversed(self.running):
             began = time.monotonic()
             if item.proc is not None and item.proc.poll() is None:
