@@ -186,3 +186,55 @@ def test_user_cannot_read_another_users_process_environment(platform):
     )
 
     assert set(platform.run_code(bob, bob_token, code).stdout.split()) == {"denied"}
+
+
+LISTEN = """
+import json, time, zmq
+ctx = zmq.Context()
+heard = []
+for name in ("iopub", "shell"):
+    sock = ctx.socket(zmq.SUB if name == "iopub" else zmq.DEALER)
+    if name == "iopub":
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(f"tcp://127.0.0.1:{PORTS[name]}")
+    if name == "shell":  # an unsigned request: a kernel must never answer it
+        sock.send_multipart([b"<IDS|MSG>", b"", b'{"msg_id": "x", "msg_type": "kernel_info_request"}', b"{}", b"{}", b"{}"])
+    deadline = time.time() + 8
+    while time.time() < deadline:
+        if sock.poll(200):
+            heard.append(name + ":" + repr(sock.recv_multipart()))
+print(json.dumps(heard))
+"""
+
+
+def test_user_cannot_listen_to_or_talk_to_another_users_kernel(platform):
+    """Kernels listen on loopback ports that anyone on the machine can connect to (their numbers are in
+    /proc/net/tcp). Without transport encryption another person can subscribe to a kernel's output stream and
+    read everything it prints; with CurveZMQ they get nothing."""
+    import asyncio
+    import json
+
+    alice, alice_token = platform.started_user()
+    bob, bob_token = platform.started_user()
+
+    async def attack():
+        async with UserSim(platform.url, alice, token=alice_token) as a, \
+                UserSim(platform.url, bob, token=bob_token) as b:
+            kernel = await a.start_kernel()
+            try:
+                info = await a.execute(kernel, "from ipykernel.connect import get_connection_info; "
+                                               "print(get_connection_info())")
+                ports = {k: v for k, v in json.loads(info.stdout).items() if k in ("iopub_port", "shell_port")}
+                code = f"PORTS = {{'iopub': {ports['iopub_port']}, 'shell': {ports['shell_port']}}}\n" + LISTEN
+                listening = asyncio.ensure_future(b.run(code, timeout=120))
+                await asyncio.sleep(3)  # bob is connected and listening
+                await a.execute(kernel, "import time\nfor _ in range(20):\n    print('alice-secret-4711'); time.sleep(0.2)")
+                return await listening
+            finally:
+                await a.stop_kernel(kernel)
+
+    result = run_sync(attack())
+    assert result.ok, result.error
+    heard = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not [h for h in heard if "alice-secret-4711" in h], "bob read alice's kernel output"
+    assert not [h for h in heard if h.startswith("shell:")], "alice's kernel answered bob"

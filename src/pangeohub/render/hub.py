@@ -63,9 +63,14 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             # bind is restarted on fresh ports instead of on the taken one until it is declared dead.
             # jupyter-lsp (a JupyterLab dependency) looks for language servers at every start, running
             # `npm prefix -g` (~0.15 s of CPU per server); none is installed, so there is nothing to find.
+            # Kernels listen on loopback ports anyone on the machine can connect to (and find, in
+            # /proc/net/tcp): messages are signed, not encrypted, so anybody could subscribe to a kernel's
+            # output stream and read everything it prints. CurveZMQ keys, made per kernel and kept in the
+            # owner's 0600 connection file, close that; a kernel that cannot use them does not start.
             "args": ["--LabApp.extension_manager=readonly", "--KernelManager.cache_ports=False",
                      "--LanguageServerManager.autodetect=False",
-                     "--KernelProvisionerFactory.default_provisioner_name=pangeohub-block-ports"],
+                     "--KernelProvisionerFactory.default_provisioner_name=pangeohub-block-ports",
+                     "--MappingKernelManager.transport_encryption=required"],
             "start_timeout": int(hub.start_timeout),
             "http_timeout": int(hub.start_timeout),
         },
