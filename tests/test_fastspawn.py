@@ -22,7 +22,13 @@ def status(pid):
         key, _, value = line.partition(':')
         fields[key] = value.split()
     return {k: fields.get(k) for k in ('Uid', 'Gid', 'Groups', 'CapInh', 'CapPrm', 'CapEff', 'CapAmb', 'NoNewPrivs')}
-print(json.dumps({'kernel': status('self'), 'server': status(os.getppid()), 'server_pid': os.getppid(),
+def ppid(pid):
+    return int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])
+server = os.getppid()  # the server, or the kernel forker it forked (hub.fast_kernels)
+while b'jupyterhub-singleuser' not in open(f'/proc/{server}/cmdline', 'rb').read():
+    server = ppid(server)
+print(json.dumps({'kernel': status('self'), 'parent': status(os.getppid()), 'server': status(server),
+                  'server_pid': server, 'parent_pid': os.getppid(),
                   'kernel_fds': [os.readlink('/proc/self/fd/' + fd) for fd in os.listdir('/proc/self/fd')
                                  if os.path.exists('/proc/self/fd/' + fd)],
                   'env': dict(os.environ), 'cwd': os.getcwd()}))
@@ -80,7 +86,7 @@ def test_forked_server_keeps_nothing_of_root_the_fork_server_or_the_hub(platform
 
     # Identity and privilege, of the kernel and of the server it runs under.
     user_groups = {str(g) for g in os.getgrouplist(entry.pw_name, entry.pw_gid)}
-    for who in ("kernel", "server"):
+    for who in ("kernel", "parent", "server"):
         status = seen[who]
         assert status["Uid"] == [str(entry.pw_uid)] * 4, who
         assert status["Gid"] == [str(entry.pw_gid)] * 4, who
@@ -96,19 +102,21 @@ def test_forked_server_keeps_nothing_of_root_the_fork_server_or_the_hub(platform
     assert seen["env"]["HOME"] == entry.pw_dir and seen["env"]["USER"] == entry.pw_name
     assert "CONFIGPROXY_AUTH_TOKEN" not in seen["env"] and "JUPYTERHUB_CRYPT_KEY" not in seen["env"]
 
-    # File descriptors of the server and its kernel: none of the fork server's sockets, and no file under the
+    # File descriptors of the server, its kernel forker and its kernel: none of the fork server's sockets, and no file under the
     # state directory but the hub log (which a stock spawn inherits too, as its stdout and stderr).
     forkserver = _forkserver_pid(platform)
     fork_fds = {os.readlink(f"/proc/{forkserver}/fd/{fd}") for fd in os.listdir(f"/proc/{forkserver}/fd")}
     state_dir = str(platform.rt.paths.root)
-    server_fds = [os.readlink(f"/proc/{server.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{server.pid}/fd")]
+    server_fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for pid in {server.pid, seen["parent_pid"]}
+                  for fd in os.listdir(f"/proc/{pid}/fd")]
     for target in server_fds + seen["kernel_fds"]:
         assert not (target.startswith("socket:") and target in fork_fds), target
         assert not target.startswith(state_dir) or target == str(platform.rt.paths.log("hub")), target
 
     # Memory: no hub secret and not the other user's token anywhere in the server's address space.
     needles = {**_hub_secrets(platform), "alice-token": alice_seen["env"]["JUPYTERHUB_API_TOKEN"].encode()}
-    assert _memory_contains(server.pid, needles) == set()
+    for pid in {server.pid, seen["parent_pid"]}:  # the server, and the kernel forker it forked
+        assert _memory_contains(pid, needles) == set()
 
 
 def test_user_config_runs_as_the_user_and_forked_servers_survive_a_fork_server_restart(platform):

@@ -55,6 +55,13 @@ class HubSection(Section):
         "as the same account with the same environment and limits; spawns that set Python's import-time "
         "variables or a custom command start a fresh process anyway.",
     )
+    fast_kernels: bool = Field(
+        True,
+        description="In servers started by fast spawn, start Python kernels by forking a process that has "
+        "already imported ipykernel (less than half the CPU per kernel) instead of a fresh Python. Kernels run with "
+        "the same account, limits, environment, working directory and sys.path; kernels of other languages "
+        "or Pythons, or whose environment sets Python's startup variables, start a fresh process anyway.",
+    )
 
     _ports = field_validator("port", "internal_port", "proxy_api_port")(check_port)
 

@@ -107,6 +107,7 @@ class ForkLaunch(LocalProcessSpawner):
             "umask": _umask(),
             "rlimits": {name: resource.getrlimit(getattr(resource, name)) for name in RLIMITS},
             "cgroup": self.fork_cgroup_args(),
+            "fast_kernels": bool(getattr(config.hub, "fast_kernels", False)),
         }
 
     def fork_cgroup_args(self) -> dict:

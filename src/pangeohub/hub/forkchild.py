@@ -3,8 +3,8 @@
 The order is the point. As root: leave the fork server's session, check the caller is root, read the request,
 replace every inherited fd, enter the user's cgroup, set resource limits and umask. Then drop groups, gid and
 uid (all of real, effective and saved) and check that no capability survived. Only then: replace the
-environment, enter the home directory and start the server, which is the first thing to read a file the user
-can write (``~/.jupyter``). Anything that fails before the drop is reported to the hub and the child exits.
+environment, enter the home directory, fork the server's kernel forker (``kernelfork``) and start the server,
+which is the first thing to read a file the user can write (``~/.jupyter``). Anything that fails before the drop is reported to the hub and the child exits.
 
 Wire format (see ``pangeohub.hub.fastspawn``): a 4-byte length sent together with the hub's stdout and stderr
 (SCM_RIGHTS), then that many bytes of JSON; the child answers one JSON line, ``{"pid": n}`` or
@@ -66,6 +66,10 @@ def run(conn: socket.socket) -> int:
         return 1
     _reply(conn, {"pid": os.getpid()})
     conn.close()
+    if request.get("fast_kernels"):
+        from pangeohub.hub import kernelfork
+
+        kernelfork.start_forker()  # now: single-threaded, the user, before the server reads anything
     return _serve(request["argv"])
 
 

@@ -61,6 +61,29 @@ PRELOAD = [
     "codeop",
     "getopt",
     "httpx",
+    # What a kernel imports before it answers: kernels are forked with these loaded (see kernelfork). None
+    # starts a thread. Not ipykernel.kernelapp itself: it reads JPY_PARENT_PID when it is imported.
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "ipykernel.debugger",
+    "ipykernel.comm",
+    "ipykernel.control",
+    "ipykernel.heartbeat",
+    "ipykernel.iostream",
+    "ipykernel.parentpoller",
+    "ipykernel.shellchannel",
+    "IPython.core.completerlib",
+    "IPython.core.debugger",
+    "IPython.core.logger",
+    "IPython.core.oinspect",
+    "IPython.extensions.storemagic",
+    "IPython.utils.wildcard",
+    "tornado.platform.asyncio",
+    "faulthandler",
+    "runpy",
+    "psutil",
+    "pangeohub.hub.kernelfork",
+    "pangeohub.resources.kernel_notice",
 ]
 
 

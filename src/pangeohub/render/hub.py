@@ -67,9 +67,10 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             # /proc/net/tcp): messages are signed, not encrypted, so anybody could subscribe to a kernel's
             # output stream and read everything it prints. CurveZMQ keys, made per kernel and kept in the
             # owner's 0600 connection file, close that; a kernel that cannot use them does not start.
+            # The provisioner also forks kernels in servers that have a kernel forker (pangeohub.hub.kernelfork).
             "args": ["--LabApp.extension_manager=readonly", "--KernelManager.cache_ports=False",
                      "--LanguageServerManager.autodetect=False",
-                     "--KernelProvisionerFactory.default_provisioner_name=pangeohub-block-ports",
+                     "--KernelProvisionerFactory.default_provisioner_name=pangeohub",
                      "--MappingKernelManager.transport_encryption=required"],
             "start_timeout": int(hub.start_timeout),
             "http_timeout": int(hub.start_timeout),
