@@ -22,11 +22,15 @@ def status(pid):
         key, _, value = line.partition(':')
         fields[key] = value.split()
     return {k: fields.get(k) for k in ('Uid', 'Gid', 'Groups', 'CapInh', 'CapPrm', 'CapEff', 'CapAmb', 'NoNewPrivs')}
-def ppid(pid):
-    return int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])
-server = os.getppid()  # the server, or the kernel forker it forked (hub.fast_kernels)
-while b'jupyterhub-singleuser' not in open(f'/proc/{server}/cmdline', 'rb').read():
-    server = ppid(server)
+def server_pid():  # the kernel's parent is the server, or its kernel forker (hub.fast_kernels)
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            if (os.stat(f'/proc/{pid}').st_uid == os.getuid()
+                    and b'jupyterhub-singleuser' in open(f'/proc/{pid}/cmdline', 'rb').read()):
+                return int(pid)
+        except OSError:
+            pass
+server = server_pid()
 print(json.dumps({'kernel': status('self'), 'parent': status(os.getppid()), 'server': status(server),
                   'server_pid': server, 'parent_pid': os.getppid(),
                   'kernel_fds': [os.readlink('/proc/self/fd/' + fd) for fd in os.listdir('/proc/self/fd')

@@ -3,12 +3,15 @@
 The order is the point. As root: leave the fork server's session, check the caller is root, read the request,
 replace every inherited fd, enter the user's cgroup, set resource limits and umask. Then drop groups, gid and
 uid (all of real, effective and saved) and check that no capability survived. Only then: replace the
-environment, enter the home directory, fork the server's kernel forker (``kernelfork``) and start the server,
-which is the first thing to read a file the user can write (``~/.jupyter``). Anything that fails before the drop is reported to the hub and the child exits.
+environment, enter the home directory and start the server, which is the first thing to read a file the user
+can write (``~/.jupyter``). A server with fast kernels first, still as root, asks the fork server's kernel
+template for a kernel forker made from the same request (``run_forker``: the same steps, then
+``kernelforker``). Anything that fails before the drop is reported to the hub and the child exits.
 
 Wire format (see ``pangeohub.hub.fastspawn``): a 4-byte length sent together with the hub's stdout and stderr
 (SCM_RIGHTS), then that many bytes of JSON; the child answers one JSON line, ``{"pid": n}`` or
-``{"error": "..."}``.
+``{"error": "..."}``. A kernel template's child gets the same, with a third fd: its end of the socket pair
+it will serve the server on.
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ _CAP_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapAmb")
 # Per-user CPU and memory limits come from the resources feature (enter_cgroup_files). Looked up once, in the
 # fork server, so that children never import anything after the fork; absent, the hook does nothing.
 _enter_user_cgroup = None
+# Where the fork server's kernel template listens (``forkserver``); None: servers start kernels the stock way.
+_kernel_template: str | None = None
 
 
-def prepare() -> None:
+def prepare(kernel_template: str | None = None) -> None:
     """Run once in the fork server: import what the child needs before it has dropped privileges."""
-    global _enter_user_cgroup
+    global _enter_user_cgroup, _kernel_template
+    _kernel_template = kernel_template
     import ctypes  # noqa: F401  (prctl, below)
     import grp  # noqa: F401
     import pwd  # noqa: F401
@@ -59,18 +65,63 @@ def run(conn: socket.socket) -> int:
     _reset_signals()
     os.setsid()  # not in the fork server's process group: stopping that must not stop user servers
     try:
-        request = _receive(conn)
+        request, body, _ = _receive(conn, extra_fds=0)
+        forker = _kernel_forker(body) if request.get("fast_kernels") else None
         enter(request)
     except Exception as exc:
         _reply(conn, {"error": f"{type(exc).__name__}: {exc}"})
         return 1
     _reply(conn, {"pid": os.getpid()})
     conn.close()
-    if request.get("fast_kernels"):
+    if forker is not None:
         from pangeohub.hub import kernelfork
 
-        kernelfork.start_forker()  # now: single-threaded, the user, before the server reads anything
+        kernelfork.use_forker(forker)
     return _serve(request["argv"])
+
+
+def run_forker(conn: socket.socket) -> int:
+    """A child of the kernel template: become the person of the request, then their server's kernel forker."""
+    _reset_signals()
+    os.setsid()
+    try:
+        request, _, (control,) = _receive(conn, extra_fds=1)
+        enter(request)
+    except Exception as exc:
+        _reply(conn, {"error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    _reply(conn, {"pid": os.getpid()})
+    conn.close()
+    from pangeohub.hub import kernelforker
+
+    return kernelforker.serve(socket.socket(fileno=control))
+
+
+def _kernel_forker(body: bytes) -> socket.socket | None:
+    """Ask the kernel template for a kernel forker made from the same request; returns the server's end of
+    their socket pair, or None (the server then starts its kernels the stock way; the log says why)."""
+    from pangeohub.hub import kernelforker
+
+    if _kernel_template is None or not kernelforker.supported():
+        return None
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(30)
+            sock.connect(_kernel_template)
+            socket.send_fds(sock, [HEADER.pack(len(body))], [1, 2, theirs.fileno()])
+            sock.sendall(body)
+            reply = sock.makefile("rb").readline()
+        answer = json.loads(reply or b"{}")
+        if "pid" not in answer:
+            raise RuntimeError(answer.get("error", "no answer"))
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"forkchild: no kernel forker, kernels will start as fresh processes: {exc}", file=sys.stderr)
+        mine.close()
+        return None
+    finally:
+        theirs.close()
+    return mine
 
 
 def _reset_signals() -> None:
@@ -80,12 +131,13 @@ def _reset_signals() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _receive(conn: socket.socket) -> dict:
+def _receive(conn: socket.socket, extra_fds: int) -> tuple[dict, bytes, list[int]]:
+    """The request, its raw bytes and the fds after stdout/stderr, once every other fd is closed."""
     pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     if uid != 0:
         raise PermissionError(f"request from uid {uid}: only root (the hub) may start servers")
-    header, fds, _, _ = socket.recv_fds(conn, HEADER.size, 2)
-    if len(header) != HEADER.size or len(fds) != 2:
+    header, fds, _, _ = socket.recv_fds(conn, HEADER.size, 2 + extra_fds)
+    if len(header) != HEADER.size or len(fds) != 2 + extra_fds:
         raise ValueError("malformed request header")
     (size,) = HEADER.unpack(header)
     if size > MAX_REQUEST:
@@ -96,18 +148,19 @@ def _receive(conn: socket.socket) -> dict:
         if not chunk:
             raise ValueError("request cut short")
         body += chunk
-    _replace_fds(fds, keep=conn.fileno())
-    return json.loads(body)
+    extra = [os.dup(fd) for fd in fds[2:]]  # above 2, whatever numbers they came with
+    _replace_fds(fds[:2], keep={conn.fileno(), *extra})
+    return json.loads(body), bytes(body), extra
 
 
-def _replace_fds(log_fds: list[int], keep: int) -> None:
+def _replace_fds(log_fds: list[int], keep: set[int]) -> None:
     """stdin from /dev/null, stdout/stderr to the hub's log (as a stock spawn inherits them), nothing else."""
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(log_fds[0], 1)
     os.dup2(log_fds[1], 2)
     for fd in map(int, os.listdir("/proc/self/fd")):
-        if fd > 2 and fd != keep:
+        if fd > 2 and fd not in keep:
             try:
                 os.close(fd)
             except OSError:  # the directory's own fd, already gone
@@ -138,7 +191,7 @@ def enter(request: dict) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     os.chdir(entry.pw_dir)
-    _set_name(request["argv"])
+    set_title(" ".join(request["argv"]))
 
 
 def _check_dropped(entry, gids: list[int]) -> None:
@@ -152,19 +205,19 @@ def _check_dropped(entry, gids: list[int]) -> None:
         raise PermissionError(f"capabilities survived the uid change: {caps}")
 
 
-def _set_name(argv: list[str]) -> None:
-    """Show up as the server in ps, top and pkill (its command line), not as the fork server."""
+def set_title(title: str) -> None:
+    """Show up as ``title`` in ps, top and pkill (the command line), not as the fork server."""
     try:
         from setproctitle import setproctitle
 
-        setproctitle(" ".join(argv))
+        setproctitle(title)
         return
     except ImportError:
         pass
     import ctypes
 
     try:
-        ctypes.CDLL(None).prctl(15, b"jupyterhub-singleuser"[:15], 0, 0, 0)  # PR_SET_NAME: the 15-char comm
+        ctypes.CDLL(None).prctl(15, title.split()[0].encode()[-15:], 0, 0, 0)  # PR_SET_NAME: the 15-char comm
     except (OSError, AttributeError):
         pass
 

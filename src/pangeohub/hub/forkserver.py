@@ -61,8 +61,14 @@ PRELOAD = [
     "codeop",
     "getopt",
     "httpx",
-    # What a kernel imports before it answers: kernels are forked with these loaded (see kernelfork). None
-    # starts a thread. Not ipykernel.kernelapp itself: it reads JPY_PARENT_PID when it is imported.
+    "pangeohub.hub.kernelfork",
+]
+
+
+# What a Python kernel imports as it starts (found by listing sys.modules in a fresh kernel), for the kernel
+# template: kernels are forked with these loaded and nothing of the server's (see kernelforker). None of them
+# starts a thread. Not ipykernel.kernelapp itself: it reads JPY_PARENT_PID when it is imported.
+KERNEL_PRELOAD = [
     "ipykernel.ipkernel",
     "ipykernel.zmqshell",
     "ipykernel.debugger",
@@ -82,7 +88,7 @@ PRELOAD = [
     "faulthandler",
     "runpy",
     "psutil",
-    "pangeohub.hub.kernelfork",
+    "pangeohub.hub.kernelforker",
     "pangeohub.resources.kernel_notice",
 ]
 
@@ -99,10 +105,10 @@ def enabled_extensions(prefix: str = sys.prefix) -> list[str]:
     return names
 
 
-def preload() -> list[str]:
-    """Import everything a server needs; returns what could not be imported (it then loads after the fork)."""
+def preload(names: list[str]) -> list[str]:
+    """Import ``names``; returns what could not be imported (it then loads after the fork)."""
     missing = []
-    for name in PRELOAD + enabled_extensions():
+    for name in names:
         try:
             importlib.import_module(name)
         except Exception:  # an optional extension that fails here fails the same way in the server
@@ -171,22 +177,51 @@ def _listen(sock_path: Path) -> socket.socket:
 
 
 def serve(path: str) -> None:
-    missing = preload()
     from pangeohub.hub import forkchild  # the child's code, imported before any user exists
 
-    forkchild.prepare()
+    kernels = Path(path).with_name("kernels.sock")
+    forkchild.prepare(kernel_template=str(kernels))
+    missing = preload(KERNEL_PRELOAD)
+    _start_kernel_template(kernels, forkchild.run_forker)
+    missing += preload(PRELOAD + enabled_extensions())
     drop_event_loop()
     undo_import_time_logging()
     if missing:
         print(f"forkserver: not preloaded (will load per server): {', '.join(missing)}", file=sys.stderr)
-    listener = _listen(Path(path))
+    _accept_forever(_listen(Path(path)), forkchild.run, f"forkserver: ready on {path}")
+
+
+def _start_kernel_template(sock_path: Path, handle) -> None:
+    """Fork the kernel template: a root process with only a kernel's modules loaded (KERNEL_PRELOAD), which
+    forks one kernel forker per server that asks (``forkchild.run_forker``). It ends with the fork server;
+    forkers already made live on with their servers."""
+    listener = _listen(sock_path)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+            if os.getppid() == parent:
+                from pangeohub.hub.forkchild import set_title
+
+                set_title("pangeohub-forkserver: kernel template")
+                code = _accept_forever(listener, handle, f"forkserver: kernel template ready on {sock_path}")
+        finally:
+            os._exit(code)
+    listener.close()
+
+
+def _accept_forever(listener: socket.socket, handle, ready: str) -> int:
     # Objects alive now live for the whole process: keep the collector from touching (and so copying) them in
     # every child. This is most of the memory a forked server shares with its siblings.
     gc.collect()
     gc.freeze()
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"forkserver: ready on {path} ({len(sys.modules)} modules)", file=sys.stderr, flush=True)
+    print(f"{ready} ({len(sys.modules)} modules)", file=sys.stderr, flush=True)
     while True:
         conn, _ = listener.accept()
         pid = os.fork()
@@ -195,7 +230,7 @@ def serve(path: str) -> None:
             code = 1
             try:
                 listener.close()
-                code = forkchild.run(conn)
+                code = handle(conn)
             finally:
                 os._exit(code)
         conn.close()
