@@ -238,3 +238,26 @@ def test_user_cannot_listen_to_or_talk_to_another_users_kernel(platform):
     heard = json.loads(result.stdout.strip().splitlines()[-1])
     assert not [h for h in heard if "alice-secret-4711" in h], "bob read alice's kernel output"
     assert not [h for h in heard if h.startswith("shell:")], "alice's kernel answered bob"
+
+
+def test_a_kernel_that_cannot_encrypt_is_refused_with_the_reason_and_the_fix(platform):
+    """Kernel connections are encrypted: a kernel spec the person installed that does not declare CurveZMQ
+    support must not start unencrypted, and must say why (upstream answers 500 "Unhandled error")."""
+    name, token = platform.started_user()
+    spec = {"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Old-style spec", "language": "python"}
+
+    async def go():
+        async with UserSim(platform.url, name, token=token) as user:
+            await user.run("import json, pathlib\n"
+                           "d = pathlib.Path.home() / '.local/share/jupyter/kernels/oldspec'\n"
+                           "d.mkdir(parents=True)\n"
+                           f"(d / 'kernel.json').write_text(json.dumps({spec!r}))")
+            async with user.session.post(f"{user.user_url}/api/kernels", json={"name": "oldspec"},
+                                         headers={"Authorization": f"token {user.token}"}) as resp:
+                return resp.status, await resp.json()
+
+    status, body = run_sync(go())
+    assert status == 400
+    assert "oldspec" in body["message"] and '"supported_encryption": ["curve"]' in body["message"]
+    assert ".local/share/jupyter/kernels/oldspec/kernel.json" in body["message"]

@@ -66,12 +66,14 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             # Kernels listen on loopback ports anyone on the machine can connect to (and find, in
             # /proc/net/tcp): messages are signed, not encrypted, so anybody could subscribe to a kernel's
             # output stream and read everything it prints. CurveZMQ keys, made per kernel and kept in the
-            # owner's 0600 connection file, close that; a kernel that cannot use them does not start.
+            # owner's 0600 connection file, close that; a kernel that cannot use them does not start (and the
+            # person is told why: pangeohub.hub.kernelmanager).
             # The provisioner also forks kernels in servers that have a kernel forker (pangeohub.hub.kernelfork).
             "args": ["--LabApp.extension_manager=readonly", "--KernelManager.cache_ports=False",
                      "--LanguageServerManager.autodetect=False",
                      "--KernelProvisionerFactory.default_provisioner_name=pangeohub",
-                     "--MappingKernelManager.transport_encryption=required"],
+                     "--MappingKernelManager.transport_encryption=required",
+                     "--MappingKernelManager.kernel_manager_class=pangeohub.hub.kernelmanager.PangeoKernelManager"],
             "start_timeout": int(hub.start_timeout),
             "http_timeout": int(hub.start_timeout),
         },
