@@ -156,5 +156,13 @@ class Platform:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def kernelspec_code(name: str, spec: dict) -> str:
+    """Code that installs kernel spec ``name`` in the running person's home, as ``jupyter kernelspec`` would."""
+    return ("import json, pathlib\n"
+            f"d = pathlib.Path.home() / '.local/share/jupyter/kernels' / {name!r}\n"
+            "d.mkdir(parents=True)\n"
+            f"(d / 'kernel.json').write_text(json.dumps({spec!r}))")
+
+
 def require_root() -> str | None:
     return None if os.geteuid() == 0 else "the platform creates Linux accounts: run the tests as root"

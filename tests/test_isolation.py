@@ -7,7 +7,7 @@ import stat
 import aiohttp
 import pytest
 
-from harness import cli
+from harness import cli, kernelspec_code
 from pangeohub.hubapi import HubAPI
 from pangeohub.usersim import UserSim, run_sync
 
@@ -249,10 +249,7 @@ def test_a_kernel_that_cannot_encrypt_is_refused_with_the_reason_and_the_fix(pla
 
     async def go():
         async with UserSim(platform.url, name, token=token) as user:
-            await user.run("import json, pathlib\n"
-                           "d = pathlib.Path.home() / '.local/share/jupyter/kernels/oldspec'\n"
-                           "d.mkdir(parents=True)\n"
-                           f"(d / 'kernel.json').write_text(json.dumps({spec!r}))")
+            await user.run(kernelspec_code("oldspec", spec))
             async with user.session.post(f"{user.user_url}/api/kernels", json={"name": "oldspec"},
                                          headers={"Authorization": f"token {user.token}"}) as resp:
                 return resp.status, await resp.json()

@@ -12,6 +12,7 @@ import time
 import psutil
 import pytest
 
+from harness import kernelspec_code
 from pangeohub.usersim import UserSim, run_sync
 
 pytestmark = pytest.mark.platform
@@ -58,6 +59,17 @@ async def _probe(user: UserSim, path: str | None = None) -> dict:
             await user.stop_kernel(kernel)
         else:
             await user._json("DELETE", f"{user.user_url}/api/sessions/{session['id']}", expect=(204,))
+
+
+def _probe_running_kernel(platform, name: str, token: str) -> dict:
+    """PROBE in a new kernel of ``name``, which is left running."""
+
+    async def go():
+        async with UserSim(platform.url, name, token=token) as user:
+            kernel = await user.start_kernel()
+            return json.loads((await user.execute(kernel, PROBE)).stdout)
+
+    return run_sync(go())
 
 
 def test_a_forked_kernel_is_what_a_fresh_python_would_be(platform):
@@ -136,13 +148,7 @@ def test_a_forked_kernel_is_interrupted_restarted_and_reaped(platform):
 
 def test_kernels_end_with_their_server(platform):
     name, token = platform.started_user()
-
-    async def go():
-        async with UserSim(platform.url, name, token=token) as user:
-            kernel = await user.start_kernel()
-            return json.loads((await user.execute(kernel, PROBE)).stdout)
-
-    seen = run_sync(go())
+    seen = _probe_running_kernel(platform, name, token)
     forker = psutil.Process(seen["parent_pid"])
     server = psutil.Process(seen["server_pid"])
     kernel = psutil.Process(seen["pid"])
@@ -161,10 +167,7 @@ def test_a_kernel_the_forker_cannot_reproduce_starts_as_a_fresh_process(platform
 
     async def go():
         async with UserSim(platform.url, name, token=token) as user:
-            await user.run("import json, os, pathlib\n"
-                           "d = pathlib.Path.home() / '.local/share/jupyter/kernels/strict'\n"
-                           "d.mkdir(parents=True)\n"
-                           f"(d / 'kernel.json').write_text(json.dumps({spec!r}))")
+            await user.run(kernelspec_code("strict", spec))
             kernel = await user.start_kernel("strict")
             try:
                 return await user.execute(kernel, "import sys, psutil\n"
@@ -181,13 +184,7 @@ def test_a_kernel_the_forker_cannot_reproduce_starts_as_a_fresh_process(platform
 def test_nobody_else_can_reach_a_kernel_forker(platform):
     """The forker takes requests only on a socketpair its server made: no port, no path to connect to."""
     name, token = platform.started_user()
-
-    async def go():
-        async with UserSim(platform.url, name, token=token) as user:
-            kernel = await user.start_kernel()
-            return json.loads((await user.execute(kernel, PROBE)).stdout)
-
-    seen = run_sync(go())
+    seen = _probe_running_kernel(platform, name, token)
     forker = psutil.Process(seen["parent_pid"])
     assert forker.uids().real == platform.system_user(name).pw_uid
     assert forker.net_connections(kind="inet") == []

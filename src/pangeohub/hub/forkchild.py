@@ -23,6 +23,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import traceback
 
 HEADER = struct.Struct("!I")
@@ -62,17 +63,10 @@ def prepare(kernel_template: str | None = None) -> None:
 
 def run(conn: socket.socket) -> int:
     """The child's whole life; returns its exit code (the caller ends in os._exit)."""
-    _reset_signals()
-    os.setsid()  # not in the fork server's process group: stopping that must not stop user servers
-    try:
-        request, body, _ = _receive(conn, extra_fds=0)
-        forker = _kernel_forker(body) if request.get("fast_kernels") else None
-        enter(request)
-    except Exception as exc:
-        _reply(conn, {"error": f"{type(exc).__name__}: {exc}"})
+    became = _become(conn, extra_fds=0, before_enter=_kernel_forker)
+    if became is None:
         return 1
-    _reply(conn, {"pid": os.getpid()})
-    conn.close()
+    request, _, forker = became
     if forker is not None:
         from pangeohub.hub import kernelfork
 
@@ -82,27 +76,40 @@ def run(conn: socket.socket) -> int:
 
 def run_forker(conn: socket.socket) -> int:
     """A child of the kernel template: become the person of the request, then their server's kernel forker."""
-    _reset_signals()
-    os.setsid()
-    try:
-        request, _, (control,) = _receive(conn, extra_fds=1)
-        enter(request)
-    except Exception as exc:
-        _reply(conn, {"error": f"{type(exc).__name__}: {exc}"})
+    became = _become(conn, extra_fds=1)
+    if became is None:
         return 1
-    _reply(conn, {"pid": os.getpid()})
-    conn.close()
+    _, (control,), _ = became
     from pangeohub.hub import kernelforker
 
     return kernelforker.serve(socket.socket(fileno=control))
 
 
-def _kernel_forker(body: bytes) -> socket.socket | None:
+def _become(conn: socket.socket, extra_fds: int, before_enter=None):
+    """Read the request and become its user, in the module's order; answer the caller with our pid.
+
+    Returns (request, the extra fds, what ``before_enter(request, body)`` returned), or None once the error
+    has been sent."""
+    _reset_signals()
+    os.setsid()  # not in the fork server's process group: stopping that must not stop user servers
+    try:
+        request, body, extra = _receive(conn, extra_fds)
+        prepared = before_enter(request, body) if before_enter else None
+        enter(request)
+    except Exception as exc:
+        _reply(conn, {"error": f"{type(exc).__name__}: {exc}"})
+        return None
+    _reply(conn, {"pid": os.getpid()})
+    conn.close()
+    return request, extra, prepared
+
+
+def _kernel_forker(request: dict, body: bytes) -> socket.socket | None:
     """Ask the kernel template for a kernel forker made from the same request; returns the server's end of
     their socket pair, or None (the server then starts its kernels the stock way; the log says why)."""
     from pangeohub.hub import kernelforker
 
-    if _kernel_template is None or not kernelforker.supported():
+    if not request.get("fast_kernels") or _kernel_template is None or not kernelforker.supported():
         return None
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
@@ -230,12 +237,23 @@ def _reply(conn: socket.socket, message: dict) -> None:
 
 
 def _serve(argv: list[str]) -> int:
-    """Run the single-user server as ``jupyterhub-singleuser`` would, and the exit handlers it registers."""
+    """Run the single-user server as ``jupyterhub-singleuser`` would."""
     sys.argv = list(argv)
-    code = 0
-    try:
+
+    def main():
         from jupyterhub.singleuser import main
 
+        main()
+
+    return run_as_program(main)
+
+
+def run_as_program(main) -> int:
+    """Run ``main()`` as the main code of a process, and what the interpreter does when that returns (wait
+    for non-daemon threads, run the exit handlers, flush); returns the exit code. The caller ends in
+    ``os._exit``: a forked child must not unwind into its parent's code."""
+    code = 0
+    try:
         main()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -243,6 +261,7 @@ def _serve(argv: list[str]) -> int:
         traceback.print_exc()
         code = 1
     finally:
+        threading._shutdown()
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             try:

@@ -24,7 +24,7 @@ import sys
 import time
 from collections import namedtuple
 
-from pangeohub.hub.forkchild import set_title
+from pangeohub.hub.forkchild import run_as_program, set_title
 
 MAX_MESSAGE = 1 << 20
 # Modules that read the kernel's environment when they are imported (ipykernel.kernelapp: JPY_PARENT_PID):
@@ -108,9 +108,7 @@ def _send(conn: socket.socket, message: dict) -> None:
 
 def _run_kernel(request: dict) -> int:
     """Become ``python -m ipykernel_launcher ...`` as the command line, environment and cwd say."""
-    import atexit
     import runpy
-    import threading
 
     os.setsid()  # as upstream's start_new_session: interrupts go to the kernel's own process group
     for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGQUIT):
@@ -128,26 +126,8 @@ def _run_kernel(request: dict) -> int:
     os.environ.update(env)
     _as_fresh_interpreter(argv, env, cwd)
     set_title(" ".join(argv))
-    code = 0
     sys.argv = [argv[0], *argv[3:]]  # run_module puts the launcher's path in argv[0], as ``-m`` does
-    try:
-        runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-        code = 1
-    finally:
-        threading._shutdown()  # what the interpreter does at exit: wait for non-daemon threads,
-        atexit._run_exitfuncs()  # then the exit handlers (ipykernel flushes its output there)
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-    return code
+    return run_as_program(lambda: runpy.run_module(argv[2], run_name="__main__", alter_sys=True))
 
 
 def _as_fresh_interpreter(argv: list[str], env: dict[str, str], cwd: str) -> None:
