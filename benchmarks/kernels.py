@@ -4,7 +4,7 @@ For each mode, a real platform on random loopback ports (the test harness) with 
 running. Then: one person starts ``--single`` kernels one after the other (no contention), and all N people
 start a kernel at the same moment (a class opening its first notebook). Latency is what JupyterLab waits
 for: the request until the kernel answers ``kernel_info``. CPU is what each kernel process used to get
-there (read from /proc while it idles).
+there and its unique memory (USS) while it idles (read from /proc).
 
     sudo /opt/pangeohub/bin/python benchmarks/kernels.py [--people 30] [--single 10] [--modes plain,fast]
 
@@ -32,16 +32,20 @@ from pangeohub.ops.loadtest_report import percentile  # noqa: E402
 from pangeohub.usersim import UserSim  # noqa: E402
 
 
-def kernel_cpu(prefix: str) -> list[float]:
-    """CPU-seconds of every running kernel of the platform's accounts."""
+def kernel_stats(prefix: str) -> list[tuple[float, float]]:
+    """(CPU-seconds, USS in MiB) of every running kernel of the platform's accounts."""
     found = []
     for proc in psutil.process_iter(["username", "cmdline"]):
         if (proc.info["username"] or "").startswith(prefix) and "ipykernel_launcher" in proc.info["cmdline"]:
             try:
-                found.append(sum(proc.cpu_times()[:2]))
+                found.append((sum(proc.cpu_times()[:2]), proc.memory_full_info().uss / 2**20))
             except psutil.Error:
                 pass
     return found
+
+
+def mean(values: list[float], digits: int) -> float:
+    return round(sum(values) / max(len(values), 1), digits)
 
 
 async def sessions(url: str, passwords: dict[str, str]) -> list[UserSim]:
@@ -54,15 +58,15 @@ async def sessions(url: str, passwords: dict[str, str]) -> list[UserSim]:
     return sims
 
 
-async def one_by_one(sim: UserSim, count: int, prefix: str) -> tuple[list[float], list[float]]:
-    times, cpu = [], []
+async def one_by_one(sim: UserSim, count: int, prefix: str) -> tuple[list[float], list[tuple[float, float]]]:
+    times, stats = [], []
     for _ in range(count):
         kernel = await sim.start_kernel()
         times.append(sim.timings["kernel"])
         await asyncio.sleep(0.5)
-        cpu += kernel_cpu(prefix)
+        stats += kernel_stats(prefix)
         await sim.stop_kernel(kernel)
-    return times, cpu
+    return times, stats
 
 
 async def at_once(sims: list[UserSim]) -> tuple[list[float], list[str]]:
@@ -84,19 +88,20 @@ def run_mode(mode: str, people: int, single: int) -> list[dict]:
             sims = await sessions(plat.url, passwords)
             try:
                 load = os.getloadavg()[0]
-                times, cpu = await one_by_one(sims[0], single, plat.prefix)
+                times, stats = await one_by_one(sims[0], single, plat.prefix)
                 rows.append({"mode": mode, "kernels": f"1 x{single}", "ok": len(times), "failed": 0,
                              "p50_s": round(percentile(times, 50), 3), "p95_s": round(percentile(times, 95), 3),
-                             "cpu_s": round(sum(cpu) / len(cpu), 3), "load_1m": round(load, 2)})
+                             "cpu_s": mean([c for c, _ in stats], 3), "uss_mib": mean([u for _, u in stats], 1),
+                             "load_1m": round(load, 2)})
                 load = os.getloadavg()[0]
                 times, errors = await at_once(sims)
                 await asyncio.sleep(2)
-                cpu = kernel_cpu(plat.prefix)
+                stats = kernel_stats(plat.prefix)
                 rows.append({"mode": mode, "kernels": people, "ok": len(times), "failed": len(errors),
                              "p50_s": round(percentile(times, 50) or 0, 2),
                              "p95_s": round(percentile(times, 95) or 0, 2),
-                             "cpu_s": round(sum(cpu) / max(len(cpu), 1), 3), "load_1m": round(load, 2),
-                             "errors": errors[:3]})
+                             "cpu_s": mean([c for c, _ in stats], 3), "uss_mib": mean([u for _, u in stats], 1),
+                             "load_1m": round(load, 2), "errors": errors[:3]})
             finally:
                 for sim in sims:
                     await sim.__aexit__(None, None, None)
@@ -121,10 +126,11 @@ def main() -> None:
     print(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpus": os.cpu_count(),
                       "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}), flush=True)
     rows = [row for mode in args.modes.split(",") for row in run_mode(mode, args.people, args.single)]
-    print(f"\n{'mode':<6} {'kernels':>7} {'ok':>4} {'fail':>4} {'p50 s':>6} {'p95 s':>6} {'CPU s':>6} {'load':>5}")
+    print(f"\n{'mode':<6} {'kernels':>7} {'ok':>4} {'fail':>4} {'p50 s':>6} {'p95 s':>6} {'CPU s':>6} "
+          f"{'USS':>6} {'load':>5}")
     for r in rows:
         print(f"{r['mode']:<6} {str(r['kernels']):>7} {r['ok']:>4} {r['failed']:>4} {r['p50_s']:>6} "
-              f"{r['p95_s']:>6} {r['cpu_s']:>6} {r['load_1m']:>5}")
+              f"{r['p95_s']:>6} {r['cpu_s']:>6} {r['uss_mib']:>6} {r['load_1m']:>5}")
 
 
 if __name__ == "__main__":
