@@ -3,7 +3,7 @@
 Why: a stock kernel is a fresh ``python -m ipykernel_launcher``, which spends most of its start importing
 ipykernel, IPython, pyzmq and the debugger (~0.3 CPU-s on an idle machine, several times that in a
 workshop's first minute, when every kernel starts at once). Forked from a process that has imported them,
-a kernel starts in ~0.1 CPU-s.
+a kernel starts in ~0.07 CPU-s.
 
 Each forked server gets one kernel forker, made while the server is forked (``forkchild``), running as the
 same person in the same cgroup. Only the server can ask it for a kernel: requests travel on a socket pair
