@@ -108,12 +108,16 @@ class ForkedKernel:
     async def started(self, timeout: float = 30.0) -> None:
         loop = asyncio.get_running_loop()
         self.sock.setblocking(False)
-        async with asyncio.timeout(timeout):
-            while b"\n" not in self._buffer:
-                chunk = await loop.sock_recv(self.sock, 4096)
-                if not chunk:
-                    raise ForkUnavailable("the kernel forker closed the connection")
-                self._buffer += chunk
+        try:
+            async with asyncio.timeout(timeout):
+                while b"\n" not in self._buffer:
+                    chunk = await loop.sock_recv(self.sock, 4096)
+                    if not chunk:
+                        raise ForkUnavailable("the kernel forker closed the connection")
+                    self._buffer += chunk
+        except TimeoutError:
+            _forker_gone()  # a forker that does not answer in this time will not be asked again
+            raise ForkUnavailable(f"the kernel forker did not answer in {timeout:.0f} s") from None
         self._take()
         if self.pid is None:
             raise ForkUnavailable(f"the kernel forker could not start the kernel: {self._error}")

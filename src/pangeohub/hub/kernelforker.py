@@ -63,7 +63,12 @@ def serve(control: socket.socket) -> int:
                     for fd in fds:
                         os.close(fd)
                     continue
-                _start_kernel(json.loads(message), socket.socket(fileno=fds[0]), selector)
+                conn = socket.socket(fileno=fds[0])
+                try:
+                    _start_kernel(json.loads(message), conn, selector)
+                except (OSError, ValueError) as exc:  # no fork (process limit), a garbled request: say so
+                    _send(conn, {"error": f"{type(exc).__name__}: {exc}"})
+                    conn.close()
             else:
                 _reap(key, selector)
 
@@ -85,7 +90,7 @@ def _start_kernel(request: dict, conn: socket.socket, selector) -> None:
             code = _run_kernel(request)
         finally:
             os._exit(code)
-    pidfd = os.pidfd_open(pid)
+    pidfd = os.pidfd_open(pid)  # before the kernel can have been reaped by anyone: it is our child
     selector.register(pidfd, selectors.EVENT_READ, (pid, conn))
     _send(conn, {"pid": pid})
 
