@@ -173,17 +173,19 @@ def test_other_users_and_strangers_cannot_reach_a_cluster(gw):
     bob, bob_token = gw.started_user()
     started = last_json(run(gw, alice, alice_token, START_PERSISTENT))
     cluster, port = started["name"], started["port"]
+    missing = "f" * len(cluster) if cluster != "f" * len(cluster) else "e" * len(cluster)
     attack = last_json(run(gw, bob, bob_token, f"""
 import json, ssl, urllib.request
 from dask_gateway import Gateway
 gw = Gateway()
 report = {{"listed": [c.name for c in gw.list_clusters()]}}
 for action in ("connect", "stop_cluster"):
-    try:
-        getattr(gw, action)({cluster!r})
-        report[action] = "allowed"
-    except Exception as exc:
-        report[action] = type(exc).__name__ + ": " + str(exc)
+    for target, key in (({cluster!r}, action), ({missing!r}, action + "_missing")):
+        try:
+            getattr(gw, action)(target)
+            report[key] = "no error"
+        except Exception as exc:
+            report[key] = (type(exc).__name__ + ": " + str(exc)).replace(target, "NAME")
 context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
 for url in ("https://127.0.0.1:{port}/status", "http://127.0.0.1:{port}/status"):
     try:
@@ -194,7 +196,9 @@ for url in ("https://127.0.0.1:{port}/status", "http://127.0.0.1:{port}/status")
 print(json.dumps(report))
 """))
     assert attack["listed"] == []
-    assert attack["connect"] != "allowed" and attack["stop_cluster"] != "allowed"
+    # Bob learns nothing: alice's cluster answers exactly as a name nobody uses (not found; a stop is a no-op).
+    assert attack["connect"] == attack["connect_missing"] != "no error"
+    assert attack["stop_cluster"] == attack["stop_cluster_missing"]
     assert attack["https"] != "read" and attack["http:"] != "read"
     assert cluster in cluster_names(gw), "bob's stop request stopped alice's cluster"
 

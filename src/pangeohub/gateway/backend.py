@@ -210,10 +210,12 @@ class PangeoBackend(LocalBackend):
             cluster.added_to_proxies = True
 
     async def setup(self, app):
+        from pangeohub.gateway import notfound
         from pangeohub.gateway.admin import AdminAPI
         from pangeohub.gateway.dashboard import DashboardProxy
         from pangeohub.gateway.watcher import stop_with_server_loop
 
+        notfound.install(app)
         self.dashboards = DashboardProxy(self, app)
         AdminAPI(self, app)
         await super().setup(app)
