@@ -119,13 +119,18 @@ def test_a_forked_kernel_is_what_a_fresh_python_would_be(platform):
 
 def test_a_forked_kernel_is_interrupted_restarted_and_reaped(platform):
     name, token = platform.started_user()
+    busy = os.path.join(platform.system_user(name).pw_dir, "busy")
+    loop = f"import time\nopen({busy!r}, 'w').close()\nfor _ in range(600): time.sleep(0.1)"
 
     async def go():
         async with UserSim(platform.url, name, token=token) as user:
             kernel = await user.start_kernel()
             first = json.loads((await user.execute(kernel, PROBE)).stdout)
-            running = asyncio.create_task(user.execute(kernel, "import time\nfor _ in range(600): time.sleep(0.1)"))
-            await asyncio.sleep(2)
+            running = asyncio.create_task(user.execute(kernel, loop))
+            for _ in range(600):  # interrupt the loop, not a kernel that has not started it yet
+                if os.path.exists(busy):
+                    break
+                await asyncio.sleep(0.1)
             await user._json("POST", f"{user.user_url}/api/kernels/{kernel}/interrupt", expect=(204,))
             interrupted = await asyncio.wait_for(running, 60)
             await user._json("POST", f"{user.user_url}/api/kernels/{kernel}/restart", expect=(200,))
