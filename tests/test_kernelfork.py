@@ -195,3 +195,19 @@ def test_nobody_else_can_reach_a_kernel_forker(platform):
     assert forker.net_connections(kind="inet") == []
     named = [c.laddr for c in forker.net_connections(kind="unix") if c.laddr]
     assert named == [], f"the forker has a unix socket others could connect to: {named}"
+
+
+def test_with_fast_kernels_off_kernels_start_as_fresh_processes():
+    from harness import Platform
+
+    plain = Platform(extra={"hub": {"fast_kernels": False}})
+    try:
+        plain.up()
+        name, token = plain.started_user()
+        seen = _probe_running_kernel(plain, name, token)
+        assert "jupyterhub-singleuser" in seen["parent"] and seen["parent_pid"] == seen["server_pid"]
+        uid = plain.system_user(name).pw_uid
+        assert not [p for p in psutil.process_iter(["cmdline", "uids"])
+                    if FORKER in " ".join(p.info["cmdline"] or []) and p.info["uids"].real == uid]
+    finally:
+        plain.close()
