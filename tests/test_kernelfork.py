@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import time
+import uuid
 
 import psutil
 import pytest
@@ -115,6 +116,50 @@ def test_a_forked_kernel_is_what_a_fresh_python_would_be(platform):
     assert seen["cgroup"] == seen["parent_cgroup"] == seen["server_cgroup"]
     assert imports.ok, imports.error
     assert imports.stdout.split() == ["7", "project"]
+
+
+async def _debug_request(user: UserSim, kernel: str, seq: int, command: str, arguments: dict) -> dict:
+    """One request to the kernel's debugger, on the control channel, as JupyterLab's debugger panel sends it."""
+    msg_id = uuid.uuid4().hex
+    request = {"header": {"msg_id": msg_id, "username": user.username, "session": uuid.uuid4().hex,
+                          "msg_type": "debug_request", "version": "5.3"},
+               "parent_header": {}, "metadata": {}, "channel": "control", "buffers": [],
+               "content": {"type": "request", "seq": seq, "command": command, "arguments": arguments}}
+    ws_url = f"{user.user_url}/api/kernels/{kernel}/channels".replace("http", "ws", 1)
+    async with user.session.ws_connect(ws_url, headers={"Authorization": f"token {user.token}"}) as ws:
+        await ws.send_str(json.dumps(request))
+        async with asyncio.timeout(60):
+            async for frame in ws:
+                msg = json.loads(frame.data)
+                if msg.get("parent_header", {}).get("msg_id") == msg_id and msg["msg_type"] == "debug_reply":
+                    return msg["content"]
+    raise AssertionError(f"no reply to debug request {command}")
+
+
+def test_the_debugger_attaches_to_a_forked_kernel(platform):
+    """JupyterLab's debugger runs inside the kernel (debugpy, which the kernel template has imported)."""
+    name, token = platform.started_user()
+
+    async def go():
+        async with UserSim(platform.url, name, token=token) as user:
+            kernel = await user.start_kernel()
+            try:
+                parent = json.loads((await user.execute(kernel, PROBE)).stdout)["parent"]
+                init = await _debug_request(user, kernel, 1, "initialize", {
+                    "clientID": "jupyterlab", "adapterID": "python", "pathFormat": "path",
+                    "linesStartAt1": True, "columnsStartAt1": True})
+                attach = await _debug_request(user, kernel, 2, "attach", {})
+                info = await _debug_request(user, kernel, 3, "debugInfo", {})
+                after = await user.execute(kernel, "def twice(x):\n    return 2 * x\nprint(twice(21))")
+                return parent, init, attach, info, after
+            finally:
+                await user.stop_kernel(kernel)
+
+    parent, init, attach, info, after = run_sync(go())
+    assert parent == FORKER
+    assert init["success"] and attach["success"], (init, attach)
+    assert info["success"] and info["body"]["isStarted"]
+    assert after.ok and after.stdout.strip() == "42"
 
 
 def test_a_forked_kernel_is_interrupted_restarted_and_reaped(platform):
