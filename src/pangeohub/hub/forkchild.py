@@ -33,7 +33,8 @@ _CAP_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapAmb")
 # Per-user CPU and memory limits come from the resources feature (enter_cgroup_files). Looked up once, in the
 # fork server, so that children never import anything after the fork; absent, the hook does nothing.
 _enter_user_cgroup = None
-# Where the fork server's kernel template listens (``forkserver``); None: servers start kernels the stock way.
+# Where the fork server's kernel template listens (``forkserver``); None (no template, or a Linux without
+# pidfds, which the forker needs): servers start kernels the stock way.
 _kernel_template: str | None = None
 
 
@@ -107,9 +108,7 @@ def _become(conn: socket.socket, extra_fds: int, before_enter=None):
 def _kernel_forker(request: dict, body: bytes) -> socket.socket | None:
     """Ask the kernel template for a kernel forker made from the same request; returns the server's end of
     their socket pair, or None (the server then starts its kernels the stock way; the log says why)."""
-    from pangeohub.hub import kernelforker
-
-    if not request.get("fast_kernels") or _kernel_template is None or not kernelforker.supported():
+    if not request.get("fast_kernels") or _kernel_template is None:
         return None
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:

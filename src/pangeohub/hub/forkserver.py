@@ -177,12 +177,13 @@ def _listen(sock_path: Path) -> socket.socket:
 
 
 def serve(path: str) -> None:
-    from pangeohub.hub import forkchild  # the child's code, imported before any user exists
+    from pangeohub.hub import forkchild, kernelforker  # the children's code, imported before any user exists
 
-    kernels = Path(path).with_name("kernels.sock")
-    forkchild.prepare(kernel_template=str(kernels))
+    kernels = Path(path).with_name("kernels.sock") if kernelforker.supported() else None
+    forkchild.prepare(kernel_template=str(kernels) if kernels else None)
     missing = preload(KERNEL_PRELOAD)
-    _start_kernel_template(kernels, forkchild.run_forker)
+    if kernels:
+        _start_kernel_template(kernels, forkchild.run_forker)
     missing += preload(PRELOAD + enabled_extensions())
     drop_event_loop()
     undo_import_time_logging()
