@@ -26,8 +26,10 @@ DEFAULT_PREFIX = "/opt/pangeohub"
 CHP_VERSION = "5.3.0"
 STAMP = ".pangeohub-install.json"
 # Debian packages the platform needs at run time, and those only the test suite needs.
-RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None}
-TEST_DEBS = ["slapd", "ldap-utils", "chromium"]
+# lego is the ACME client behind `hub.https.mode: acme`.
+RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None, "lego": "lego"}
+# pebble (with pebble-challtestsrv) is Let's Encrypt's test CA: the HTTPS tests get real certificates from it.
+TEST_DEBS = ["slapd", "ldap-utils", "chromium", "pebble"]
 
 
 class Installer:
