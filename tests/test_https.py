@@ -124,6 +124,13 @@ def test_acme_certificate_is_served_with_a_chain_to_the_ca(hub):
     assert "expires" in text and "renewal      next" in text
 
 
+def test_workshop_sheets_print_the_https_address(hub, tmp_path):
+    hub.cli("users", "generate", "--count", "1", "--prefix", f"{hub.prefix[:-1]}ws", "--out", str(tmp_path))
+    url = f"https://{DOMAIN}:{hub.https_port}/"
+    sheets = [p.read_text() for p in tmp_path.iterdir()]
+    assert len(sheets) == 2 and all(url in text and "http://" not in text for text in sheets)
+
+
 def test_login_over_https_sets_secure_cookies_and_hsts(hub):
     name, password = hub.add_user()
 

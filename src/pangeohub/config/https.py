@@ -44,7 +44,8 @@ class AcmeSection(Section):
         "CA will see.",
     )
     renew_before: Duration = Field(
-        "30d", description="Renew a certificate this long before it expires (Let's Encrypt's last 30 of 90 days)."
+        "30d", description="Renew a certificate this long before it expires (Let's Encrypt's last 30 of 90 days); "
+        "at most a third of the certificate's lifetime."
     )
     retry_after: Duration = Field(
         "1h",
