@@ -139,7 +139,8 @@ class AuthSection(Section):
         "mode, 'org:team' in github mode. Leaving a group takes the admin right away at the next login.",
     )
     failed_login_limit: int = Field(
-        10, ge=1, description="Failed logins for one name within `failed_login_window` before it is locked."
+        10, ge=1, description="Failed logins for one name from one client address within `failed_login_window` "
+        "before that address is locked for the name (1 minute, doubling with each further failure, up to the window)."
     )
     failed_login_window: Duration = Field("15m", description="Window for counting failed logins.")
     expiry_check_interval: Duration = Field(
