@@ -240,3 +240,20 @@ def test_the_supervisor_leaves_no_zombie_once_its_background_jobs_end(platform):
             break
         time.sleep(0.5)
     assert zombies == [], "the supervisor did not wait for its ended children"
+
+
+def test_session_cookies_of_the_hub_and_of_servers_are_samesite_lax(platform):
+    """A form on another site that posts to the platform must not carry the person's session."""
+    name, _ = platform.add_user()
+
+    async def go():
+        async with platform.sim(name) as sim:
+            await sim.login()
+            await sim.start_server()
+            async with sim.session.get(f"{sim.user_url}/lab") as resp:  # through the server's OAuth
+                assert resp.status == 200, await resp.text()
+            return {cookie.key: cookie["samesite"] for cookie in sim.session.cookie_jar}
+
+    cookies = run_sync(go())
+    assert {"jupyterhub-session-id", "jupyterhub-hub-login", f"jupyterhub-user-{name}", "_xsrf"} <= set(cookies)
+    assert {key: value for key, value in cookies.items() if value != "Lax"} == {}
