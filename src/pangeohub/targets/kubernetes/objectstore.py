@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +28,8 @@ from pangeohub.runtime import Runtime
 from pangeohub.storage.identities import Credentials, static_config
 from pangeohub.storage.weed import LOOPBACK, StoreLayout, server_command, setup_commands
 
-DATA = Path("/data")
+DATA = Path("/data")  # the StatefulSet's volume
+DATA_ENV = "PANGEOHUB_STORE_DIR"  # elsewhere, e.g. in tests
 ADMIN_KEY_ENV, ADMIN_SECRET_ENV = "PANGEOHUB_S3_ADMIN_KEY", "PANGEOHUB_S3_ADMIN_SECRET"
 
 
@@ -80,15 +82,18 @@ def _s3_answers(port: int) -> bool:
         return False
 
 
-def main() -> int:  # pragma: no cover - the pod's entry point
+def main() -> int:
+    """The pod's entry point: SeaweedFS with the admin identity, then the buckets and the scratch expiry."""
     storage = StorageSection.model_validate(json.loads(os.environ["PANGEOHUB_STORAGE"]))
-    layout = StoreLayout(DATA)
+    layout = StoreLayout(Path(os.environ.get(DATA_ENV, DATA)))
     layout.data.mkdir(parents=True, exist_ok=True)
     admin = Credentials(os.environ[ADMIN_KEY_ENV], os.environ[ADMIN_SECRET_ENV])
     layout.s3_config.write_text(json.dumps(static_config(admin)))
     layout.s3_config.chmod(0o600)
     weed = Path(sys.executable).parent / "weed"
     proc = subprocess.Popen(pod_command(weed, storage, layout))
+    # The kubelet stops a pod with SIGTERM to this process: SeaweedFS must hear it to close its volumes.
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
     while not _s3_answers(storage.port):
         if proc.poll() is not None:
             return proc.returncode or 1
@@ -99,5 +104,5 @@ def main() -> int:  # pragma: no cover - the pod's entry point
     return proc.wait()
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":
     sys.exit(main())
