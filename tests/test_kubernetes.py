@@ -293,3 +293,16 @@ def test_deploy_without_a_reachable_cluster_says_so(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: no Kubernetes cluster is reachable from the current kube context lab: ")
     assert "127.0.0.1:9 was refused" in proc.stderr
+
+
+def test_the_hub_pod_has_the_config_where_the_cli_looks():
+    # `kubectl exec deploy/hub -- pangeohub users add alice` finds the accounts in the hub's volume.
+    config = _config("kubernetes-workshop")
+    hub = yaml.safe_load(render(config)["jupyterhub-values.yaml"])["hub"]
+    mounted = hub["extraFiles"]["pangeohub-config"]
+    assert mounted["mountPath"] == "/etc/pangeohub/config.yaml"
+    in_pod = parse_config(mounted["stringData"])
+    assert str(in_pod.state_dir) == "/srv/jupyterhub/pangeohub"  # the chart's hub volume
+    assert in_pod.model_dump(exclude={"state_dir", "install_dir"}) == \
+        config.model_dump(exclude={"state_dir", "install_dir"})
+    assert hub["config"]["PangeoKubeSpawner"]["settings"] == in_pod.model_dump(mode="json")

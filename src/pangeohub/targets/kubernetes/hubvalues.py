@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from pangeohub.auth.render import authenticator_class, render_auth
 from pangeohub.catalog import CATALOG_ENV
-from pangeohub.config import Config
+from pangeohub.config import DEFAULT_CONFIG_PATH, Config
 from pangeohub.paths import StatePaths
 from pangeohub.render.gateway import ACCESS_SCOPE, SERVICE_NAME, SERVICE_PREFIX
 from pangeohub.resources.profiles import summary
@@ -59,6 +61,11 @@ def hub_values(config: Config) -> dict:
             "10-pangeohub": "from pangeohub.targets.kubernetes.hubsetup import setup\nsetup(c)\n",
         },
     }
+    # The config as the hub pod sees it, where the CLI looks by default: `kubectl exec deploy/hub -- pangeohub
+    # users add alice` manages accounts in the hub's own volume, as on one machine.
+    hub["extraFiles"] = {"pangeohub-config": {
+        "mountPath": str(DEFAULT_CONFIG_PATH),
+        "stringData": yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)}}
     if "template_paths" in from_auth:
         hub["templatePaths"] = from_auth["template_paths"]
     if k8s.storage_class:
