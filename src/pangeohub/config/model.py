@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth
 from pangeohub.config.base import LINUX_NAME_MAX, LINUX_NAME_RE, Port, Section, check_port  # noqa: F401
 from pangeohub.config.gateway import GatewaySection
+from pangeohub.config.kubernetes import KubernetesSection
 from pangeohub.config.resources import HomesSection, LimitsSection, Profile, SharedSection, default_profiles
 from pangeohub.config.storage import StorageSection
 from pangeohub.units import ByteSize, Duration
@@ -194,6 +195,7 @@ class Config(Section):
     shared: SharedSection = Field(default_factory=SharedSection)
     storage: StorageSection = Field(default_factory=StorageSection)
     gateway: GatewaySection = Field(default_factory=GatewaySection)
+    kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod
