@@ -16,6 +16,7 @@ from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth
 from pangeohub.config.base import LINUX_NAME_MAX, LINUX_NAME_RE, Port, Section, check_port  # noqa: F401
 from pangeohub.config.gateway import GatewaySection
 from pangeohub.config.https import HttpsSection, check_domain
+from pangeohub.config.kubernetes import KubernetesSection
 from pangeohub.config.resources import HomesSection, LimitsSection, Profile, SharedSection, default_profiles
 from pangeohub.config.storage import StorageSection
 from pangeohub.units import ByteSize, Duration
@@ -163,7 +164,8 @@ class AuthSection(Section):
         "mode, 'org:team' in github mode. Leaving a group takes the admin right away at the next login.",
     )
     failed_login_limit: int = Field(
-        10, ge=1, description="Failed logins for one name within `failed_login_window` before it is locked."
+        10, ge=1, description="Failed logins for one name from one client address within `failed_login_window` "
+        "before that address is locked for the name (1 minute, doubling with each further failure, up to the window)."
     )
     failed_login_window: Duration = Field("15m", description="Window for counting failed logins.")
     expiry_check_interval: Duration = Field(
@@ -217,6 +219,7 @@ class Config(Section):
     shared: SharedSection = Field(default_factory=SharedSection)
     storage: StorageSection = Field(default_factory=StorageSection)
     gateway: GatewaySection = Field(default_factory=GatewaySection)
+    kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod

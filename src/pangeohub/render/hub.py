@@ -34,6 +34,11 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, pu
             "cleanup_proxy": False,
             "db_url": f"sqlite:///{paths.hub / 'jupyterhub.sqlite'}",
             "cookie_secret_file": str(paths.secret("cookie_secret")),
+            # SameSite=Lax on every hub cookie, and through the spawner (JUPYTERHUB_COOKIE_OPTIONS) on servers'
+            # own: a form posted to the platform from another site carries no session, so cannot act as the
+            # person. Not Strict: that would drop the session on every arrival by a link (mail, chat) and the
+            # login state on the way back from an external login (GitHub), which are top-level GETs.
+            "tornado_settings": {"cookie_options": {"SameSite": "Lax"}},
             "pid_file": str(paths.hub / "jupyterhub.pid"),
             "authenticator_class": authenticator_class(config),
             "spawner_class": "pangeohub.hub.spawner.PangeoSpawner",
