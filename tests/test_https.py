@@ -21,7 +21,7 @@ from aiohttp.abc import AbstractResolver
 from cryptography import x509
 
 from harness import Platform, free_port, require_root
-from pangeohub.usersim import UserSim, run_sync
+from pangeohub.usersim import SimError, UserSim, run_sync
 from tls_helpers import LocalCA, Pebble
 
 pytestmark = [pytest.mark.platform, pytest.mark.skipif(bool(require_root()), reason=str(require_root()))]
@@ -49,9 +49,10 @@ class HttpsUser(UserSim):
         self.ssl = ssl.create_default_context(cafile=cafile)
 
     async def __aenter__(self):
-        connector = aiohttp.TCPConnector(resolver=Loopback(), ssl=self.ssl)
+        local = (self.source_address, 0) if self.source_address else None
+        connector = aiohttp.TCPConnector(resolver=Loopback(), ssl=self.ssl, local_addr=local)
         self.session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                             timeout=aiohttp.ClientTimeout(total=self.timeout))
+                                             timeout=aiohttp.ClientTimeout(total=self.timeout), headers=self.headers)
         return self
 
 
@@ -175,6 +176,32 @@ def test_hub_sees_the_client_address_and_ignores_a_forged_forwarded_for(hub):
     lines = [line for line in hub.rt.paths.log("hub").read_text().splitlines() if probe in line]
     assert lines and all("127.0.0.2" in line for line in lines), lines
     assert not any("203.0.113.9" in line for line in lines)
+
+
+def test_login_throttling_counts_the_real_client_address_over_https(hub):
+    """Guesses from one place lock that place only, whatever forwarding headers they claim: the proxy that
+    terminates TLS tells the hub the address of the connection."""
+    name, password = hub.add_user()
+    limit = hub.rt.config.auth.failed_login_limit
+
+    def attempt(secret, source, headers=None):
+        async def go():
+            async with HttpsUser(f"https://{DOMAIN}:{hub.https_port}", name, password=secret, cafile=hub.roots,
+                                 source_address=source, headers=headers) as user:
+                try:
+                    await user.login()
+                except SimError as exc:
+                    return "refused" if "refused" in str(exc) else str(exc)
+            return "accepted"
+
+        return run_sync(go())
+
+    for step in range(limit):
+        forged = {"X-Real-Ip": f"10.9.8.{step}", "X-Forwarded-For": f"10.7.6.{step}"}
+        assert attempt("not-the-password", "127.0.0.7", forged) == "refused"
+    assert attempt(password, "127.0.0.7", {"X-Forwarded-For": "10.7.6.200"}) == "refused"
+    assert attempt(password, "127.0.0.8") == "accepted"
+    assert f"Login lockout: '{name}' from 127.0.0.7 locked" in hub.rt.paths.log("hub").read_text()
 
 
 def started_user(hub) -> tuple[str, str]:
