@@ -13,6 +13,7 @@ import re
 import socket
 import ssl
 import stat
+import time
 import uuid
 
 import aiohttp
@@ -21,6 +22,7 @@ from aiohttp.abc import AbstractResolver
 from cryptography import x509
 
 from harness import Platform, free_port, require_root
+from pangeohub.tls.store import TlsPaths, install
 from pangeohub.usersim import SimError, UserSim, run_sync
 from tls_helpers import LocalCA, Pebble
 
@@ -93,7 +95,7 @@ def acme_hub(ca: Pebble, domain: str, http_port: int | None = None) -> dict:
     return {"hub": {"domain": domain, "https": {
         "port": free_port(), "http_port": http_port or ca.http_port,
         "acme": {"directory": ca.directory, "email": "ops@pangeo.test", "directory_ca": str(ca.tls_ca.cert_file),
-                 "resolver": ca.resolver}}}}
+                 "resolver": ca.resolver, "check_every": "1s"}}}}
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +274,24 @@ async def _kernel_info(ws, username: str) -> str:
             if msg.get("parent_header", {}).get("msg_id") == msg_id and msg["channel"] == "shell":
                 return msg["header"]["msg_type"]
     return "closed"
+
+
+def test_the_renewal_timer_replaces_a_certificate_that_is_due(hub, tmp_path):
+    """No operator involved: a certificate near its end (here one that lives an hour and ends in ten minutes)
+    is replaced by the timer, and new connections get the new one."""
+    ca = LocalCA(tmp_path / "ca")
+    cert, key, fake_serial = ca.issue("due", dns=[DOMAIN], lifetime=(-50 * 60, 10 * 60))
+    install(TlsPaths(hub.root / "state" / "tls"), cert.read_bytes(), key.read_bytes())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        report = json.loads(hub.cli("status", "--json").stdout)["https"]
+        if report["serial"] != format(fake_serial, "x"):
+            break
+        time.sleep(1)
+    assert report["serial"] != format(fake_serial, "x"), hub.rt.paths.log("tls").read_text()[-2000:]
+    served = served_certificate(hub.https_port, DOMAIN, cafile=hub.roots)  # pebble's again, verified
+    assert format(served.serial_number, "x") == report["serial"] and not report["last_error"]
+    assert "renewed: serial" in hub.rt.paths.log("tls").read_text()
 
 
 def test_a_domain_that_resolves_elsewhere_is_refused_before_the_ca_is_asked(acme):

@@ -40,8 +40,9 @@ class LocalCA:
         self.cert_file = self.dir / "ca.pem"
         self.cert_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, stem: str, dns: list[str] = (), ips: list[str] = ()) -> tuple[Path, Path, int]:
-        """(chain file, key file, serial) of a new server certificate."""
+    def issue(self, stem: str, dns: list[str] = (), ips: list[str] = (),
+              lifetime: tuple[int, int] = (-300, 10 * 86400)) -> tuple[Path, Path, int]:
+        """(chain file, key file, serial) of a new server certificate, valid from/until now + ``lifetime`` s."""
         import ipaddress
 
         key = ec.generate_private_key(ec.SECP256R1())
@@ -51,7 +52,8 @@ class LocalCA:
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, (list(dns) + list(ips))[0])]))
                 .issuer_name(self.cert.subject).public_key(key.public_key()).serial_number(serial)
-                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=10))
+                .not_valid_before(now + datetime.timedelta(seconds=lifetime[0]))
+                .not_valid_after(now + datetime.timedelta(seconds=lifetime[1]))
                 .add_extension(x509.SubjectAlternativeName(names), critical=False)
                 .sign(self.key, hashes.SHA256()))
         chain, keyfile = self.dir / f"{stem}.pem", self.dir / f"{stem}.key"

@@ -47,6 +47,10 @@ class AcmeSection(Section):
         "30d", description="Renew a certificate this long before it expires (Let's Encrypt's last 30 of 90 days); "
         "at most a third of the certificate's lifetime."
     )
+    check_every: Duration = Field(
+        "5m", description="How often the renewal timer looks whether the certificate is due (a file read; the CA "
+        "is asked only when due)."
+    )
     retry_after: Duration = Field(
         "1h",
         description="Wait after a failed attempt before the next one; it doubles with each further failure up to "
