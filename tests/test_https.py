@@ -11,70 +11,22 @@ import asyncio
 import json
 import re
 import socket
-import ssl
 import stat
 import time
 import uuid
 
-import aiohttp
 import pytest
-from aiohttp.abc import AbstractResolver
 from cryptography import x509
 
 from harness import Platform, free_port, require_root
 from pangeohub.tls.store import TlsPaths, install
-from pangeohub.usersim import SimError, UserSim, run_sync
-from tls_helpers import LocalCA, Pebble
+from pangeohub.usersim import SimError, run_sync
+from tls_helpers import HttpsUser, LocalCA, Pebble, https_request, served_certificate
 
 pytestmark = [pytest.mark.platform, pytest.mark.skipif(bool(require_root()), reason=str(require_root()))]
 
 DOMAIN = "hub.pangeo.test"
 ELSEWHERE = "elsewhere.pangeo.test"
-
-
-class Loopback(AbstractResolver):
-    """Resolve every name to 127.0.0.1, as the test DNS does for the hub's name."""
-
-    async def resolve(self, host, port=0, family=socket.AF_INET):
-        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET, "proto": 0,
-                 "flags": socket.AI_NUMERICHOST}]
-
-    async def close(self):
-        pass
-
-
-class HttpsUser(UserSim):
-    """A person whose browser trusts ``cafile`` and finds the hub's name on loopback."""
-
-    def __init__(self, *args, cafile: str, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.ssl = ssl.create_default_context(cafile=cafile)
-
-    async def __aenter__(self):
-        local = (self.source_address, 0) if self.source_address else None
-        connector = aiohttp.TCPConnector(resolver=Loopback(), ssl=self.ssl, local_addr=local)
-        self.session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                             timeout=aiohttp.ClientTimeout(total=self.timeout), headers=self.headers)
-        return self
-
-
-def served_certificate(port: int, name: str, cafile: str | None = None, source: str = "127.0.0.1"):
-    """The certificate a new TLS connection gets (verified against ``cafile`` when given)."""
-    ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
-    with socket.create_connection(("127.0.0.1", port), source_address=(source, 0), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname=name) as tls:
-            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-
-
-def https_request(port: int, name: str, cafile: str, request: bytes, source: str = "127.0.0.1") -> bytes:
-    ctx = ssl.create_default_context(cafile=cafile)
-    with socket.create_connection(("127.0.0.1", port), source_address=(source, 0), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname=name) as tls:
-            tls.sendall(request)
-            data = b""
-            while chunk := tls.recv(65536):
-                data += chunk
-            return data
 
 
 @pytest.fixture(scope="module")
@@ -322,53 +274,5 @@ def test_a_domain_that_does_not_resolve_is_refused(acme):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert f"hub.domain nowhere.pangeo.test does not resolve (asked {ca.resolver})" in proc.stderr
         assert "create a DNS A record nowhere.pangeo.test" in proc.stderr
-    finally:
-        platform.close()
-
-
-# -- own certificate files ---------------------------------------------------------------------------------
-def files_hub(cert, key) -> dict:
-    return {"hub": {"domain": "own.pangeo.test", "https": {"mode": "files", "cert_file": str(cert), "key_file": str(key),
-                                                         "port": free_port(), "http_port": free_port()}}}
-
-
-def test_own_certificate_files_are_served_and_reloaded_without_restart(tmp_path):
-    ca = LocalCA(tmp_path / "ca")
-    cert, key, serial = ca.issue("own", dns=["own.pangeo.test"])
-    platform = Platform(extra=files_hub(cert, key))
-    try:
-        platform.up()
-        port = platform.config_data["hub"]["https"]["port"]
-        assert served_certificate(port, "own.pangeo.test", cafile=str(ca.cert_file)).serial_number == serial
-        proxy_pid = json.loads(platform.cli("status", "--json").stdout)["services"]["proxy"]["pid"]
-        _, _, renewed = ca.issue("own", dns=["own.pangeo.test"])  # the operator replaces the files
-        platform.cli("certs", "renew")
-        assert served_certificate(port, "own.pangeo.test", cafile=str(ca.cert_file)).serial_number == renewed
-        assert json.loads(platform.cli("status", "--json").stdout)["services"]["proxy"]["pid"] == proxy_pid
-    finally:
-        platform.close()
-
-
-def test_missing_certificate_file_is_a_clear_error(tmp_path):
-    ca = LocalCA(tmp_path / "ca")
-    _, key, _ = ca.issue("own", dns=["own.pangeo.test"])
-    platform = Platform(extra=files_hub(tmp_path / "nope.pem", key))
-    try:
-        proc = platform.cli("up", "--detach", check=False)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr
-        assert f"hub.https.cert_file {tmp_path / 'nope.pem'}: cannot read the certificate" in proc.stderr
-    finally:
-        platform.close()
-
-
-def test_key_that_does_not_match_the_certificate_is_a_clear_error(tmp_path):
-    ca = LocalCA(tmp_path / "ca")
-    cert, _, _ = ca.issue("one", dns=["own.pangeo.test"])
-    _, other_key, _ = ca.issue("two", dns=["own.pangeo.test"])
-    platform = Platform(extra=files_hub(cert, other_key))
-    try:
-        proc = platform.cli("up", "--detach", check=False)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr
-        assert f"the key {other_key} does not belong to the certificate {cert}" in proc.stderr
     finally:
         platform.close()

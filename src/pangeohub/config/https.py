@@ -68,6 +68,13 @@ class AcmeSection(Section):
             raise ValueError("must be an https:// URL, e.g. " + LETS_ENCRYPT)
         return value
 
+    @model_validator(mode="after")
+    def _staging_is_lets_encrypt(self) -> "AcmeSection":
+        if self.staging and self.directory != LETS_ENCRYPT:
+            raise ValueError(f"staging selects Let's Encrypt's staging directory, but directory is {self.directory}: "
+                             "give your CA's staging directory URL as directory instead, and drop staging")
+        return self
+
     @field_validator("email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:

@@ -37,7 +37,7 @@ def next_renewal(config, info: CertInfo | None, record: RenewalRecord) -> float:
     return max(due, record.next_attempt)
 
 
-def usable(config, info: CertInfo | None, name: str) -> bool:
+def usable(info: CertInfo | None, name: str) -> bool:
     return info is not None and name in info.names and info.not_after > time.time()
 
 
@@ -134,7 +134,7 @@ def ensure_certificate(rt) -> CertInfo | None:
     if mode == "files":
         return install_files(rt)
     info = read_installed(tls_paths(rt))
-    if usable(config, info, domain(config)):
+    if usable(info, domain(config)):
         return info
     from pangeohub.supervisor import supervisor_pid
 
