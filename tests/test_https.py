@@ -266,6 +266,25 @@ def test_a_domain_that_resolves_elsewhere_is_refused_before_the_ca_is_asked(acme
         platform.close()
 
 
+def test_a_ca_refusal_is_reported_in_its_own_words_and_nothing_untrusted_is_served(acme):
+    """Checks pass here, but the CA's validation fails (it looks for the challenge on a port where this
+    platform does not answer): `up` stops with what the CA said, and no certificate of any kind is served."""
+    ca, _ = acme
+    ca.add_a("refused.pangeo.test", "127.0.0.1")
+    platform = Platform(extra=acme_hub(ca, "refused.pangeo.test", free_port()))
+    try:
+        proc = platform.cli("up", "--detach", check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert f"the CA at {ca.directory} refused a certificate for refused.pangeo.test: " in proc.stderr
+        assert "urn:ietf:params:acme:error" in proc.stderr
+        assert not (platform.root / "state" / "tls" / "live" / "cert.pem").exists()
+        with pytest.raises(ConnectionRefusedError):
+            served_certificate(platform.config_data["hub"]["https"]["port"], "refused.pangeo.test")
+        assert "LAST ERROR" in platform.cli("certs", "status").stdout
+    finally:
+        platform.close()
+
+
 def test_a_domain_that_does_not_resolve_is_refused(acme):
     ca, _ = acme
     platform = Platform(extra=acme_hub(ca, "nowhere.pangeo.test", free_port()))
