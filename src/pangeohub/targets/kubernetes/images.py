@@ -12,6 +12,7 @@ Both are built from the repository (the build context), where the locks live.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,21 @@ def find_engine(wanted: str | None = None) -> str | None:
         if shutil.which(name):
             return name
     return None
+
+
+def check_engine(engine: str, timeout: float = 30) -> None:
+    """Fail with the engine's own reason when it cannot build (a docker client without its daemon, say)."""
+    try:
+        proc = subprocess.run([engine, "info"], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc = subprocess.CompletedProcess([], 1, "", f"`{engine} info` gave no answer within {timeout:.0f}s")
+    if proc.returncode != 0:
+        reason = ((proc.stderr or proc.stdout).strip().splitlines() or ["no reason given"])[-1]
+        raise PangeoError(
+            f"cannot build images: {engine} is installed but cannot build here: {reason}",
+            f"start {engine}'s service (e.g. `systemctl start {engine}`) on a machine that can pull "
+            f"{base_image()}, or print the commands with `pangeohub build-images --dry-run` and run them there",
+        )
 
 
 def repository(start: Path | None = None) -> Path:

@@ -72,6 +72,9 @@ REFUSED: list[tuple[Refusal, Callable[[object], bool]]] = [
     (Refusal("gateway.forward_env", "scheduler and worker pods get their environment from the gateway's "
              "backend config, not from the notebook server's",
              "remove it; give workers S3 credentials through storage_options in the code that writes"), unless()),
+    (Refusal("hub.https.mode", "the certificate is not mapped to the chart's proxy.https yet",
+             "remove it and terminate TLS in front of the proxy-public Service (an ingress or a load balancer "
+             "with a certificate)"), unless("off")),
     (Refusal("catalog.sample_data", "the sample datasets are generated on one machine by `pangeohub up`",
              "remove it; publish datasets to a readable bucket (storage.readable_buckets) instead"), unless(False)),
 ]
