@@ -206,7 +206,14 @@ def _peer_matches(peer: dict, labels: dict) -> bool:
     return _matches(peer.get("podSelector") or {}, labels)
 
 
-def _allowed(policies, pod: dict, peer: dict, direction: str) -> bool:
+def _port_matches(rule: dict, port: int | None) -> bool:
+    if port is None or not rule.get("ports"):
+        return True
+    # A named port ('http') stands for a container port we do not resolve: count it as a match (see above).
+    return any(p.get("port") == port or isinstance(p.get("port"), str) for p in rule["ports"])
+
+
+def _allowed(policies, pod: dict, peer: dict, direction: str, port: int | None) -> bool:
     kind, rules_key, peers_key = ("Ingress", "ingress", "from") if direction == "in" else ("Egress", "egress", "to")
     governing = [p for p in policies if _matches(p["spec"]["podSelector"], pod)
                  and kind in p["spec"].get("policyTypes", ["Ingress"])]
@@ -215,19 +222,19 @@ def _allowed(policies, pod: dict, peer: dict, direction: str) -> bool:
     for policy in governing:
         for rule in policy["spec"].get(rules_key) or []:
             peers = rule.get(peers_key)
-            if not peers or any(_peer_matches(p, peer) for p in peers):
+            if (not peers or any(_peer_matches(p, peer) for p in peers)) and _port_matches(rule, port):
                 return True
     return False
 
 
-def reachable(policies, source: dict, target: dict) -> bool:
-    return _allowed(policies, source, target, "out") and _allowed(policies, target, source, "in")
+def reachable(policies, source: dict, target: dict, port: int | None = None) -> bool:
+    return _allowed(policies, source, target, "out", port) and _allowed(policies, target, source, "in", port)
 
 
 def test_network_policies_keep_people_apart(research, hub_loaded):
     from dask_gateway_server.backends.kubernetes.controller import KubeController
 
-    _, hub, gateway, ours = research
+    config, hub, gateway, ours = research
     policies = [o for o in hub + gateway + ours if o["kind"] == "NetworkPolicy"]
     alice = hub_loaded["pods"]["standard"]["pod"]["metadata"]["labels"]
     bob = hub_loaded["pods"]["bigmem-member"]["pod"]["metadata"]["labels"]
@@ -235,6 +242,7 @@ def test_network_policies_keep_people_apart(research, hub_loaded):
     hub_pod = find(hub, "Deployment", "hub")["spec"]["template"]["metadata"]["labels"]
     proxy_pod = find(hub, "Deployment", "proxy")["spec"]["template"]["metadata"]["labels"]
     traefik = find(gateway, "Deployment", "traefik-dask-gateway")["spec"]["template"]["metadata"]["labels"]
+    gateway_api = find(gateway, "Deployment", "api-dask-gateway")["spec"]["template"]["metadata"]["labels"]
     # Labels the gateway's controller gives a cluster's pods (its own code, with the rendered instance name).
     controller = KubeController(gateway_instance="dask-gateway")
     scheduler = controller.get_labels("bobs-cluster", "dask-scheduler")
@@ -248,4 +256,10 @@ def test_network_policies_keep_people_apart(research, hub_loaded):
     assert reachable(policies, proxy_pod, alice) and reachable(policies, hub_pod, alice)
     assert reachable(policies, alice, traefik), "notebooks reach their schedulers through the gateway's traefik"
     assert reachable(policies, traefik, scheduler) and reachable(policies, worker, scheduler)
-    assert reachable(policies, alice, store)  # S3, with signed requests
+    ports = config.storage.ports
+    assert reachable(policies, alice, store, config.storage.port)  # S3, with signed requests
+    for port in (ports.master, ports.master_grpc, ports.filer, ports.filer_grpc):
+        assert not reachable(policies, alice, store, port), f"a user pod reaches the store's identities ({port})"
+        assert reachable(policies, hub_pod, store, port)  # the hub makes each person's key
+    assert reachable(policies, gateway_api, hub_pod, 8081)  # the gateway checks tokens with the hub
+    assert reachable(policies, proxy_pod, traefik)  # /services/dask-gateway/ through the hub's proxy
