@@ -106,7 +106,8 @@ def hub_pod_environment(objects: list[dict], root: Path) -> tuple[Path, dict[str
         "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:9"}}],
         "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
         "users": [{"name": "none", "user": {"token": "none"}}]}))
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HELM_RELEASE_NAME": "pangeohub", "POD_NAMESPACE": "pangeohub",
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig),
+           "HELM_RELEASE_NAME": "pangeohub", "POD_NAMESPACE": "pangeohub",
            "HUB_SERVICE_HOST": "10.0.0.2", "HUB_SERVICE_PORT": "8081",
            "PROXY_API_SERVICE_HOST": "10.0.0.3", "PROXY_API_SERVICE_PORT": "8001",
            "PROXY_PUBLIC_SERVICE_HOST": "10.0.0.4", "PROXY_PUBLIC_SERVICE_PORT": "80",

@@ -52,8 +52,9 @@ def _templated(tmp_path, text: str):
         (tmp_path / name).write_text(content)
     ns = config.kubernetes.namespace
     hub = template(JUPYTERHUB, config.kubernetes.hub_release, ns, tmp_path / "jupyterhub-values.yaml")
-    gateway = template(DASK_GATEWAY, config.kubernetes.gateway_release, ns, tmp_path / "dask-gateway-values.yaml") \
-        if "dask-gateway-values.yaml" in files else []
+    gateway = []
+    if "dask-gateway-values.yaml" in files:
+        gateway = template(DASK_GATEWAY, config.kubernetes.gateway_release, ns, tmp_path / "dask-gateway-values.yaml")
     ours = [doc for doc in yaml.safe_load_all(files["manifests.yaml"]) if doc]
     return config, hub, gateway, ours
 
@@ -170,7 +171,8 @@ def test_gateway_config_runs_with_the_kubernetes_backend_and_our_limits(research
     # Per-user limits reach the backend; per-cluster ones upstream's cluster config.
     assert loaded["limits"] == config.gateway.limits.model_dump(mode="json")
     plain = loaded["clusters"]["plain"]["config"]
-    assert plain["cluster_max_workers"] == 20 and plain["worker_cores"] == 2 and plain["worker_memory"] == 4 * 2**30
+    assert plain["cluster_max_workers"] == 20
+    assert plain["worker_cores"] == 2 and plain["worker_memory"] == 4 * 2**30
     assert plain["worker_memory_limit"] == plain["worker_memory"] and plain["namespace"] == "climate"
     assert plain["image"] == "pangeohub-user:0.1.0"  # the notebooks' image
     assert "worker_memory" in loaded["clusters"]["wide"]["error"]
@@ -214,7 +216,8 @@ def _port_matches(rule: dict, port: int | None) -> bool:
 
 
 def _allowed(policies, pod: dict, peer: dict, direction: str, port: int | None) -> bool:
-    kind, rules_key, peers_key = ("Ingress", "ingress", "from") if direction == "in" else ("Egress", "egress", "to")
+    kind, rules_key, peers_key = \
+        ("Ingress", "ingress", "from") if direction == "in" else ("Egress", "egress", "to")
     governing = [p for p in policies if _matches(p["spec"]["podSelector"], pod)
                  and kind in p["spec"].get("policyTypes", ["Ingress"])]
     if not governing:

@@ -22,7 +22,8 @@ from pangeohub.storage.admin import s3_client
 from pangeohub.storage.hook import scratch_hook
 from pangeohub.storage.identities import Credentials
 from pangeohub.targets.kubernetes.manifests import objectstore as objectstore_manifests
-from pangeohub.targets.kubernetes.objectstore import ADMIN_KEY_ENV, ADMIN_SECRET_ENV, DATA_ENV, KubeRuntime, StoreAddress
+from pangeohub.targets.kubernetes.objectstore import (ADMIN_KEY_ENV, ADMIN_SECRET_ENV, DATA_ENV, KubeRuntime,
+                                                      StoreAddress)
 
 
 def _free_pair() -> int:
@@ -92,7 +93,8 @@ def _spawner(rt, name):
 
 
 def _put(env, key):
-    client = s3_client(env["AWS_ENDPOINT_URL_S3"], Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]))
+    creds = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    client = s3_client(env["AWS_ENDPOINT_URL_S3"], creds)
     try:
         client.put_object(Bucket="scratch", Key=key, Body=b"x")
         return "ok"
