@@ -108,6 +108,28 @@ def test_chart_hub_config_runs_with_our_jupyterhub_and_kubespawner(hub_loaded):
     assert {"user", "server"} <= set(hub_loaded["roles"])
 
 
+LOGIN_MODES = {
+    "password": CONFIGS["workshop"],
+    "shared": EVERYTHING,
+    "signup": "auth: {mode: signup, signup: {max_pending: 50}}",
+    "github": "auth: {mode: github, github: {client_id: abc, client_secret_file: /etc/pangeohub/github-secret, "
+              "allowed_organizations: ['pangeo-data:workshop']}, admin_groups: ['pangeo-data:staff']}",
+}
+
+
+@pytest.mark.parametrize("mode", sorted(LOGIN_MODES))
+def test_chart_hub_config_runs_for_every_login_mode(tmp_path, mode):
+    # ldap: the research group above. Each mode's authenticator is made with the loaded config: a wrong type
+    # or an option its class does not have fails here.
+    _, hub, _, _ = _templated(tmp_path, LOGIN_MODES[mode])
+    (tmp_path / "pod").mkdir()
+    files = {"/etc/pangeohub/github-secret": "s3cret\n", "/etc/pangeohub/shared-password": "let-me-in\n"}
+    loaded = load_hub(hub, tmp_path / "pod", [{"id": "default", "user": "carol"}], files)
+    assert [w for w in loaded["warnings"] if not w.startswith("Unclosed client session")] == []
+    assert loaded["unknown_sections"] == []
+    assert "pod" in loaded["pods"]["default"], loaded["pods"]["default"]
+
+
 def _container(hub_loaded, case):
     pod = hub_loaded["pods"][case]
     assert "pod" in pod, pod.get("error")
