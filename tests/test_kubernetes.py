@@ -140,6 +140,8 @@ REFUSED = [
     ("limits: {backend: v2}", "limits.backend = 'v2' cannot be carried to Kubernetes: the kubelet enforces"),
     ("catalog: {sample_data: true}", "catalog.sample_data = True cannot be carried"),
     ("gateway: {stop_with_server: true}", "gateway.stop_with_server = True cannot be carried"),
+    ("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org}}}",
+     "hub.domain = 'hub.example.org' cannot be carried to Kubernetes: HTTPS with a certificate"),
 ]
 
 
@@ -168,8 +170,7 @@ def test_all_refusals_are_listed_at_once():
 def test_a_domain_is_refused_until_https_is_mapped():
     from pangeohub.targets.kubernetes.mapping import refusals
 
-    config = parse_config("")
-    object.__setattr__(config.hub, "domain", "hub.example.org")  # the field comes with the HTTPS feature
+    config = parse_config("hub: {domain: hub.example.org, https: {acme: {email: admin@example.org}}}")
     assert any(line.startswith("hub.domain = 'hub.example.org' cannot be carried") and "ingress" in line
                for line in refusals(config))
 
