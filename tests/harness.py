@@ -144,12 +144,33 @@ class Platform:
             time.sleep(1)
         raise AssertionError("the sample data was not made:\n" + (self.rt.paths.log("catalog")).read_text())
 
+    def traces_of(self, name: str) -> list[str]:
+        """Everything the platform made for hub user ``name`` that still exists (empty once it is released)."""
+        from pangeohub.resources import homes
+        from pangeohub.resources.lifecycle import runtime_root
+
+        config = self.rt.config
+        linux = self.prefix + name
+        image = homes.image_path(config, linux)
+        found = [f"mounted at {point}" for point in homes.mount_points(image)]
+        found += [f"image {path}" for path in (image, image.with_suffix(".new")) if path.exists()]
+        found += [f"runtime dir {path}" for path in [runtime_root(config) / linux] if path.exists()]
+        found += [f"home {path}" for path in [config.users.home_root / linux] if path.exists()]
+        try:
+            found.append(f"Linux account {linux} (uid {pwd.getpwnam(linux).pw_uid})")
+        except KeyError:
+            pass
+        return found
+
     def close(self) -> None:
+        from pangeohub.release import release_account
+
         self.down()
+        # Through the platform's own release (home image, mount, runtime dir, Linux account), as `users remove`.
+        rt = self.rt
         for entry in pwd.getpwall():
             if entry.pw_name.startswith(self.prefix):
-                subprocess.run(["pkill", "-KILL", "-u", entry.pw_name], capture_output=True)
-                subprocess.run(["userdel", "-r", entry.pw_name], capture_output=True)
+                release_account(rt, entry.pw_name[len(self.prefix):])
         for group in grp.getgrall():  # groups the platform made (e.g. the shared data folder's writers)
             if group.gr_name.startswith(self.prefix):
                 subprocess.run(["groupdel", group.gr_name], capture_output=True)
