@@ -3,7 +3,6 @@ the next `up` (and shown by `status`): a later account that gets the same uid mu
 
 import json
 import os
-import pwd
 import signal
 import subprocess
 import sys

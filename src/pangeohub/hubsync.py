@@ -13,8 +13,9 @@ Two halves, each through JupyterHub's own surfaces:
   resets the admin role to exactly ``admin_users`` when that list is set), and the CLI calls it after each
   change it makes while the hub runs (``users add | generate | approve | admin``).
 
-Directory people (LDAP, GitHub) are not in the store: their admin flag and groups follow their directory at
-their next login, as before.
+Only in the modes where people log in with the store's passwords (password, signup). Directory people (LDAP,
+GitHub) are not in the store: their admin flag and groups follow their directory at their next login, as
+before.
 """
 
 from __future__ import annotations
@@ -28,8 +29,16 @@ def expected_admin(config, account: Account) -> bool:
                 or set(account.groups) & set(config.auth.admin_groups))
 
 
+# Where people log in with the store's passwords. In the directory modes (and the shared-password demo) a
+# store account is not how anybody logs in: making, say, the installer's "admin" a hub admin there would hand
+# the admin right to whoever logs in under that name through the directory, or with the shared password.
+STORE_MODES = ("password", "signup")
+
+
 def hub_accounts(rt, names: list[str] | None = None) -> list[Account]:
     """Store accounts that are hub users (a sign-up waiting for review is not one yet)."""
+    if rt.config.auth.mode not in STORE_MODES:
+        return []
     wanted = set(names) if names is not None else None
     return [a for a in AccountStore(rt.paths.accounts_db).list()
             if a.status != "pending" and (wanted is None or a.name in wanted)]

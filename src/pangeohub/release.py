@@ -15,6 +15,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pangeohub.config.model import LINUX_NAME_RE
 from pangeohub.errors import PangeoError
 from pangeohub.names import is_ours, system_name
 
@@ -51,6 +52,8 @@ def release_account(rt, name: str, *, hub=None, keep_home: bool = False) -> Rele
     from pangeohub.sysusers import lock_account, remove_account
 
     out = Released(name)
+    if not LINUX_NAME_RE.match(name or ""):
+        return out  # no account can have been made under a name every way in refuses (and it names no path)
     config = rt.config
     linux = system_name(name, config.users.system_prefix)
     # Said before anything is removed: a removal cut short (a killed command) is finished at the next `up`.
