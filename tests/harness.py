@@ -31,6 +31,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports (held together while chosen, so none is handed out twice)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def cli(*args: str, config: Path | None = None, input: str | None = None, check: bool = True,
         timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the real ``pangeohub`` command line."""
@@ -41,6 +53,9 @@ def cli(*args: str, config: Path | None = None, input: str | None = None, check:
     return proc
 
 
+STORAGE_PORTS = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_internal", "s3_grpc")
+
+
 class Platform:
     """One platform instance. ``extra`` is merged into the generated config (per-feature sections)."""
 
@@ -49,21 +64,24 @@ class Platform:
         self.root = Path(tempfile.mkdtemp(prefix="pangeohub-test-", dir="/var/tmp"))
         self.root.chmod(0o755)
         self.prefix = f"pt{secrets.token_hex(2)}-"
+        ports = iter(free_ports(7 + len(STORAGE_PORTS)))
         self.config_data = {
             "state_dir": str(self.root / "state"),
             "install_dir": sys.prefix,
             "hub": {
                 "ip": "127.0.0.1",
-                "port": free_port(),
-                "internal_port": free_port(),
-                "proxy_api_port": free_port(),
+                "port": next(ports),
+                "internal_port": next(ports),
+                "proxy_api_port": next(ports),
                 "admin_users": ["boss"],
             },
             "users": {"system_prefix": self.prefix, "home_root": str(self.root / "home")},
             # Small sample data: generating the default half-gigabyte would dominate the suite's time.
             "catalog": {"sample_size": "8M"},
-            "storage": {"port": free_port()},
-            "gateway": {"api_port": free_port(), "proxy_port": free_port(), "scheduler_port": free_port(),
+            # Every port of its own, internal ones too: the default platform (8000, 8333, 9333...) may be running
+            # beside the tests, and a test that probes an internal port must find this platform's, not that one.
+            "storage": {"port": next(ports), "ports": {name: next(ports) for name in STORAGE_PORTS}},
+            "gateway": {"api_port": next(ports), "proxy_port": next(ports), "scheduler_port": next(ports),
                         # small Dask processes: the test machine has 2 cores shared by everything
                         "scheduler_memory": "512M",
                         "options": {"worker_memory": {"min": "256M", "default": "512M", "max": "1G"}}},

@@ -214,7 +214,14 @@ class Supervisor:
         self.paths.supervisor_pid.unlink(missing_ok=True)
 
     # -- watching --------------------------------------------------------------------------------------
+    def _reap_jobs(self) -> None:
+        """Wait for background jobs that ended: an unwaited child stays a zombie as long as the supervisor runs."""
+        for job in [job for job in self._jobs if job.poll() is not None]:
+            self._jobs.remove(job)
+            self.log(f"  background job (pid {job.pid}) ended with code {job.returncode}")
+
     def _watch(self) -> None:
+        self._reap_jobs()
         for index, item in enumerate(self.running):
             if item.state != "running" or item.proc.poll() is None:
                 continue

@@ -1,7 +1,7 @@
 """PangeoAuthenticator: password logins against pangeohub's account store (argon2 hashes).
 
-Failed logins are counted per name; past ``failed_login_limit`` within the window the name is locked for the
-rest of the window. Every refusal looks the same to the person logging in, so that nobody can learn whether
+Failed logins are counted per name and client address; past ``failed_login_limit`` within the window that
+address is refused for the name, with back-off (``pangeohub.auth.throttle``). Every refusal looks the same to the person logging in, so that nobody can learn whether
 an account exists, is pending or has expired. An account's groups (``users add --group``) become hub groups;
 members of ``auth.admin_groups`` are admins.
 
@@ -30,7 +30,7 @@ class PangeoAuthenticator(PangeoAuthMixin, Authenticator):
         async def attempt():
             return await self._in_store("verify", name, password)
 
-        account = await self.guarded(name, attempt)
+        account = await self.guarded(name, attempt, handler)
         if account is None:
             return None
         return {

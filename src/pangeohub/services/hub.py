@@ -33,7 +33,7 @@ class HubService(Service):
 
     def prepare(self) -> None:
         prepare_auth(self.rt.config, self.rt.paths)
-        rendered = render_hub_config(self.rt.config, self.rt.paths, self.secrets())
+        rendered = render_hub_config(self.rt.config, self.rt.paths, self.secrets(), self.rt.public_url)
         write_private(self.config_file, json.dumps(rendered, indent=2, sort_keys=True) + "\n")
 
     def command(self) -> list[str]:
