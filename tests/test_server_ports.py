@@ -124,3 +124,34 @@ def test_another_person_listening_on_the_port_gets_none_of_the_traffic_and_the_s
         assert "/api/pangeohub/identity" in seen["line"], seen
     log_text = hub.rt.paths.log("hub").read_text()
     assert f"Server of {victim} on port {first_port} not started" in log_text
+
+
+def test_a_server_that_dies_by_itself_fails_the_spawn_at_once_without_trying_other_ports(platform):
+    from pangeohub.usersim import SimError
+
+    name, token = platform.started_user()
+    entry = platform.system_user(name)
+
+    async def stop():
+        async with UserSim(platform.url, name, token=token) as user:
+            await user.stop_server()
+
+    run_sync(stop())
+    config = os.path.join(entry.pw_dir, ".jupyter", "jupyter_server_config.py")
+    os.makedirs(os.path.dirname(config), exist_ok=True)
+    with open(config, "w") as broken:
+        broken.write("raise SystemExit('this server cannot start')\n")
+    for path in (os.path.dirname(config), config):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    async def start():
+        async with UserSim(platform.url, name, token=token) as user:
+            began = time.monotonic()
+            with pytest.raises(SimError):
+                await user.start_server()
+            return time.monotonic() - began
+
+    run_sync(start())
+    log_text = platform.rt.paths.log("hub").read_text()
+    assert f"the server of {name} exited" in log_text
+    assert f"Server of {name} on port" not in log_text  # no other port was tried

@@ -69,12 +69,13 @@ def _load_jupyter_server_extension(serverapp):
 
 # -- hub side --------------------------------------------------------------------------------------------
 async def ask(host: str, port: int, base_url: str, token: str) -> str:
-    """'proven', 'other' (something else answers on the port) or 'silent' (nothing answers, yet)."""
+    """'proven'; 'other' (something else answers on the port); 'silent' (a listener that has not answered,
+    yet); 'nobody' (no listener)."""
     nonce = secrets.token_hex(16)
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT)
     except (OSError, asyncio.TimeoutError):
-        return "silent"
+        return "nobody"
     answer = b""
     try:
         writer.write(f"GET {base_url.rstrip('/')}/{PATH} HTTP/1.0\r\nHost: {host}:{port}\r\n"
@@ -131,8 +132,13 @@ class ProvenStart(LocalProcessSpawner):
         """None once proven; why not otherwise. Bounded by the hub's start_timeout around start()."""
         base_url = self.server.base_url if self.server else self.user.url
         while True:
-            if await self.poll() is not None:
-                return "the server exited before it answered (was its port taken?)"
+            status = await self.poll()
+            if status is not None:
+                if await ask(ip, port, base_url, token) == "nobody":
+                    # Died of something else than a taken port: another attempt would die the same way.
+                    raise RuntimeError(f"the server of {self.user.name} exited (status {status}) before it "
+                                       "answered; its output is in the hub log")
+                return "the server exited and another process holds its port"
             verdict = await ask(ip, port, base_url, token)
             if verdict == "proven":
                 return None
