@@ -12,6 +12,7 @@ from pangeohub.auth.render import authenticator_class, render_auth
 from pangeohub.config import Config
 from pangeohub.paths import StatePaths
 from pangeohub.render.gateway import hub_services
+from pangeohub.tls.render import merge, render_https
 
 ADMIN_SERVICE = "pangeohub-admin"
 
@@ -21,7 +22,7 @@ class HubSecrets:
     gateway_token: str = ""
 
 
-def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) -> dict:
+def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, public_url: str = "") -> dict:
     hub = config.hub
     extra_services, extra_roles = hub_services(config, secrets.gateway_token)
     rendered = {
@@ -90,7 +91,7 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
         target = rendered.setdefault(section, {})
         for key, value in values.items():
             target[key] = target[key] + value if isinstance(target.get(key), list) else value
-    return rendered
+    return merge(rendered, render_https(config, public_url))
 
 
 def _host(ip: str) -> str:
