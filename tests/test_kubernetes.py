@@ -315,7 +315,7 @@ def test_https_is_refused_until_mapped():
     config = parse_config("")
     if "https" not in type(config.hub).model_fields:
         pytest.skip("hub.https is not part of the config model in this tree")
-    config = parse_config("hub: {https: {mode: files, cert_file: /c.pem, key_file: /k.pem}}")
+    config = parse_config("hub: {domain: hub.example.org, https: {mode: files, cert_file: /c.pem, key_file: /k.pem}}")
     assert any(line.startswith("hub.https.mode = 'files' cannot be carried") for line in refusals(config))
 
 
