@@ -84,6 +84,7 @@ def restore_all(rt, repo: Repository, snapshot_id: str | None, step: Callable[[s
                 live.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 shutil.copy2(copy, live)
                 live.chmod(0o600)
+        _forget_servers(databases(rt)["jupyterhub.sqlite"])
         rt.paths.ensure()
         _shared_trees(rt, trees)
 
@@ -116,6 +117,23 @@ def restore_all(rt, repo: Repository, snapshot_id: str | None, step: Callable[[s
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _forget_servers(hub_db: Path) -> None:
+    """The servers that ran when the backup was made do not run here: the hub must not take a process that happens
+    to have an old server's pid on this machine for that server. Every server starts stopped after a restore."""
+    import sqlite3
+    from contextlib import closing
+
+    if not hub_db.exists():
+        return
+    with closing(sqlite3.connect(hub_db)) as db:
+        try:
+            db.execute("UPDATE spawners SET server_id = NULL, state = '{}', started = NULL")
+            db.execute("DELETE FROM servers")
+            db.commit()
+        except sqlite3.OperationalError:  # a database of a JupyterHub without these tables: nothing ran
+            pass
+
+
 def _shared_trees(rt, trees: dict[str, Path]) -> None:
     """Shared folders kept outside the state dir go back where this machine's config puts them."""
     from pangeohub.resources.shared import data_dir, scratch_dir
@@ -142,6 +160,13 @@ def restore_user(rt, repo: Repository, snapshot_id: str | None, name: str, step:
         old_objects = BackupLayout.under(old_state).objects / bucket / name
         repo.restore(snapshot, tmp, [old_home, str(old_objects)])
 
+        from pangeohub import supervisor
+
+        if supervisor.supervisor_pid(rt) is not None:
+            step(f"stopping {name}'s server, so that nothing writes the old files back")
+            from pangeohub.hubapi import HubAPI
+
+            HubAPI(rt).stop_server(name)
         step(f"putting {name}'s home back")
         entry = ready_home(rt, name)
         home = Path(entry.pw_dir)
