@@ -162,12 +162,44 @@ class Platform:
             time.sleep(1)
         raise AssertionError("the sample data was not made:\n" + (self.rt.paths.log("catalog")).read_text())
 
+    def _config_loads(self) -> bool:
+        try:
+            load_config(self.config_path)
+        except Exception:
+            return False
+        return True
+
+    def traces_of(self, name: str) -> list[str]:
+        """Everything the platform made for hub user ``name`` that still exists (empty once it is released)."""
+        from pangeohub.resources import homes
+        from pangeohub.resources.lifecycle import runtime_root
+
+        config = self.rt.config
+        linux = self.prefix + name
+        image = homes.image_path(config, linux)
+        found = [f"mounted at {point}" for point in homes.mount_points(image)]
+        found += [f"image {path}" for path in (image, image.with_suffix(".new")) if path.exists()]
+        found += [f"runtime dir {path}" for path in [runtime_root(config) / linux] if path.exists()]
+        found += [f"home {path}" for path in [config.users.home_root / linux] if path.exists()]
+        try:
+            found.append(f"Linux account {linux} (uid {pwd.getpwnam(linux).pw_uid})")
+        except KeyError:
+            pass
+        return found
+
     def close(self) -> None:
+        from pangeohub.release import release_account
+
         self.down()
+        # Through the platform's own release (home image, mount, runtime dir, Linux account), as `users remove`.
+        rt = Runtime(config=load_config(self.config_path)) if self._config_loads() else None
         for entry in pwd.getpwall():
             if entry.pw_name.startswith(self.prefix):
-                subprocess.run(["pkill", "-KILL", "-u", entry.pw_name], capture_output=True)
-                subprocess.run(["userdel", "-r", entry.pw_name], capture_output=True)
+                if rt is not None:
+                    release_account(rt, entry.pw_name[len(self.prefix):])
+                else:  # a test left a config that does not load: the account at least
+                    subprocess.run(["pkill", "-KILL", "-u", entry.pw_name], capture_output=True)
+                    subprocess.run(["userdel", "-r", entry.pw_name], capture_output=True)
         for group in grp.getgrall():  # groups the platform made (e.g. the shared data folder's writers)
             if group.gr_name.startswith(self.prefix):
                 subprocess.run(["groupdel", group.gr_name], capture_output=True)

@@ -78,10 +78,13 @@ def find(objects: list[dict], kind: str, name: str) -> dict:
     raise AssertionError(f"no {kind}/{name} in the output")
 
 
-def hub_pod_environment(objects: list[dict], root: Path) -> tuple[Path, dict[str, str]]:
+def hub_pod_environment(objects: list[dict], root: Path,
+                        secret_files: dict[str, str] | None = None) -> tuple[Path, dict[str, str]]:
     """Lay out the hub pod's /usr/local/etc/jupyterhub under ``root`` from the rendered objects, as the chart
     mounts them (config file, z2jh.py, ConfigMap 'hub' as config/, Secret 'hub' as secret/). Absolute paths
-    that are mount points in the pod (/usr/local/etc/jupyterhub, the /srv/jupyterhub volume) move under root."""
+    that are mount points in the pod (/usr/local/etc/jupyterhub, the /srv/jupyterhub volume, /etc/pangeohub
+    where the operator's pangeohub-hub-files Secret is mounted) move under root; ``secret_files`` ({path in
+    the pod: content}) stand for that Secret's files."""
     etc = root / "usr/local/etc/jupyterhub"
     srv = root / "srv/jupyterhub"
     for sub in ("config", "secret"):
@@ -89,7 +92,13 @@ def hub_pod_environment(objects: list[dict], root: Path) -> tuple[Path, dict[str
     srv.mkdir(parents=True, exist_ok=True)
 
     def relocate(text: str) -> str:
-        return text.replace("/usr/local/etc/jupyterhub", str(etc)).replace("/srv/jupyterhub", str(srv))
+        return text.replace("/usr/local/etc/jupyterhub", str(etc)).replace("/srv/jupyterhub", str(srv)) \
+            .replace("/etc/pangeohub/", f"{root}/etc/pangeohub/")
+
+    for path, content in (secret_files or {}).items():
+        target = Path(relocate(path))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
 
     for name in ("jupyterhub_config.py", "z2jh.py"):
         (etc / name).write_text(relocate((JUPYTERHUB / "files/hub" / name).read_text()))
@@ -106,7 +115,8 @@ def hub_pod_environment(objects: list[dict], root: Path) -> tuple[Path, dict[str
         "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:9"}}],
         "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
         "users": [{"name": "none", "user": {"token": "none"}}]}))
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HELM_RELEASE_NAME": "pangeohub", "POD_NAMESPACE": "pangeohub",
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig),
+           "HELM_RELEASE_NAME": "pangeohub", "POD_NAMESPACE": "pangeohub",
            "HUB_SERVICE_HOST": "10.0.0.2", "HUB_SERVICE_PORT": "8081",
            "PROXY_API_SERVICE_HOST": "10.0.0.3", "PROXY_API_SERVICE_PORT": "8001",
            "PROXY_PUBLIC_SERVICE_HOST": "10.0.0.4", "PROXY_PUBLIC_SERVICE_PORT": "80",
@@ -114,8 +124,8 @@ def hub_pod_environment(objects: list[dict], root: Path) -> tuple[Path, dict[str
     return etc, env
 
 
-def load_hub(objects: list[dict], root: Path, cases: list[dict]) -> dict:
-    etc, env = hub_pod_environment(objects, root)
+def load_hub(objects: list[dict], root: Path, cases: list[dict], secret_files: dict[str, str] | None = None) -> dict:
+    etc, env = hub_pod_environment(objects, root, secret_files)
     proc = subprocess.run([sys.executable, str(Path(__file__).parent / "k8s_load_hub.py"), str(etc),
                            json.dumps(cases)], capture_output=True, text=True, env=env, cwd=root, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

@@ -52,7 +52,8 @@ async def build_pods(spawner_cls, config, app, cases) -> dict:
 
     pods = {}
     for case in cases:
-        user = SimpleNamespace(name=case["user"], id=1, url=f"/user/{case['user']}/", admin=case.get("admin", False),
+        user = SimpleNamespace(name=case["user"], id=1, url=f"/user/{case['user']}/",
+                               admin=case.get("admin", False),
                                groups=[SimpleNamespace(name=g) for g in case.get("groups", [])])
         spawner = spawner_cls(_mock=True, config=config, user=user, parent=app)
         spawner.user_options = {"profile": case["profile"]} if case.get("profile") else {}

@@ -140,6 +140,8 @@ REFUSED = [
     ("limits: {backend: v2}", "limits.backend = 'v2' cannot be carried to Kubernetes: the kubelet enforces"),
     ("catalog: {sample_data: true}", "catalog.sample_data = True cannot be carried"),
     ("gateway: {stop_with_server: true}", "gateway.stop_with_server = True cannot be carried"),
+    ("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org}}}",
+     "hub.domain = 'hub.example.org' cannot be carried to Kubernetes: HTTPS with a certificate"),
 ]
 
 
@@ -168,8 +170,7 @@ def test_all_refusals_are_listed_at_once():
 def test_a_domain_is_refused_until_https_is_mapped():
     from pangeohub.targets.kubernetes.mapping import refusals
 
-    config = parse_config("")
-    object.__setattr__(config.hub, "domain", "hub.example.org")  # the field comes with the HTTPS feature
+    config = parse_config("hub: {domain: hub.example.org, https: {acme: {email: admin@example.org}}}")
     assert any(line.startswith("hub.domain = 'hub.example.org' cannot be carried") and "ingress" in line
                for line in refusals(config))
 
@@ -306,3 +307,43 @@ def test_the_hub_pod_has_the_config_where_the_cli_looks():
     assert in_pod.model_dump(exclude={"state_dir", "install_dir"}) == \
         config.model_dump(exclude={"state_dir", "install_dir"})
     assert hub["config"]["PangeoKubeSpawner"]["settings"] == in_pod.model_dump(mode="json")
+
+
+def test_https_is_refused_until_mapped():
+    from pangeohub.targets.kubernetes.mapping import refusals
+
+    config = parse_config("")
+    if "https" not in type(config.hub).model_fields:
+        pytest.skip("hub.https is not part of the config model in this tree")
+    config = parse_config("hub: {domain: hub.example.org, https: {mode: files, cert_file: /c.pem, key_file: /k.pem}}")
+    assert any(line.startswith("hub.https.mode = 'files' cannot be carried") for line in refusals(config))
+
+
+def test_the_target_answers_for_a_cluster():
+    from pangeohub.targets.kubernetes.target import KubernetesTarget
+
+    target = KubernetesTarget(parse_config("hub: {fast_spawn: true}\nkubernetes: {namespace: lab}"))
+    assert target.problems()[0].startswith("hub.fast_spawn = True cannot be carried")
+    assert target.addresses()["AWS_ENDPOINT_URL_S3"] == "http://pangeohub-objectstore.lab:8333"
+    assert target.addresses()["DASK_GATEWAY__ADDRESS"] == "http://proxy-public.lab/services/dask-gateway"
+    with pytest.raises(PangeoError, match="render kubernetes"):
+        target.services(None)
+
+
+def test_build_images_with_an_engine_that_cannot_build_says_why(tmp_path):
+    # A docker client whose daemon is not running (as on these machines): named fake with docker's own message.
+    fake = tmp_path / "bin" / "docker"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+                    "Is the docker daemon running?' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    env_path = os.environ["PATH"]
+    try:
+        os.environ["PATH"] = str(fake.parent)
+        proc = cli("build-images", "--repo", str(REPO), "--workdir", str(tmp_path / "w"), check=False)
+    finally:
+        os.environ["PATH"] = env_path
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: cannot build images: docker is installed but cannot build here: Cannot "
+                                  "connect to the Docker daemon")
+    assert "--dry-run" in proc.stderr

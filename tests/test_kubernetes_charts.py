@@ -52,8 +52,9 @@ def _templated(tmp_path, text: str):
         (tmp_path / name).write_text(content)
     ns = config.kubernetes.namespace
     hub = template(JUPYTERHUB, config.kubernetes.hub_release, ns, tmp_path / "jupyterhub-values.yaml")
-    gateway = template(DASK_GATEWAY, config.kubernetes.gateway_release, ns, tmp_path / "dask-gateway-values.yaml") \
-        if "dask-gateway-values.yaml" in files else []
+    gateway = []
+    if "dask-gateway-values.yaml" in files:
+        gateway = template(DASK_GATEWAY, config.kubernetes.gateway_release, ns, tmp_path / "dask-gateway-values.yaml")
     ours = [doc for doc in yaml.safe_load_all(files["manifests.yaml"]) if doc]
     return config, hub, gateway, ours
 
@@ -105,6 +106,28 @@ def test_chart_hub_config_runs_with_our_jupyterhub_and_kubespawner(hub_loaded):
     assert hub_loaded["unknown_sections"] == []
     assert {"dask-gateway", "jupyterhub-idle-culler"} <= set(hub_loaded["services"])
     assert {"user", "server"} <= set(hub_loaded["roles"])
+
+
+LOGIN_MODES = {
+    "password": CONFIGS["workshop"],
+    "shared": EVERYTHING,
+    "signup": "auth: {mode: signup, signup: {max_pending: 50}}",
+    "github": "auth: {mode: github, github: {client_id: abc, client_secret_file: /etc/pangeohub/github-secret, "
+              "allowed_organizations: ['pangeo-data:workshop']}, admin_groups: ['pangeo-data:staff']}",
+}
+
+
+@pytest.mark.parametrize("mode", sorted(LOGIN_MODES))
+def test_chart_hub_config_runs_for_every_login_mode(tmp_path, mode):
+    # ldap: the research group above. Each mode's authenticator is made with the loaded config: a wrong type
+    # or an option its class does not have fails here.
+    _, hub, _, _ = _templated(tmp_path, LOGIN_MODES[mode])
+    (tmp_path / "pod").mkdir()
+    files = {"/etc/pangeohub/github-secret": "s3cret\n", "/etc/pangeohub/shared-password": "let-me-in\n"}
+    loaded = load_hub(hub, tmp_path / "pod", [{"id": "default", "user": "carol"}], files)
+    assert [w for w in loaded["warnings"] if not w.startswith("Unclosed client session")] == []
+    assert loaded["unknown_sections"] == []
+    assert "pod" in loaded["pods"]["default"], loaded["pods"]["default"]
 
 
 def _container(hub_loaded, case):
@@ -170,7 +193,8 @@ def test_gateway_config_runs_with_the_kubernetes_backend_and_our_limits(research
     # Per-user limits reach the backend; per-cluster ones upstream's cluster config.
     assert loaded["limits"] == config.gateway.limits.model_dump(mode="json")
     plain = loaded["clusters"]["plain"]["config"]
-    assert plain["cluster_max_workers"] == 20 and plain["worker_cores"] == 2 and plain["worker_memory"] == 4 * 2**30
+    assert plain["cluster_max_workers"] == 20
+    assert plain["worker_cores"] == 2 and plain["worker_memory"] == 4 * 2**30
     assert plain["worker_memory_limit"] == plain["worker_memory"] and plain["namespace"] == "climate"
     assert plain["image"] == "pangeohub-user:0.1.0"  # the notebooks' image
     assert "worker_memory" in loaded["clusters"]["wide"]["error"]
@@ -206,8 +230,16 @@ def _peer_matches(peer: dict, labels: dict) -> bool:
     return _matches(peer.get("podSelector") or {}, labels)
 
 
-def _allowed(policies, pod: dict, peer: dict, direction: str) -> bool:
-    kind, rules_key, peers_key = ("Ingress", "ingress", "from") if direction == "in" else ("Egress", "egress", "to")
+def _port_matches(rule: dict, port: int | None) -> bool:
+    if port is None or not rule.get("ports"):
+        return True
+    # A named port ('http') stands for a container port we do not resolve: count it as a match (see above).
+    return any(p.get("port") == port or isinstance(p.get("port"), str) for p in rule["ports"])
+
+
+def _allowed(policies, pod: dict, peer: dict, direction: str, port: int | None) -> bool:
+    kind, rules_key, peers_key = \
+        ("Ingress", "ingress", "from") if direction == "in" else ("Egress", "egress", "to")
     governing = [p for p in policies if _matches(p["spec"]["podSelector"], pod)
                  and kind in p["spec"].get("policyTypes", ["Ingress"])]
     if not governing:
@@ -215,19 +247,19 @@ def _allowed(policies, pod: dict, peer: dict, direction: str) -> bool:
     for policy in governing:
         for rule in policy["spec"].get(rules_key) or []:
             peers = rule.get(peers_key)
-            if not peers or any(_peer_matches(p, peer) for p in peers):
+            if (not peers or any(_peer_matches(p, peer) for p in peers)) and _port_matches(rule, port):
                 return True
     return False
 
 
-def reachable(policies, source: dict, target: dict) -> bool:
-    return _allowed(policies, source, target, "out") and _allowed(policies, target, source, "in")
+def reachable(policies, source: dict, target: dict, port: int | None = None) -> bool:
+    return _allowed(policies, source, target, "out", port) and _allowed(policies, target, source, "in", port)
 
 
 def test_network_policies_keep_people_apart(research, hub_loaded):
     from dask_gateway_server.backends.kubernetes.controller import KubeController
 
-    _, hub, gateway, ours = research
+    config, hub, gateway, ours = research
     policies = [o for o in hub + gateway + ours if o["kind"] == "NetworkPolicy"]
     alice = hub_loaded["pods"]["standard"]["pod"]["metadata"]["labels"]
     bob = hub_loaded["pods"]["bigmem-member"]["pod"]["metadata"]["labels"]
@@ -235,6 +267,7 @@ def test_network_policies_keep_people_apart(research, hub_loaded):
     hub_pod = find(hub, "Deployment", "hub")["spec"]["template"]["metadata"]["labels"]
     proxy_pod = find(hub, "Deployment", "proxy")["spec"]["template"]["metadata"]["labels"]
     traefik = find(gateway, "Deployment", "traefik-dask-gateway")["spec"]["template"]["metadata"]["labels"]
+    gateway_api = find(gateway, "Deployment", "api-dask-gateway")["spec"]["template"]["metadata"]["labels"]
     # Labels the gateway's controller gives a cluster's pods (its own code, with the rendered instance name).
     controller = KubeController(gateway_instance="dask-gateway")
     scheduler = controller.get_labels("bobs-cluster", "dask-scheduler")
@@ -248,4 +281,10 @@ def test_network_policies_keep_people_apart(research, hub_loaded):
     assert reachable(policies, proxy_pod, alice) and reachable(policies, hub_pod, alice)
     assert reachable(policies, alice, traefik), "notebooks reach their schedulers through the gateway's traefik"
     assert reachable(policies, traefik, scheduler) and reachable(policies, worker, scheduler)
-    assert reachable(policies, alice, store)  # S3, with signed requests
+    ports = config.storage.ports
+    assert reachable(policies, alice, store, config.storage.port)  # S3, with signed requests
+    for port in (ports.master, ports.master_grpc, ports.filer, ports.filer_grpc):
+        assert not reachable(policies, alice, store, port), f"a user pod reaches the store's identities ({port})"
+        assert reachable(policies, hub_pod, store, port)  # the hub makes each person's key
+    assert reachable(policies, gateway_api, hub_pod, 8081)  # the gateway checks tokens with the hub
+    assert reachable(policies, proxy_pod, traefik)  # /services/dask-gateway/ through the hub's proxy

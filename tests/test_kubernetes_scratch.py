@@ -22,36 +22,30 @@ from pangeohub.storage.admin import s3_client
 from pangeohub.storage.hook import scratch_hook
 from pangeohub.storage.identities import Credentials
 from pangeohub.targets.kubernetes.manifests import objectstore as objectstore_manifests
-from pangeohub.targets.kubernetes.objectstore import ADMIN_KEY_ENV, ADMIN_SECRET_ENV, DATA_ENV, KubeRuntime, StoreAddress
+from pangeohub.targets.kubernetes.objectstore import (ADMIN_KEY_ENV, ADMIN_SECRET_ENV, DATA_ENV, KubeRuntime,
+                                                      StoreAddress)
 
 
-def _free_pair() -> int:
-    """A port whose +10000 is free too: `weed shell` finds gRPC ports that way, as in the cluster."""
-    for _ in range(200):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            if port + 10000 > 65535:
-                continue
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 10000))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port pair")
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("k8s-store")
-    master, volume, filer, s3 = (_free_pair() for _ in range(4))
-    config = parse_config(json.dumps({
-        "state_dir": str(root / "hub-state"),
-        "storage": {"port": s3, "ports": {
-            "master": master, "master_grpc": master + 10000, "volume": volume, "volume_grpc": volume + 10000,
-            "filer": filer, "filer_grpc": filer + 10000, "s3_internal": _free_pair(), "s3_grpc": s3 + 10000}},
-    }))
+    # Any ports (gRPC ones included, not port + 10000): the hub reaches the store with each given explicitly.
+    ports = dict(zip(["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_internal",
+                      "s3_grpc"], _free_ports(8)))
+    s3 = _free_ports(1)[0]
+    config = parse_config(json.dumps({"state_dir": str(root / "hub-state"),
+                                      "storage": {"port": s3, "ports": ports}}))
     # The StatefulSet's environment, as rendered; the admin key as `deploy` puts it in the Secret.
     container = objectstore_manifests(config)[0]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
@@ -74,7 +68,9 @@ def store(tmp_path_factory):
                 assert time.monotonic() < deadline, (root / "store.log").read_text()[-3000:]
                 time.sleep(0.5)
         rt = KubeRuntime(config=config)
-        rt.store = StoreAddress(s3=endpoint, host="127.0.0.1", master_port=master, filer_port=filer)
+        rt.store = StoreAddress(s3=endpoint, host="127.0.0.1", master_port=ports["master"],
+                                master_grpc=ports["master_grpc"], filer_port=ports["filer"],
+                                filer_grpc=ports["filer_grpc"])
         yield SimpleNamespace(rt=rt, admin=admin, endpoint=endpoint)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -92,7 +88,8 @@ def _spawner(rt, name):
 
 
 def _put(env, key):
-    client = s3_client(env["AWS_ENDPOINT_URL_S3"], Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]))
+    creds = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    client = s3_client(env["AWS_ENDPOINT_URL_S3"], creds)
     try:
         client.put_object(Bucket="scratch", Key=key, Body=b"x")
         return "ok"

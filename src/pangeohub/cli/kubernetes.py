@@ -104,8 +104,10 @@ def build_images(
     source = images.repository(repo)
     where = workdir or source / "build" / "images"
     found = images.find_engine(engine)
-    if found is None and not dry_run:
-        raise images.no_engine_error(engine)
+    if not dry_run:
+        if found is None:
+            raise images.no_engine_error(engine)
+        images.check_engine(found)
     if push and not cfg.kubernetes.images.registry:
         raise PangeoError("--push needs a registry: kubernetes.images.registry is empty",
                           "set kubernetes.images.registry, e.g. registry.example.org/pangeo")

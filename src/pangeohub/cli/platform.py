@@ -103,6 +103,13 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
             for line in format_status(report["https"]):
                 typer.echo(line)
+        cleaned = report.get("cleaned")
+        if cleaned and (cleaned["released"] or cleaned["problems"]):
+            typer.echo(f"released at the start of {time.ctime(cleaned['at'])} (left by an interrupted run):")
+            for item in cleaned["released"]:
+                typer.echo(f"  {item['kind']} of {item['name']}" + (f" ({item['path']})" if item["path"] else ""))
+            for problem in cleaned["problems"]:
+                typer.echo(f"  could not release: {problem}")
     if not report["healthy"]:
         raise typer.Exit(1)
 
@@ -120,6 +127,8 @@ def collect_status(rt) -> dict:
             "healthy": bool(pid) and svc.probe(),
             "restarts": info.get("restarts", 0),
         }
+    from pangeohub.leftovers import last_report
+
     https = None
     if rt.config.hub.tls_mode != "off":
         from pangeohub.tls.status import certificate_status
@@ -127,6 +136,7 @@ def collect_status(rt) -> dict:
         https = certificate_status(rt)
     return {
         "https": https,
+        "cleaned": last_report(rt),
         "running": pid is not None,
         "supervisor_pid": pid,
         "healthy": pid is not None and all(s["healthy"] for s in services.values()),
@@ -189,8 +199,11 @@ def token(
             lifetime = int(parse_duration(expires_in))
         except ValueError as exc:
             raise PangeoError(f"--expires-in: {exc}", "e.g. --expires-in 1h") from None
+    from pangeohub.hubsync import sync_hub_users
+
     name = user or default_admin(rt)
     api = HubAPI(rt)
+    sync_hub_users(rt, api, names=[name])  # an account of the platform's own: as the store has it
     api.ensure_user(name)
     typer.echo(api.token(name, note=note, expires_in=lifetime))
 

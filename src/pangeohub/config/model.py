@@ -84,8 +84,9 @@ class HubSection(Section):
 
     @model_validator(mode="after")
     def _acme_needs_domain(self) -> "HubSection":
-        if self.tls_mode == "acme" and not self.domain:
-            raise ValueError("https.mode 'acme' needs hub.domain: a CA certifies a name, e.g. domain: hub.example.org")
+        if self.tls_mode != "off" and not self.domain:
+            raise ValueError(f"https.mode '{self.tls_mode}' needs hub.domain: a certificate is for a name, and "
+                             "people's URLs use it, e.g. domain: hub.example.org")
         if self.tls_mode == "acme" and not self.https.acme.email:
             raise ValueError(f"HTTPS for {self.domain} through ACME needs a contact e-mail for the CA account: set "
                              "hub.https.acme.email (e.g. admin@example.org), or choose hub.https.mode 'files' or 'off'")

@@ -52,6 +52,14 @@ class HubService(Service):
     def probe(self) -> bool:
         return http_ok(f"http://127.0.0.1:{self.port}/hub/health")
 
+    def after_ready(self) -> None:
+        """The platform's own accounts are hub users, with their admin flag and groups, from the start; the
+        temporary accounts released before the start leave the hub too (pangeohub.hubsync)."""
+        from pangeohub.hubsync import sync_hub_users
+        from pangeohub.leftovers import forget_hub_users
+
+        sync_hub_users(self.rt, forget=forget_hub_users(self.rt))
+
     def before_stop(self) -> None:
         """Stop every user server: the hub itself leaves them running (so that a hub restart is harmless)."""
         stop_all_servers(self.rt)

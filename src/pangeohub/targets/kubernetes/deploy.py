@@ -66,8 +66,8 @@ def deploy_commands(config: Config, rendered: Path, helm: str, kubectl: str,
             unless=[kubectl, *ns, "get", "secret", names.OBJECTSTORE_SECRET]))
     steps.append(Step([kubectl, *ns, "apply", "--filename", str(rendered / MANIFESTS)]))
     if config.gateway.enabled:
-        steps.append(Step([helm, "upgrade", "--install", k8s.gateway_release, *chart_args(GATEWAY_CHART, charts_dir),
-                           *ns, "--values", str(rendered / GATEWAY_VALUES)]))
+        steps.append(Step([helm, "upgrade", "--install", k8s.gateway_release,
+                           *chart_args(GATEWAY_CHART, charts_dir), *ns, "--values", str(rendered / GATEWAY_VALUES)]))
     return steps
 
 
@@ -76,7 +76,8 @@ def tools() -> tuple[str, str]:
     missing = [name for name, path in (("helm", helm), ("kubectl", kubectl)) if path is None]
     if missing:
         raise PangeoError(
-            f"cannot deploy: {' and '.join(missing)} not found (looked on PATH and in {Path(sys.executable).parent})",
+            f"cannot deploy: {' and '.join(missing)} not found "
+            f"(looked on PATH and in {Path(sys.executable).parent})",
             "install helm 3.x/4.x and kubectl for your cluster's version, or print the commands with --dry-run",
         )
     return helm, kubectl
@@ -111,8 +112,9 @@ def run(steps: list[Step], echo) -> None:
                              else a for a in step.argv))
         proc = subprocess.run(step.argv)
         if proc.returncode != 0:
-            raise PangeoError(f"`{' '.join(step.argv[:4])} ...` failed (exit {proc.returncode}); see its output "
-                              "above", "fix the cause and run `pangeohub deploy kubernetes` again (it is idempotent)")
+            raise PangeoError(
+                f"`{' '.join(step.argv[:4])} ...` failed (exit {proc.returncode}); see its output above",
+                "fix the cause and run `pangeohub deploy kubernetes` again (it is idempotent)")
 
 
 def new_admin_credentials() -> tuple[str, str]:

@@ -84,8 +84,8 @@ class PangeoKubeBackend(KubeBackend):
                 raise limits.scale_refusal(msg["count"], allowed, why, cluster.name)
             if msg.get("op") == "adapt":
                 # Adaptive scaling asks for workers later, through heartbeats: those are clamped too.
-                msg = {**msg, "maximum": min(msg["maximum"] if msg.get("maximum") is not None else allowed, allowed),
-                       "minimum": min(msg.get("minimum") or 0, allowed)}
+                maximum = msg["maximum"] if msg.get("maximum") is not None else allowed
+                msg = {**msg, "maximum": min(maximum, allowed), "minimum": min(msg.get("minimum") or 0, allowed)}
         await super().forward_message_to_scheduler(cluster, msg)
         if msg.get("op") == "scale":
             # Counted now, not at the next heartbeat: another cluster scaled meanwhile must see these workers.

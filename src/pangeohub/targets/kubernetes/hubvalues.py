@@ -98,7 +98,8 @@ def gateway_client_env(config: Config) -> dict[str, str]:
     """What `Gateway()` with no arguments reads, as daskhub sets it (the non-HTTPS branch of its extraConfig)."""
     return {
         "DASK_GATEWAY__ADDRESS": f"http://proxy-public.{config.kubernetes.namespace}{SERVICE_PREFIX}",
-        "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://{names.gateway_traefik(config)}.{config.kubernetes.namespace}:80",
+        "DASK_GATEWAY__PROXY_ADDRESS":
+            f"gateway://{names.gateway_traefik(config)}.{config.kubernetes.namespace}:80",
         "DASK_GATEWAY__PUBLIC_ADDRESS": f"{SERVICE_PREFIX}/",
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
     }

@@ -43,14 +43,16 @@ def when(refused) -> Callable[[object], bool]:
 # Refused when the file sets them to a value the predicate refuses.
 REFUSED: list[tuple[Refusal, Callable[[object], bool]]] = [
     (Refusal("hub.fast_spawn", "each server is a pod of its own, started by the kubelet from the user image: "
-             "there is no process to fork from", "remove it (image pre-pulling shortens pod starts)"), unless(False)),
+             "there is no process to fork from", "remove it (image pre-pulling shortens pod starts)"),
+     unless(False)),
     (Refusal("hub.fast_kernels", "kernels are forked only in servers started by fast spawn",
              "remove it"), unless(False)),
     (Refusal("hub.port", "the public Service (proxy-public) listens on port 80",
              "remove it and put a load balancer or ingress in front of the Service for another port"), unless()),
     (Refusal("users.system_prefix", "there are no Linux accounts: each person's pod runs as uid 1000 (jovyan) "
              "in a pod of its own", "remove it"), unless()),
-    (Refusal("users.home_root", f"every home is mounted at {HOME} in the person's own pod", "remove it"), unless()),
+    (Refusal("users.home_root", f"every home is mounted at {HOME} in the person's own pod", "remove it"),
+     unless()),
     (Refusal("users.shell", "the user image's shell is used", "remove it, or change the user image"), unless()),
     (Refusal("users.extra_groups", "there are no Linux accounts whose groups could be set",
              "remove it; give files group access with the volume's fsGroup instead"), unless()),
@@ -58,7 +60,8 @@ REFUSED: list[tuple[Refusal, Callable[[object], bool]]] = [
              "pangeohub's cgroups", "remove it"), unless()),
     (Refusal("limits.cgroup_name", "the kubelet places every pod in a cgroup of its own", "remove it"), unless()),
     (Refusal("homes.images_dir", "loop-mounted home images become one PersistentVolumeClaim per person "
-             "(singleuser.storage, capacity homes.quota)", "remove it; choose kubernetes.storage_class"), unless()),
+             "(singleuser.storage, capacity homes.quota)", "remove it; choose kubernetes.storage_class"),
+     unless()),
     (Refusal("homes.quota", "every home is a volume of a fixed size on Kubernetes (0 means no quota on one "
              "machine)", "set homes.quota to the size each home volume should have, e.g. 10G"), when(0)),
     (Refusal("shared.data_dir", "the shared data folder is a ReadWriteMany volume in the cluster",
@@ -72,8 +75,12 @@ REFUSED: list[tuple[Refusal, Callable[[object], bool]]] = [
     (Refusal("gateway.forward_env", "scheduler and worker pods get their environment from the gateway's "
              "backend config, not from the notebook server's",
              "remove it; give workers S3 credentials through storage_options in the code that writes"), unless()),
+    (Refusal("hub.https.mode", "the certificate is not mapped to the chart's proxy.https yet",
+             "remove it and terminate TLS in front of the proxy-public Service (an ingress or a load balancer "
+             "with a certificate)"), unless("off")),
     (Refusal("catalog.sample_data", "the sample datasets are generated on one machine by `pangeohub up`",
-             "remove it; publish datasets to a readable bucket (storage.readable_buckets) instead"), unless(False)),
+             "remove it; publish datasets to a readable bucket (storage.readable_buckets) instead"),
+     unless(False)),
 ]
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from pangeohub.config.storage import StorageSection
 from pangeohub.runtime import Runtime
 from pangeohub.storage.identities import Credentials, static_config
-from pangeohub.storage.weed import LOOPBACK, StoreLayout, server_command, setup_commands
+from pangeohub.storage.weed import LOOPBACK, StoreLayout, server_command, setup_commands, shell_command
 
 DATA = Path("/data")  # the StatefulSet's volume
 DATA_ENV = "PANGEOHUB_STORE_DIR"  # elsewhere, e.g. in tests
@@ -54,7 +54,9 @@ class StoreAddress:
     s3: str  # e.g. http://pangeohub-objectstore.pangeohub:8333
     host: str
     master_port: int
+    master_grpc: int
     filer_port: int
+    filer_grpc: int
 
 
 class KubeRuntime(Runtime):
@@ -67,8 +69,12 @@ class KubeRuntime(Runtime):
         return self.store.s3 if self.store else None
 
     def run_weed_shell(self, commands: str, timeout: float = 60) -> str:
-        argv = [str(self.python_bin("weed")), "shell", f"-master={self.store.host}:{self.store.master_port}",
-                f"-filer={self.store.host}:{self.store.filer_port}"]
+        # gRPC ports given explicitly, as on one machine (storage.weed.shell_command): `weed shell` would
+        # otherwise assume port + 10000.
+        store = self.store
+        argv = [str(self.python_bin("weed")), "shell",
+                f"-master={store.host}:{store.master_port}.{store.master_grpc}",
+                f"-filer={store.host}:{store.filer_port}.{store.filer_grpc}"]
         proc = subprocess.run(argv, input=commands, capture_output=True, text=True, timeout=timeout)
         return proc.stdout + proc.stderr
 
@@ -98,9 +104,7 @@ def main() -> int:
         if proc.poll() is not None:
             return proc.returncode or 1
         time.sleep(0.5)
-    shell = [str(weed), "shell", f"-master={LOOPBACK}:{storage.ports.master}",
-             f"-filer={LOOPBACK}:{storage.ports.filer}"]
-    subprocess.run(shell, input=setup_commands(storage), text=True, timeout=120)
+    subprocess.run(shell_command(weed, storage), input=setup_commands(storage), text=True, timeout=120)
     return proc.wait()
 
 

@@ -26,8 +26,10 @@ def kube_runtime(config: Config) -> KubeRuntime:
     rt = KubeRuntime(config=config)
     if config.storage.mode == "embedded":
         host = f"{names.OBJECTSTORE}.{config.kubernetes.namespace}"
+        ports = config.storage.ports
         rt.store = StoreAddress(s3=names.objectstore_endpoint(config), host=host,
-                                master_port=config.storage.ports.master, filer_port=config.storage.ports.filer)
+                                master_port=ports.master, master_grpc=ports.master_grpc,
+                                filer_port=ports.filer, filer_grpc=ports.filer_grpc)
     return rt
 
 
