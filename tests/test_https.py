@@ -11,67 +11,22 @@ import asyncio
 import json
 import re
 import socket
-import ssl
 import stat
+import time
 import uuid
 
-import aiohttp
 import pytest
-from aiohttp.abc import AbstractResolver
 from cryptography import x509
 
 from harness import Platform, free_port, require_root
-from pangeohub.usersim import UserSim, run_sync
-from tls_helpers import LocalCA, Pebble
+from pangeohub.tls.store import TlsPaths, install
+from pangeohub.usersim import SimError, run_sync
+from tls_helpers import HttpsUser, LocalCA, Pebble, https_request, served_certificate
 
 pytestmark = [pytest.mark.platform, pytest.mark.skipif(bool(require_root()), reason=str(require_root()))]
 
 DOMAIN = "hub.pangeo.test"
 ELSEWHERE = "elsewhere.pangeo.test"
-
-
-class Loopback(AbstractResolver):
-    """Resolve every name to 127.0.0.1, as the test DNS does for the hub's name."""
-
-    async def resolve(self, host, port=0, family=socket.AF_INET):
-        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET, "proto": 0,
-                 "flags": socket.AI_NUMERICHOST}]
-
-    async def close(self):
-        pass
-
-
-class HttpsUser(UserSim):
-    """A person whose browser trusts ``cafile`` and finds the hub's name on loopback."""
-
-    def __init__(self, *args, cafile: str, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.ssl = ssl.create_default_context(cafile=cafile)
-
-    async def __aenter__(self):
-        connector = aiohttp.TCPConnector(resolver=Loopback(), ssl=self.ssl)
-        self.session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                             timeout=aiohttp.ClientTimeout(total=self.timeout))
-        return self
-
-
-def served_certificate(port: int, name: str, cafile: str | None = None, source: str = "127.0.0.1"):
-    """The certificate a new TLS connection gets (verified against ``cafile`` when given)."""
-    ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
-    with socket.create_connection(("127.0.0.1", port), source_address=(source, 0), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname=name) as tls:
-            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-
-
-def https_request(port: int, name: str, cafile: str, request: bytes, source: str = "127.0.0.1") -> bytes:
-    ctx = ssl.create_default_context(cafile=cafile)
-    with socket.create_connection(("127.0.0.1", port), source_address=(source, 0), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname=name) as tls:
-            tls.sendall(request)
-            data = b""
-            while chunk := tls.recv(65536):
-                data += chunk
-            return data
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +47,7 @@ def acme_hub(ca: Pebble, domain: str, http_port: int | None = None) -> dict:
     return {"hub": {"domain": domain, "https": {
         "port": free_port(), "http_port": http_port or ca.http_port,
         "acme": {"directory": ca.directory, "email": "ops@pangeo.test", "directory_ca": str(ca.tls_ca.cert_file),
-                 "resolver": ca.resolver}}}}
+                 "resolver": ca.resolver, "check_every": "1s"}}}}
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +77,13 @@ def test_acme_certificate_is_served_with_a_chain_to_the_ca(hub):
     assert status["https"]["expires"] and status["https"]["next_renewal"] and not status["https"]["last_error"]
     text = hub.cli("status").stdout
     assert "expires" in text and "renewal      next" in text
+
+
+def test_workshop_sheets_print_the_https_address(hub, tmp_path):
+    hub.cli("users", "generate", "--count", "1", "--prefix", f"{hub.prefix[:-1]}ws", "--out", str(tmp_path))
+    url = f"https://{DOMAIN}:{hub.https_port}/"
+    sheets = [p.read_text() for p in tmp_path.iterdir()]
+    assert len(sheets) == 2 and all(url in text and "http://" not in text for text in sheets)
 
 
 def test_login_over_https_sets_secure_cookies_and_hsts(hub):
@@ -168,6 +130,32 @@ def test_hub_sees_the_client_address_and_ignores_a_forged_forwarded_for(hub):
     lines = [line for line in hub.rt.paths.log("hub").read_text().splitlines() if probe in line]
     assert lines and all("127.0.0.2" in line for line in lines), lines
     assert not any("203.0.113.9" in line for line in lines)
+
+
+def test_login_throttling_counts_the_real_client_address_over_https(hub):
+    """Guesses from one place lock that place only, whatever forwarding headers they claim: the proxy that
+    terminates TLS tells the hub the address of the connection."""
+    name, password = hub.add_user()
+    limit = hub.rt.config.auth.failed_login_limit
+
+    def attempt(secret, source, headers=None):
+        async def go():
+            async with HttpsUser(f"https://{DOMAIN}:{hub.https_port}", name, password=secret, cafile=hub.roots,
+                                 source_address=source, headers=headers) as user:
+                try:
+                    await user.login()
+                except SimError as exc:
+                    return "refused" if "refused" in str(exc) else str(exc)
+            return "accepted"
+
+        return run_sync(go())
+
+    for step in range(limit):
+        forged = {"X-Real-Ip": f"10.9.8.{step}", "X-Forwarded-For": f"10.7.6.{step}"}
+        assert attempt("not-the-password", "127.0.0.7", forged) == "refused"
+    assert attempt(password, "127.0.0.7", {"X-Forwarded-For": "10.7.6.200"}) == "refused"
+    assert attempt(password, "127.0.0.8") == "accepted"
+    assert f"Login lockout: '{name}' from 127.0.0.7 locked" in hub.rt.paths.log("hub").read_text()
 
 
 def started_user(hub) -> tuple[str, str]:
@@ -240,6 +228,24 @@ async def _kernel_info(ws, username: str) -> str:
     return "closed"
 
 
+def test_the_renewal_timer_replaces_a_certificate_that_is_due(hub, tmp_path):
+    """No operator involved: a certificate near its end (here one that lives an hour and ends in ten minutes)
+    is replaced by the timer, and new connections get the new one."""
+    ca = LocalCA(tmp_path / "ca")
+    cert, key, fake_serial = ca.issue("due", dns=[DOMAIN], lifetime=(-50 * 60, 10 * 60))
+    install(TlsPaths(hub.root / "state" / "tls"), cert.read_bytes(), key.read_bytes())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        report = json.loads(hub.cli("status", "--json").stdout)["https"]
+        if report["serial"] != format(fake_serial, "x"):
+            break
+        time.sleep(1)
+    assert report["serial"] != format(fake_serial, "x"), hub.rt.paths.log("tls").read_text()[-2000:]
+    served = served_certificate(hub.https_port, DOMAIN, cafile=hub.roots)  # pebble's again, verified
+    assert format(served.serial_number, "x") == report["serial"] and not report["last_error"]
+    assert "renewed: serial" in hub.rt.paths.log("tls").read_text()
+
+
 def test_a_domain_that_resolves_elsewhere_is_refused_before_the_ca_is_asked(acme):
     ca, _ = acme
     platform = Platform(extra=acme_hub(ca, ELSEWHERE, free_port()))
@@ -260,6 +266,25 @@ def test_a_domain_that_resolves_elsewhere_is_refused_before_the_ca_is_asked(acme
         platform.close()
 
 
+def test_a_ca_refusal_is_reported_in_its_own_words_and_nothing_untrusted_is_served(acme):
+    """Checks pass here, but the CA's validation fails (it looks for the challenge on a port where this
+    platform does not answer): `up` stops with what the CA said, and no certificate of any kind is served."""
+    ca, _ = acme
+    ca.add_a("refused.pangeo.test", "127.0.0.1")
+    platform = Platform(extra=acme_hub(ca, "refused.pangeo.test", free_port()))
+    try:
+        proc = platform.cli("up", "--detach", check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert f"the CA at {ca.directory} refused a certificate for refused.pangeo.test: " in proc.stderr
+        assert "urn:ietf:params:acme:error" in proc.stderr
+        assert not (platform.root / "state" / "tls" / "live" / "cert.pem").exists()
+        with pytest.raises(ConnectionRefusedError):
+            served_certificate(platform.config_data["hub"]["https"]["port"], "refused.pangeo.test")
+        assert "LAST ERROR" in platform.cli("certs", "status").stdout
+    finally:
+        platform.close()
+
+
 def test_a_domain_that_does_not_resolve_is_refused(acme):
     ca, _ = acme
     platform = Platform(extra=acme_hub(ca, "nowhere.pangeo.test", free_port()))
@@ -268,53 +293,5 @@ def test_a_domain_that_does_not_resolve_is_refused(acme):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert f"hub.domain nowhere.pangeo.test does not resolve (asked {ca.resolver})" in proc.stderr
         assert "create a DNS A record nowhere.pangeo.test" in proc.stderr
-    finally:
-        platform.close()
-
-
-# -- own certificate files ---------------------------------------------------------------------------------
-def files_hub(cert, key) -> dict:
-    return {"hub": {"domain": "own.pangeo.test", "https": {"mode": "files", "cert_file": str(cert), "key_file": str(key),
-                                                         "port": free_port(), "http_port": free_port()}}}
-
-
-def test_own_certificate_files_are_served_and_reloaded_without_restart(tmp_path):
-    ca = LocalCA(tmp_path / "ca")
-    cert, key, serial = ca.issue("own", dns=["own.pangeo.test"])
-    platform = Platform(extra=files_hub(cert, key))
-    try:
-        platform.up()
-        port = platform.config_data["hub"]["https"]["port"]
-        assert served_certificate(port, "own.pangeo.test", cafile=str(ca.cert_file)).serial_number == serial
-        proxy_pid = json.loads(platform.cli("status", "--json").stdout)["services"]["proxy"]["pid"]
-        _, _, renewed = ca.issue("own", dns=["own.pangeo.test"])  # the operator replaces the files
-        platform.cli("certs", "renew")
-        assert served_certificate(port, "own.pangeo.test", cafile=str(ca.cert_file)).serial_number == renewed
-        assert json.loads(platform.cli("status", "--json").stdout)["services"]["proxy"]["pid"] == proxy_pid
-    finally:
-        platform.close()
-
-
-def test_missing_certificate_file_is_a_clear_error(tmp_path):
-    ca = LocalCA(tmp_path / "ca")
-    _, key, _ = ca.issue("own", dns=["own.pangeo.test"])
-    platform = Platform(extra=files_hub(tmp_path / "nope.pem", key))
-    try:
-        proc = platform.cli("up", "--detach", check=False)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr
-        assert f"hub.https.cert_file {tmp_path / 'nope.pem'}: cannot read the certificate" in proc.stderr
-    finally:
-        platform.close()
-
-
-def test_key_that_does_not_match_the_certificate_is_a_clear_error(tmp_path):
-    ca = LocalCA(tmp_path / "ca")
-    cert, _, _ = ca.issue("one", dns=["own.pangeo.test"])
-    _, other_key, _ = ca.issue("two", dns=["own.pangeo.test"])
-    platform = Platform(extra=files_hub(cert, other_key))
-    try:
-        proc = platform.cli("up", "--detach", check=False)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr
-        assert f"the key {other_key} does not belong to the certificate {cert}" in proc.stderr
     finally:
         platform.close()

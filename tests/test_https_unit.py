@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -75,10 +74,13 @@ def test_failures_back_off_doubling_up_to_a_day():
     config = parse_config("hub:\n  domain: hub.example.org\n  https:\n    acme:\n      email: a@example.org\n")
     assert [backoff(config, n) for n in (1, 2, 3)] == [3600, 7200, 14400]
     assert backoff(config, 30) == 86400
-    cert = CertInfo("", ["hub.example.org"], "", "1", 0, 1_000_000_000.0)
+    cert = CertInfo("", ["hub.example.org"], "", "1", 1_000_000_000.0 - 90 * 86400, 1_000_000_000.0)
     due = 1_000_000_000.0 - 30 * 86400
     assert next_renewal(config, cert, RenewalRecord()) == due
     assert next_renewal(config, cert, RenewalRecord(next_attempt=due + 60)) == due + 60
+    # A certificate living 6 days is renewed 2 days before it ends, not every check (renew_before is 30 days).
+    short = CertInfo("", ["hub.example.org"], "", "1", 1_000_000_000.0 - 6 * 86400, 1_000_000_000.0)
+    assert next_renewal(config, short, RenewalRecord()) == 1_000_000_000.0 - 2 * 86400
 
 
 def test_auto_domain_is_made_from_the_public_address():

@@ -14,12 +14,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+import aiohttp
+from aiohttp.abc import AbstractResolver
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from harness import free_port
+from pangeohub.usersim import UserSim
 
 
 class LocalCA:
@@ -40,8 +43,9 @@ class LocalCA:
         self.cert_file = self.dir / "ca.pem"
         self.cert_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, stem: str, dns: list[str] = (), ips: list[str] = ()) -> tuple[Path, Path, int]:
-        """(chain file, key file, serial) of a new server certificate."""
+    def issue(self, stem: str, dns: list[str] = (), ips: list[str] = (),
+              lifetime: tuple[int, int] = (-300, 10 * 86400)) -> tuple[Path, Path, int]:
+        """(chain file, key file, serial) of a new server certificate, valid from/until now + ``lifetime`` s."""
         import ipaddress
 
         key = ec.generate_private_key(ec.SECP256R1())
@@ -51,7 +55,8 @@ class LocalCA:
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, (list(dns) + list(ips))[0])]))
                 .issuer_name(self.cert.subject).public_key(key.public_key()).serial_number(serial)
-                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=10))
+                .not_valid_before(now + datetime.timedelta(seconds=lifetime[0]))
+                .not_valid_after(now + datetime.timedelta(seconds=lifetime[1]))
                 .add_extension(x509.SubjectAlternativeName(names), critical=False)
                 .sign(self.key, hashes.SHA256()))
         chain, keyfile = self.dir / f"{stem}.pem", self.dir / f"{stem}.key"
@@ -145,3 +150,48 @@ class Pebble:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class Loopback(AbstractResolver):
+    """Resolve every name to 127.0.0.1, as the test DNS does for the hub's name."""
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET, "proto": 0,
+                 "flags": socket.AI_NUMERICHOST}]
+
+    async def close(self):
+        pass
+
+
+class HttpsUser(UserSim):
+    """A person whose browser trusts ``cafile`` and finds the hub's name on loopback."""
+
+    def __init__(self, *args, cafile: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ssl = ssl.create_default_context(cafile=cafile)
+
+    async def __aenter__(self):
+        local = (self.source_address, 0) if self.source_address else None
+        connector = aiohttp.TCPConnector(resolver=Loopback(), ssl=self.ssl, local_addr=local)
+        self.session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                             timeout=aiohttp.ClientTimeout(total=self.timeout), headers=self.headers)
+        return self
+
+
+def served_certificate(port: int, name: str, cafile: str | None = None, source: str = "127.0.0.1"):
+    """The certificate a new TLS connection gets (verified against ``cafile`` when given)."""
+    ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
+    with socket.create_connection(("127.0.0.1", port), source_address=(source, 0), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def https_request(port: int, name: str, cafile: str, request: bytes, source: str = "127.0.0.1") -> bytes:
+    ctx = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection(("127.0.0.1", port), source_address=(source, 0), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as tls:
+            tls.sendall(request)
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+            return data

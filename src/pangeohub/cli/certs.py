@@ -13,8 +13,6 @@ from pangeohub.errors import PangeoError
 
 app = typer.Typer(help="The hub's HTTPS certificate: status, renewal.", no_args_is_help=True)
 
-TIMER_EVERY = 300.0  # seconds between renewal checks; a check is a file read unless a request is due
-
 
 def _require_https(rt) -> None:
     if rt.config.hub.tls_mode == "off":
@@ -78,5 +76,5 @@ def serve() -> None:
                 print(f"renewed: serial {info.serial}, valid until {time.ctime(info.not_after)}", flush=True)
         except PangeoError as exc:  # recorded with its back-off; status shows it
             print(f"renewal failed: {exc.what}", flush=True)
-        time.sleep(TIMER_EVERY)
+        time.sleep(rt.config.hub.https.acme.check_every)
     threading.Event().wait()

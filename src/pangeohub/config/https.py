@@ -44,7 +44,12 @@ class AcmeSection(Section):
         "CA will see.",
     )
     renew_before: Duration = Field(
-        "30d", description="Renew a certificate this long before it expires (Let's Encrypt's last 30 of 90 days)."
+        "30d", description="Renew a certificate this long before it expires (Let's Encrypt's last 30 of 90 days); "
+        "at most a third of the certificate's lifetime."
+    )
+    check_every: Duration = Field(
+        "5m", description="How often the renewal timer looks whether the certificate is due (a file read; the CA "
+        "is asked only when due)."
     )
     retry_after: Duration = Field(
         "1h",
@@ -62,6 +67,13 @@ class AcmeSection(Section):
         if not value.startswith("https://"):
             raise ValueError("must be an https:// URL, e.g. " + LETS_ENCRYPT)
         return value
+
+    @model_validator(mode="after")
+    def _staging_is_lets_encrypt(self) -> "AcmeSection":
+        if self.staging and self.directory != LETS_ENCRYPT:
+            raise ValueError(f"staging selects Let's Encrypt's staging directory, but directory is {self.directory}: "
+                             "give your CA's staging directory URL as directory instead, and drop staging")
+        return self
 
     @field_validator("email")
     @classmethod

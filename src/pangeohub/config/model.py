@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth
+from pangeohub.config.backup import BackupSection
 from pangeohub.config.base import LINUX_NAME_MAX, LINUX_NAME_RE, Port, Section, check_port  # noqa: F401
 from pangeohub.config.gateway import GatewaySection
 from pangeohub.config.https import HttpsSection, check_domain
@@ -83,8 +84,9 @@ class HubSection(Section):
 
     @model_validator(mode="after")
     def _acme_needs_domain(self) -> "HubSection":
-        if self.tls_mode == "acme" and not self.domain:
-            raise ValueError("https.mode 'acme' needs hub.domain: a CA certifies a name, e.g. domain: hub.example.org")
+        if self.tls_mode != "off" and not self.domain:
+            raise ValueError(f"https.mode '{self.tls_mode}' needs hub.domain: a certificate is for a name, and "
+                             "people's URLs use it, e.g. domain: hub.example.org")
         if self.tls_mode == "acme" and not self.https.acme.email:
             raise ValueError(f"HTTPS for {self.domain} through ACME needs a contact e-mail for the CA account: set "
                              "hub.https.acme.email (e.g. admin@example.org), or choose hub.https.mode 'files' or 'off'")
@@ -220,6 +222,7 @@ class Config(Section):
     storage: StorageSection = Field(default_factory=StorageSection)
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
+    backup: BackupSection = Field(default_factory=BackupSection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod

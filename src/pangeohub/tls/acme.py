@@ -45,7 +45,8 @@ def obtain(config, name: str, paths: TlsPaths) -> tuple[bytes, bytes]:
     if proc.returncode:
         raise PangeoError(f"the CA at {acme.effective_directory} refused a certificate for {name}: "
                           f"{_reason(proc.stdout + proc.stderr)}",
-                          "see `pangeohub logs tls`; the next attempt backs off (or try now: pangeohub certs renew --force)")
+                          f"fix what the CA reports (it must reach {name} on port 80 from the internet); the next "
+                          "attempt backs off (or try now: pangeohub certs renew --force)")
     cert, key = paths.lego / "certificates" / f"{name}.crt", paths.lego / "certificates" / f"{name}.key"
     for path in (cert, key):
         os.chmod(path, 0o600)

@@ -27,11 +27,17 @@ def backoff(config, failures: int) -> float:
 
 def next_renewal(config, info: CertInfo | None, record: RenewalRecord) -> float:
     """When the next attempt may happen: when the certificate is due, but not before the back-off ends."""
-    due = 0.0 if info is None else info.not_after - config.hub.https.acme.renew_before
+    if info is None:
+        due = 0.0
+    else:
+        # Never more than a third of the lifetime before expiry: a renew_before longer than a short-lived
+        # certificate's whole life would make every check renew again, hammering the CA.
+        lifetime = info.not_after - info.not_before
+        due = info.not_after - min(config.hub.https.acme.renew_before, lifetime / 3)
     return max(due, record.next_attempt)
 
 
-def usable(config, info: CertInfo | None, name: str) -> bool:
+def usable(info: CertInfo | None, name: str) -> bool:
     return info is not None and name in info.names and info.not_after > time.time()
 
 
@@ -128,7 +134,7 @@ def ensure_certificate(rt) -> CertInfo | None:
     if mode == "files":
         return install_files(rt)
     info = read_installed(tls_paths(rt))
-    if usable(config, info, domain(config)):
+    if usable(info, domain(config)):
         return info
     from pangeohub.supervisor import supervisor_pid
 

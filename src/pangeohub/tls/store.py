@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -147,10 +145,3 @@ class RenewalRecord:
         paths.ensure()
         write_private(paths.record, json.dumps(asdict(self), indent=2) + "\n")
 
-
-def now() -> float:
-    return time.time()
-
-
-def private_mode_ok(path: Path) -> bool:
-    return (os.stat(path).st_mode & 0o077) == 0
