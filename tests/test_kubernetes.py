@@ -150,6 +150,10 @@ REFUSED = [
     ("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org, resolver: 1.1.1.1}}}",
      "hub.https.acme.resolver = '1.1.1.1' cannot be carried to Kubernetes: the chart's autohttps pod (traefik) "
      "runs its own ACME client"),
+    ("users: {umask: '022'}", "users.umask = '022' cannot be carried to Kubernetes: each person's pod"),
+    ("backup: {schedule: 1d}", "backup.schedule = "),
+    ("profiles: [{name: small, cpus: 1, memory: 2G, processes: 2048}]",
+     "profiles.0.processes = 2048 cannot be carried to Kubernetes: the kubelet limits every pod's processes"),
 ]
 
 

@@ -59,6 +59,8 @@ REFUSED: list[tuple[Refusal, Callable[[object], bool]]] = [
     (Refusal("users.shell", "the user image's shell is used", "remove it, or change the user image"), unless()),
     (Refusal("users.extra_groups", "there are no Linux accounts whose groups could be set",
              "remove it; give files group access with the volume's fsGroup instead"), unless()),
+    (Refusal("users.umask", "each person's pod is theirs alone (uid 1000 in its own filesystem namespace); "
+             "the user image's umask applies", "remove it, or change the user image"), unless()),
     (Refusal("limits.backend", "the kubelet enforces each profile's CPUs and memory (container limits), not "
              "pangeohub's cgroups", "remove it"), unless()),
     (Refusal("limits.cgroup_name", "the kubelet places every pod in a cgroup of its own", "remove it"), unless()),
@@ -87,6 +89,10 @@ REFUSED: list[tuple[Refusal, Callable[[object], bool]]] = [
              "(hub.https.mode: files)"), unless()),
     *[(Refusal(f"hub.https.acme.{name}", ACME_SCHEDULE, "remove it"), unless())
       for name in ("resolver", "renew_before", "check_every", "retry_after")],
+    *[(Refusal(f"backup.{name}", "`pangeohub backup` copies one machine's state dir, homes and object store; "
+               "on Kubernetes the hub database and homes are PersistentVolumes",
+               "remove it; snapshot the volumes with your cluster's VolumeSnapshot class or Velero"), unless())
+      for name in ("destination", "schedule", "keep", "scratch")],
     (Refusal("catalog.sample_data", "the sample datasets are generated on one machine by `pangeohub up`",
              "remove it; publish datasets to a readable bucket (storage.readable_buckets) instead"),
      unless(False)),
@@ -113,6 +119,13 @@ def refusals(config: Config) -> list[str]:
         given, value = _explicit(config, refusal.field)
         if given and refused(value) and value not in ([], ""):
             lines.append(refusal.line(value))
+    # A pod's process limit is the kubelet's (podPidsLimit), one value for every pod of the node.
+    for index, profile in enumerate(config.profiles):
+        if "processes" in profile.model_fields_set:
+            lines.append(Refusal(f"profiles.{index}.processes", "the kubelet limits every pod's processes alike "
+                                 "(its podPidsLimit setting), not per profile",
+                                 "remove it; set podPidsLimit in the kubelet configuration of the nodes")
+                         .line(profile.processes))
     # 'auto' names the hub after its public address: on a cluster that is the load balancer's, known only once
     # the Service exists, so render (pure, offline) can derive it only from hub.https.public_address.
     if config.hub.domain == "auto" and not config.hub.https.public_address:
