@@ -228,3 +228,42 @@ def test_bad_inputs(dest, tmp_path):
         assert not hub.rt.paths.accounts_db.exists()  # a failed restore leaves no half-made platform
     finally:
         hub.close()
+
+
+def test_schedule_backs_up_every_period_and_keeps_the_newest(tmp_path):
+    """The supervisor's job (`backup schedule`) with a real restic repository and a clock that runs fast."""
+    from types import SimpleNamespace
+
+    from pangeohub.config import parse_config
+    from pangeohub.ops.restic import HOST, TAG, Repository
+    from pangeohub.ops.schedule import run_schedule
+
+    password = tmp_path / "password"
+    password.write_text("schedule-test\n")
+    repo = Repository(location=tmp_path / "repo", password_file=password, cache_dir=tmp_path / "cache")
+    repo.init()
+    data = tmp_path / "data"
+    data.mkdir()
+    now, taken = [time.time()], []
+
+    class Done(Exception):
+        pass
+
+    def backup():
+        if len(taken) == 4:
+            raise Done
+        (data / "f.txt").write_text(f"version {len(taken)}")
+        summary = repo.stream("backup", "--host", HOST, "--tag", TAG, str(data), what="test",
+                              on_message=lambda message: None)
+        taken.append((now[0], summary["snapshot_id"]))
+        return {"snapshot": summary["snapshot_id"], "seconds": 0.0}
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    rt = SimpleNamespace(config=parse_config("backup: {schedule: 10m, keep: 2}"))
+    with pytest.raises(Done):
+        run_schedule(rt, backup, lambda: repo, echo=lambda line: None, sleep=sleep, clock=lambda: now[0])
+    assert [round(b[0] - a[0]) for a, b in zip(taken, taken[1:])] == [600, 600, 600]
+    kept = sorted(s.short_id for s in repo.snapshots())
+    assert kept == sorted(snapshot for _, snapshot in taken[-2:])

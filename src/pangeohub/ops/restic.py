@@ -79,8 +79,9 @@ class Repository:
         if "wrong password" in reason:
             return PangeoError(f"{what}: the password in {self.password_file} does not open the backup repository "
                                f"{self.location}",
-                               "give the password file that belongs to this repository with --password-file "
-                               "(a copy of <state_dir>/secrets/backup_password from the machine that made it)")
+                               "to read it, give the password file that belongs to it with --password-file (a copy "
+                               "of <state_dir>/secrets/backup_password from the machine that made it); to back up, "
+                               "choose a repository this platform made or an empty directory")
         if "unable to open config file" in reason or "Is there a repository" in stderr:
             return PangeoError(f"{what}: {self.location} is not a pangeohub backup (no restic repository there)",
                                "give the directory `pangeohub backup --to` wrote to, e.g. --from /var/backups/pangeohub")

@@ -69,6 +69,17 @@ def restore_all(rt, repo: Repository, snapshot_id: str | None, step: Callable[[s
         manifest, old_state = _manifest(tmp, snapshot)
         trees = {label: tmp / path.lstrip("/") for label, path in manifest["trees"].items()}
 
+        people = manifest["people"]
+        step(f"making {len(people)} accounts")
+        from pangeohub.sysusers import ensure_account
+
+        for name in sorted(people):
+            ensure_account(name, rt.config.users)
+        # Owners are changed in the restored copy, before anything joins files already here: a file this machine
+        # made (a home's skeleton) may carry a number that was someone else's uid in the backup.
+        uids, gids = id_maps(people, rt.config.users)
+        remap_ownership(tmp, uids, gids)
+
         step("putting the state dir back")
         state = rt.paths.root
         state.mkdir(parents=True, exist_ok=True)
@@ -88,20 +99,11 @@ def restore_all(rt, repo: Repository, snapshot_id: str | None, step: Callable[[s
         rt.paths.ensure()
         _shared_trees(rt, trees)
 
-        people = manifest["people"]
-        step(f"making {len(people)} accounts and putting their homes back")
+        step("putting the homes back")
         for name in sorted(people):
-            entry = ready_home(rt, name)
-            copy_tree(trees.get(f"home:{name}", tmp / "-"), Path(entry.pw_dir))
-        uids, gids = id_maps(people, rt.config.users)
-        for name in people:
             home = Path(ready_home(rt, name).pw_dir)
-            remap_ownership(home, uids, gids)
+            copy_tree(trees.get(f"home:{name}", tmp / "-"), home)
             home.chmod(0o700)
-        from pangeohub.resources.shared import data_dir, scratch_dir
-
-        for shared in (data_dir(rt.config), scratch_dir(rt.config)):
-            remap_ownership(shared, uids, gids)
 
         objects = 0
         if rt.config.storage.mode == "embedded" and stage.objects.is_dir():
@@ -170,10 +172,10 @@ def restore_user(rt, repo: Repository, snapshot_id: str | None, name: str, step:
         step(f"putting {name}'s home back")
         entry = ready_home(rt, name)
         home = Path(entry.pw_dir)
+        uids, gids = id_maps(people, rt.config.users)
+        remap_ownership(tmp, uids, gids)  # in the restored copy only (see restore_all)
         empty_dir(home)
         copy_tree(tmp / old_home.lstrip("/"), home)
-        uids, gids = id_maps(people, rt.config.users)
-        remap_ownership(home, uids, gids)
         home.chmod(0o700)
 
         objects = 0

@@ -6,6 +6,7 @@ down at the due time backs up soon after it comes back, and restarting it does n
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 from typing import Callable
@@ -21,12 +22,14 @@ def _last(repo) -> float:
     snapshots = repo.snapshots()
     if not snapshots:
         return 0.0
-    newest = max(s.time for s in snapshots)
-    return datetime.fromisoformat(newest[:26].rstrip("Z") + "+00:00").timestamp()
+    # restic writes nanoseconds and 'Z' or an offset; Python reads microseconds.
+    newest = max(datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", s.time).replace("Z", "+00:00"))
+                 for s in snapshots)
+    return newest.timestamp()
 
 
 def run_schedule(rt, backup: Callable[[], dict], repository: Callable[[], object], echo=print,
-                 sleep=time.sleep) -> None:
+                 sleep=time.sleep, clock=time.time) -> None:
     every = rt.config.backup.schedule
     try:
         due = _last(repository()) + every
@@ -34,7 +37,7 @@ def run_schedule(rt, backup: Callable[[], dict], repository: Callable[[], object
         echo(f"backup schedule: {exc}")
         due = 0.0
     while True:
-        wait = due - time.time()
+        wait = due - clock()
         if wait > 0:
             sleep(min(wait, 60.0))
             continue
@@ -42,7 +45,7 @@ def run_schedule(rt, backup: Callable[[], dict], repository: Callable[[], object
             summary = backup()
             echo(f"scheduled backup: snapshot {summary['snapshot']} in {summary['seconds']:.1f}s")
             repository().forget(rt.config.backup.keep)
-            due = time.time() + every
+            due = clock() + every
         except PangeoError as exc:
             echo(f"scheduled backup failed: {exc}")
-            due = time.time() + min(every, RETRY)
+            due = clock() + min(every, RETRY)
