@@ -24,7 +24,7 @@ from pangeohub.targets.kubernetes.render import render
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "config"
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-EXAMPLES = ["kubernetes-workshop", "kubernetes-research-ldap"]
+EXAMPLES = ["kubernetes-workshop", "kubernetes-research-ldap", "kubernetes-https"]
 
 
 def _config(name: str):
@@ -140,8 +140,16 @@ REFUSED = [
     ("limits: {backend: v2}", "limits.backend = 'v2' cannot be carried to Kubernetes: the kubelet enforces"),
     ("catalog: {sample_data: true}", "catalog.sample_data = True cannot be carried"),
     ("gateway: {stop_with_server: true}", "gateway.stop_with_server = True cannot be carried"),
-    ("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org}}}",
-     "hub.domain = 'hub.example.org' cannot be carried to Kubernetes: HTTPS with a certificate"),
+    ("hub: {domain: auto, https: {acme: {email: ops@example.org}}}",
+     "hub.domain = 'auto' cannot be carried to Kubernetes: 'auto' makes pangeo.<address>.sslip.io from the public "
+     "address, and on a cluster that is the load balancer's, unknown when rendering; reserve a static address"),
+    ("hub: {domain: hub.example.org, https: {port: 8443, acme: {email: ops@example.org}}}",
+     "hub.https.port = 8443 cannot be carried to Kubernetes: the proxy-public Service serves HTTPS on port 443"),
+    ("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org, directory_ca: /ca.pem}}}",
+     "hub.https.acme.directory_ca = PosixPath('/ca.pem') cannot be carried to Kubernetes: the chart's traefik"),
+    ("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org, resolver: 1.1.1.1}}}",
+     "hub.https.acme.resolver = '1.1.1.1' cannot be carried to Kubernetes: the chart's autohttps pod (traefik) "
+     "runs its own ACME client"),
 ]
 
 
@@ -167,12 +175,66 @@ def test_all_refusals_are_listed_at_once():
     assert str(caught.value).count("cannot be carried") == 2
 
 
-def test_a_domain_is_refused_until_https_is_mapped():
-    from pangeohub.targets.kubernetes.mapping import refusals
+def _https(text: str) -> tuple[dict, dict]:
+    files = render(parse_config(text))
+    values = yaml.safe_load(files["jupyterhub-values.yaml"])
+    return values["proxy"], values
 
-    config = parse_config("hub: {domain: hub.example.org, https: {acme: {email: admin@example.org}}}")
-    assert any(line.startswith("hub.domain = 'hub.example.org' cannot be carried") and "ingress" in line
-               for line in refusals(config))
+
+def test_acme_becomes_the_charts_letsencrypt_with_the_chosen_ca():
+    proxy, values = _https("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org}}}")
+    assert proxy["https"] == {"enabled": True, "hosts": ["hub.example.org"], "type": "letsencrypt",
+                              "letsencrypt": {"contactEmail": "ops@example.org",
+                                              "acmeServer": "https://acme-v02.api.letsencrypt.org/directory"}}
+    assert proxy["traefik"] == {"hsts": {"maxAge": 365 * 86400}}
+    staging, _ = _https("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org, staging: true}}}")
+    assert staging["https"]["letsencrypt"]["acmeServer"] == "https://acme-staging-v02.api.letsencrypt.org/directory"
+    other, _ = _https("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org, "
+                      "directory: 'https://acme.example.net/dir'}}}")
+    assert other["https"]["letsencrypt"]["acmeServer"] == "https://acme.example.net/dir"
+
+
+def test_own_certificate_files_become_a_tls_secret_and_never_enter_the_rendered_files(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIcert\n")
+    key.write_text("-----BEGIN PRIVATE KEY-----\nMIIkey\n")
+    text = f"hub: {{domain: hub.example.org, https: {{mode: files, cert_file: {cert}, key_file: {key}}}}}"
+    proxy, _ = _https(text)
+    assert proxy["https"] == {"enabled": True, "hosts": ["hub.example.org"], "type": "secret",
+                              "secret": {"name": "pangeohub-https", "crt": "tls.crt", "key": "tls.key"}}
+    assert "traefik" not in proxy  # no autohttps pod: the proxy itself serves the certificate
+    assert not any("MIIkey" in t or "MIIcert" in t for t in render(parse_config(text)).values())
+    # `deploy` makes the Secret from the files once the release made the namespace, only when it is missing.
+    steps = [s.shown() for s in deploy_commands(parse_config(text), Path("/r"), "helm", "kubectl")]
+    assert steps[2] == ("kubectl --namespace pangeohub get secret pangeohub-https || kubectl --namespace "
+                        f"pangeohub create secret tls pangeohub-https --cert={cert} --key={key}")
+
+
+def test_with_https_every_url_people_get_is_https_on_the_domain():
+    _, values = _https("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org}}}")
+    env = values["singleuser"]["extraEnv"]
+    assert env["DASK_GATEWAY__PUBLIC_ADDRESS"] == "https://hub.example.org/services/dask-gateway/"
+    # Servers reach the gateway inside the cluster: proxy-public's port 80 only redirects to the domain.
+    assert env["DASK_GATEWAY__ADDRESS"] == "http://traefik-dask-gateway.pangeohub/services/dask-gateway"
+    hub = values["hub"]["config"]["JupyterHub"]
+    assert hub["public_url"] == "https://hub.example.org/"
+    assert hub["tornado_settings"] == {"slow_spawn_timeout": 0,
+                                       "headers": {"Strict-Transport-Security": "max-age=31536000"}}
+
+
+def test_auto_domain_is_derived_from_a_given_public_address():
+    proxy, values = _https("hub: {domain: auto, https: {public_address: 203.0.113.7, "
+                           "acme: {email: ops@example.org}}}")
+    assert proxy["https"]["hosts"] == ["pangeo.203-0-113-7.sslip.io"]
+    assert values["hub"]["config"]["JupyterHub"]["public_url"] == "https://pangeo.203-0-113-7.sslip.io/"
+
+
+def test_https_off_keeps_plain_http_and_daskhubs_addresses():
+    proxy, values = _https("hub: {domain: hub.example.org, https: {mode: 'off'}}")
+    assert "https" not in proxy and "public_url" not in values["hub"]["config"]["JupyterHub"]
+    env = values["singleuser"]["extraEnv"]
+    assert env["DASK_GATEWAY__ADDRESS"] == "http://proxy-public.pangeohub/services/dask-gateway"
+    assert env["DASK_GATEWAY__PUBLIC_ADDRESS"] == "http://hub.example.org/services/dask-gateway/"
 
 
 # -- images ----------------------------------------------------------------------------------------------
@@ -307,16 +369,6 @@ def test_the_hub_pod_has_the_config_where_the_cli_looks():
     assert in_pod.model_dump(exclude={"state_dir", "install_dir"}) == \
         config.model_dump(exclude={"state_dir", "install_dir"})
     assert hub["config"]["PangeoKubeSpawner"]["settings"] == in_pod.model_dump(mode="json")
-
-
-def test_https_is_refused_until_mapped():
-    from pangeohub.targets.kubernetes.mapping import refusals
-
-    config = parse_config("")
-    if "https" not in type(config.hub).model_fields:
-        pytest.skip("hub.https is not part of the config model in this tree")
-    config = parse_config("hub: {domain: hub.example.org, https: {mode: files, cert_file: /c.pem, key_file: /k.pem}}")
-    assert any(line.startswith("hub.https.mode = 'files' cannot be carried") for line in refusals(config))
 
 
 def test_the_target_answers_for_a_cluster():

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth
+from pangeohub.config.backup import BackupSection
 from pangeohub.config.base import LINUX_NAME_MAX, LINUX_NAME_RE, Port, Section, check_port  # noqa: F401
 from pangeohub.config.gateway import GatewaySection
 from pangeohub.config.https import HttpsSection, check_domain
@@ -221,6 +222,7 @@ class Config(Section):
     storage: StorageSection = Field(default_factory=StorageSection)
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
+    backup: BackupSection = Field(default_factory=BackupSection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod
