@@ -341,14 +341,8 @@ def test_deploy_without_a_reachable_cluster_says_so(tmp_path):
 
     if find_tool("kubectl") is None or find_tool("helm") is None:
         pytest.skip("kubectl is not installed here: the unreachable-cluster message needs it")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "lab",
-        "clusters": [{"name": "lab", "cluster": {"server": "https://127.0.0.1:9"}}],
-        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "lab"}}],
-        "users": [{"name": "lab", "user": {"token": "x"}}]}))
     old = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(kubeconfig)
+    os.environ["KUBECONFIG"] = str(_unreachable_kubeconfig(tmp_path))
     try:
         proc = cli("deploy", "kubernetes", check=False, timeout=60)
     finally:
@@ -399,3 +393,76 @@ def test_build_images_with_an_engine_that_cannot_build_says_why(tmp_path):
     assert proc.stderr.startswith("error: cannot build images: docker is installed but cannot build here: Cannot "
                                   "connect to the Docker daemon")
     assert "--dry-run" in proc.stderr
+
+
+# -- admin commands in the hub pod -----------------------------------------------------------------------
+
+
+def _unreachable_kubeconfig(tmp_path) -> Path:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "lab",
+        "clusters": [{"name": "lab", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "lab"}}],
+        "users": [{"name": "lab", "user": {"token": "x"}}]}))
+    return kubeconfig
+
+
+def test_exec_runs_the_admin_command_in_the_hub_pod_exactly(tmp_path):
+    from pangeohub.targets.kubernetes.remote import exec_argv
+
+    proc = cli("exec", "kubernetes", "--dry-run", "--config", str(FIXTURES / "kubernetes-workshop.ok.yaml"),
+               "--", "users", "add", "alice", "--admin", "--group", "staff")
+    kubectl = proc.stdout.split()[0]
+    assert proc.stdout == (f"{kubectl} --namespace workshop exec --stdin deploy/hub --container hub -- "
+                           "/opt/pangeohub/bin/pangeohub users add alice --admin --group staff\n")
+    # At a terminal the password prompt needs one in the pod too.
+    assert exec_argv(_config("kubernetes-workshop"), "kubectl", ["users", "passwd", "bob"], tty=True)[3:7] == \
+        ["exec", "--stdin", "--tty", "deploy/hub"]
+
+
+def test_exec_passes_output_input_and_exit_status_through(tmp_path):
+    # A named fake kubectl (no API server can run here) that answers the reachability check and, for `exec`,
+    # prints its arguments, echoes its stdin and fails as the remote command would.
+    fake = tmp_path / "bin" / "kubectl"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\ncase "$*" in\n  "config current-context") echo lab ;;\n'
+                    '  "get --raw /readyz"*) echo ok ;;\n'
+                    '  *exec*) echo "ran: $*"; cat; echo "error: no user named bob" >&2; exit 3 ;;\nesac\n')
+    fake.chmod(0o755)
+    env_path = os.environ["PATH"]
+    try:
+        os.environ["PATH"] = f"{fake.parent}:{env_path}"
+        proc = cli("exec", "kubernetes", "--", "users", "passwd", "bob", "--password-stdin",
+                   input="s3cret-passw0rd\n", check=False)
+    finally:
+        os.environ["PATH"] = env_path
+    assert proc.returncode == 3
+    assert proc.stdout == (f"ran: --namespace pangeohub exec --stdin deploy/hub --container hub -- "
+                           "/opt/pangeohub/bin/pangeohub users passwd bob --password-stdin\ns3cret-passw0rd\n")
+    assert proc.stderr == "error: no user named bob\n"
+
+
+def test_exec_without_a_reachable_cluster_says_so(tmp_path):
+    from pangeohub.targets.kubernetes.deploy import find_tool
+
+    if find_tool("kubectl") is None:
+        pytest.skip("kubectl is not installed here: the unreachable-cluster message needs it")
+    old = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(_unreachable_kubeconfig(tmp_path))
+    try:
+        proc = cli("exec", "kubernetes", "--", "users", "list", check=False, timeout=60)
+    finally:
+        os.environ.pop("KUBECONFIG") if old is None else os.environ.__setitem__("KUBECONFIG", old)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: no Kubernetes cluster is reachable from the current kube context lab: ")
+
+
+@pytest.mark.parametrize("args,line", [
+    ([], "error: nothing to run in the hub pod: no command was given"),
+    (["--config", "/etc/mine.yaml", "users", "list"],
+     "error: --config /etc/mine.yaml: a config file of this machine does not exist in the hub pod"),
+])
+def test_exec_refuses_what_cannot_run_in_the_pod(args, line):
+    proc = cli("exec", "kubernetes", "--dry-run", "--", *args, check=False)
+    assert proc.returncode == 2 and proc.stderr.splitlines()[0] == line

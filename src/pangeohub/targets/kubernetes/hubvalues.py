@@ -61,7 +61,7 @@ def hub_values(config: Config) -> dict:
             "10-pangeohub": "from pangeohub.targets.kubernetes.hubsetup import setup\nsetup(c)\n",
         },
     }
-    # The config as the hub pod sees it, where the CLI looks by default: `kubectl exec deploy/hub -- pangeohub
+    # The config as the hub pod sees it, where the CLI looks by default: `pangeohub exec kubernetes --
     # users add alice` manages accounts in the hub's own volume, as on one machine.
     hub["extraFiles"] = {"pangeohub-config": {
         "mountPath": str(DEFAULT_CONFIG_PATH),
