@@ -86,7 +86,7 @@ def test_workshop_sheets_print_the_https_address(hub, tmp_path):
     assert len(sheets) == 2 and all(url in text and "http://" not in text for text in sheets)
 
 
-def test_login_over_https_sets_secure_cookies_and_hsts(hub):
+def test_login_and_server_over_https_set_only_secure_cookies_and_hsts(hub):
     name, password = hub.add_user()
 
     async def go():
@@ -95,13 +95,20 @@ def test_login_over_https_sets_secure_cookies_and_hsts(hub):
                 assert resp.status == 200
                 hsts = resp.headers.get("Strict-Transport-Security", "")
             await user.login()
-            cookies = {c.key: c for c in user.session.cookie_jar}
-            return hsts, cookies
+            await user.start_server()
+            # A browser opening the server: OAuth through the hub, then the server's own cookies.
+            async with user.session.get(f"{user.user_url}/lab") as resp:
+                assert resp.status == 200 and str(resp.url).startswith(f"https://{DOMAIN}:"), resp.url
+            return hsts, list(user.session.cookie_jar)
 
     hsts, cookies = run_sync(go())
     assert re.fullmatch(r"max-age=\d{7,}", hsts)
-    login = [c for key, c in cookies.items() if key.startswith("jupyterhub-")]
-    assert login and all(c["secure"] for c in login), {k: dict(c) for k, c in cookies.items()}
+    names = {(c.key, c["path"]) for c in cookies}
+    assert {(f"jupyterhub-user-{name}", "/"), ("jupyterhub-session-id", "/"), ("_xsrf", "/hub/")} <= names, names
+    # Every session cookie and the hub's xsrf token travel over HTTPS only. (The server's own _xsrf token is
+    # set by jupyter-server without the hub's cookie options.)
+    insecure = [c.output() for c in cookies if not c["secure"] and (c.key, c["path"]) != ("_xsrf", "/")]
+    assert not insecure, insecure
 
 
 def test_plain_http_redirects_to_https_without_serving_anything(hub):

@@ -15,10 +15,15 @@ def render_https(config: Config, public_url: str) -> dict:
             # JupyterHub marks its cookies Secure when its public URL is https, whatever a request says.
             "public_url": public_url,
             "bind_url": public_url,
-            "tornado_settings": {"headers": {
-                # Browsers that saw the hub once over HTTPS never try plain HTTP for it again.
-                "Strict-Transport-Security": f"max-age={int(hub.https.hsts_max_age)}",
-            }},
+            "tornado_settings": {
+                "headers": {
+                    # Browsers that saw the hub once over HTTPS never try plain HTTP for it again.
+                    "Strict-Transport-Security": f"max-age={int(hub.https.hsts_max_age)}",
+                },
+                # The public URL makes JupyterHub's login cookies Secure, but not the _xsrf cookies, which take
+                # these options (the hub's directly, servers' through JUPYTERHUB_COOKIE_OPTIONS).
+                "cookie_options": {"secure": True},
+            },
         },
     }
 
