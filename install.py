@@ -27,7 +27,9 @@ CHP_VERSION = "5.3.0"
 STAMP = ".pangeohub-install.json"
 # Debian packages the platform needs at run time, and those only the test suite needs.
 RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None}
-TEST_DEBS = ["slapd", "ldap-utils", "chromium"]
+# slurm-wlm + munge: the multi-node test cluster (controller + node daemons + client commands); sudo: the
+# Dask Gateway Slurm backend launches jobs through `sudo -u <person>`.
+TEST_DEBS = ["slapd", "ldap-utils", "chromium", "slurm-wlm", "munge", "sudo"]
 
 
 class Installer:
