@@ -37,7 +37,8 @@ def main() -> None:
             cluster.run("srun", "-N1", "true", user=person)
             rtt.append(time.monotonic() - started)
             started = time.monotonic()
-            job = client.sbatch("#!/bin/sh\nsleep 60\n", f"--output=/var/tmp/{os.getpid()}.out", "--uid=" + person)
+            job = client.sbatch("#!/bin/sh\nsleep 60\n", f"--output=/var/tmp/{os.getpid()}.out",
+                                "--uid=" + person)
             while (j := client.job(job)) is None or j.state != "RUNNING":
                 time.sleep(0.05)
             to_running.append(time.monotonic() - started)

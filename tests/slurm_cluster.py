@@ -59,7 +59,7 @@ def _unused_subnet() -> int:
 
 
 def memory_cgroup_v1() -> str | None:
-    """Why Slurm's task/cgroup memory limits cannot work here, or None when the v1 memory controller is mounted."""
+    """Why Slurm's task/cgroup memory limits cannot work here, or None when the memory controller is there."""
     if Path("/sys/fs/cgroup/cgroup.controllers").exists():
         return None  # cgroup v2: Slurm 22.05 supports it too (cgroup/v2); not the case on this machine
     if not Path("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists():
@@ -227,7 +227,8 @@ class SlurmCluster:
         for sub in ("state", "spool"):
             (r / sub).mkdir(mode=0o755)
         nodes = "\n".join(
-            f"NodeName={n} NodeAddr={self.node_address(n)} CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN"
+            f"NodeName={n} NodeAddr={self.node_address(n)} CPUs={self.cpus} RealMemory={self.memory_mb}"
+            " State=UNKNOWN"
             for n in self.node_names)
         if self.memory_enforced:
             task = "TaskPlugin=task/cgroup\nProctrackType=proctrack/cgroup"

@@ -58,7 +58,7 @@ def test_submit_poll_show_cancel_as_the_person(client, cluster, person):
 
 
 def test_pending_job_reports_its_reason_and_expected_start(client, cluster, person):
-    # More CPUs than any node has: Slurm keeps it pending with a reason instead of refusing it.
+    # A start an hour from now: Slurm keeps it pending with reason BeginTime and an expected start.
     job_id = client.sbatch("#!/bin/bash\ntrue\n", f"--output={person.pw_dir}/p.out", "--begin=now+1hour",
                            as_user=person.pw_name)
     try:

@@ -86,7 +86,8 @@ def test_job_past_its_memory_limit_is_killed_by_slurm(cluster, person):
     assert time.monotonic() - started < 30
     # The same program inside its limit is left alone.
     small = "x = bytearray(50 * 2**20); print('ok')"
-    assert cluster.run("srun", "-N1", "--mem=200M", "python3", "-c", small, user=person.pw_name).stdout.strip() == "ok"
+    out = cluster.run("srun", "-N1", "--mem=200M", "python3", "-c", small, user=person.pw_name).stdout
+    assert out.strip() == "ok"
 
 
 def test_cleanup_leaves_nothing_behind():

@@ -55,8 +55,8 @@ def test_gateway_account_cannot_use_the_rule_to_become_root_or_an_outsider(tmp_p
         rule.chmod(0o440)
 
         def as_gw(*argv):
-            return subprocess.run([shutil.which("runuser"), "-u", gw, "--", "sudo", "-n", *argv], capture_output=True,
-                                  text=True, env={"PATH": "/usr/bin:/bin"})
+            return subprocess.run([shutil.which("runuser"), "-u", gw, "--", "sudo", "-n", *argv],
+                                  capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
         ok = as_gw("-Hu", person, str(launcher))
         assert ok.returncode == 0 and ok.stdout.strip() == person
         for attack in (("-u", "root", str(launcher)), ("-u", outsider, str(launcher)),

@@ -26,7 +26,7 @@ def check_partitions(client: SlurmClient, wanted: list[str]) -> None:
                               f"{', '.join(sorted(known)) or 'none'})",
                               "fix the partition in the profile, or ask the site to create it")
         if not known[name].available:
-            raise PangeoError(f"Slurm partition {name!r} is not up", "ask the site why (`sinfo -p " + name + "`)")
+            raise PangeoError(f"Slurm partition {name!r} is not up", f"ask the site why (`sinfo -p {name}`)")
 
 
 def probe_runtime(client: SlurmClient, partition: str, nodes: list[str], python: str = sys.executable,

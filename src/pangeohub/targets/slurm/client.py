@@ -1,8 +1,8 @@
 """A bounded client for the Slurm commands the platform uses.
 
-Every call passes ``SLURM_CONF`` explicitly (the platform's Slurm config need not be the machine's default) and
-has a timeout: Slurm's client commands retry for ~10 s when slurmctld is down, and the hub must never block on
-them. Failures become one ``PangeoError`` that names the command, Slurm's own message and the fix.
+Every call passes ``SLURM_CONF`` explicitly (the platform's Slurm config need not be the machine's default)
+and has a timeout: Slurm's client commands retry for ~10 s when slurmctld is down, and the hub must never
+block on them. Failures become one ``PangeoError`` that names the command, Slurm's own message and the fix.
 """
 
 from __future__ import annotations
