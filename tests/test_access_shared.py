@@ -54,3 +54,12 @@ def test_repeated_wrong_passwords_lock_the_name(hub):
 def test_shared_password_command_is_refused_in_other_modes(platform):
     proc = platform.cli("users", "shared-password", check=False)
     assert proc.returncode != 0 and "set auth.mode: shared" in proc.stderr
+
+
+def test_a_store_admins_name_gives_no_admin_right_to_whoever_logs_in_with_the_shared_password(hub):
+    # Attack: the store holds an admin (e.g. the installer's), but people log in with the shared password here;
+    # its admin flag must not reach the hub, or anyone could log in under that name and be an admin.
+    hub.cli("users", "add", "lead", "--admin")
+    user_pw, _ = passwords(hub)
+    assert login_outcome(hub.url, "lead", user_pw) == "accepted"
+    assert HubAPI(hub.rt).user("lead")["admin"] is False

@@ -17,11 +17,13 @@ def test_check_passes_every_phase_and_cleans_up(platform):
     details = {phase["name"]: phase["detail"] for phase in report["phases"]}
     assert "s3://" in details["scratch"] and "sum(range(1001))=500500" in details["gateway"]
     assert all(phase["ok"] and phase["seconds"] > 0 for phase in report["phases"])
-    # The temporary user is gone: account store, hub and Linux account.
+    # The temporary user is gone: account store, hub, Linux account, and their home (mount, image, directory)
+    # and runtime dir, which the next account to get their uid would otherwise own.
     listed = {row["name"] for row in json.loads(platform.cli("users", "list", "--json").stdout)}
     assert report["user"] not in listed
     with pytest.raises(KeyError):
         pwd.getpwnam(platform.prefix + report["user"])
+    assert platform.traces_of(report["user"]) == []
 
 
 def test_check_fails_and_says_why_when_the_platform_is_down(fresh_platform):

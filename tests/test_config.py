@@ -24,7 +24,7 @@ def test_valid_config_files(path):
 
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.error.*.yaml")), ids=lambda p: p.name)
 def test_invalid_config_files_name_the_field_value_and_fix(path):
-    expected = [line.split(":", 1)[1].strip() for line in path.read_text().splitlines()
+    expected = [line.split(":", 1)[1].strip() for line in path.read_text(errors="replace").splitlines()
                 if line.startswith("# expect:")]
     assert expected, f"{path.name} says what its error must mention"
     proc = cli("config", "validate", str(path), check=False)

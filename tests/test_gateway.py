@@ -110,6 +110,36 @@ print(json.dumps({"worker": worker, "scheduler": scheduler, "total": total, "lis
     assert (os.stat("/").st_uid, os.stat("/").st_gid) == root_owner
 
 
+def test_schedulers_workers_and_nannies_listen_on_loopback_only(gw):
+    """Everything runs on this machine: a Dask process listening on all interfaces is reachable from the network."""
+    name, token = gw.started_user()
+    out = run(gw, name, token, """
+import json, psutil
+from dask_gateway import Gateway
+def listening():
+    me = psutil.Process()
+    found = []
+    for proc in (me, me.parent()):  # the worker and its nanny; for the scheduler, the scheduler and the backend's shell
+        try:
+            found += [conn.laddr.ip for conn in proc.net_connections("inet") if conn.status == psutil.CONN_LISTEN]
+        except psutil.Error:
+            pass
+    return found
+with Gateway() as gw:
+    with gw.new_cluster() as cluster:
+        cluster.scale(1)
+        client = cluster.get_client()
+        client.wait_for_workers(1, timeout=120)
+        workers = client.run(listening)
+        scheduler = client.run_on_scheduler(listening)
+print(json.dumps({"workers": workers, "scheduler": scheduler}))
+""")
+    report = last_json(out)
+    addresses = [ip for ips in report["workers"].values() for ip in ips] + report["scheduler"]
+    assert report["workers"] and report["scheduler"]
+    assert set(addresses) <= {"127.0.0.1", "::1"}, report
+
+
 def test_options_and_limits_refuse_with_the_limit_and_the_request(gw):
     name, token = gw.started_user()
     out = run(gw, name, token, """

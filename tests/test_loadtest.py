@@ -2,6 +2,7 @@
 
 import json
 import pwd
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,16 @@ def test_loadtest_reports_every_phase_and_removes_its_people(platform, tmp_path)
     listed = {row["name"] for row in json.loads(platform.cli("users", "list", "--json").stdout)}
     assert not [name for name in listed if name.startswith("lt")]
     assert not [e for e in pwd.getpwall() if e.pw_name.startswith(platform.prefix + "lt")]
+    # Their homes (mount, image, directory) and runtime dirs too: a later account with their uid would own them.
+    left = [path.name for path in (platform.root / "home").glob(platform.prefix + "lt*")]
+    left += [path.name for path in (platform.root / "state" / "homes").glob(platform.prefix + "lt*")]
+    left += [path.name for path in (platform.root / "state" / "run" / "users").glob(platform.prefix + "lt*")]
+    left += [point for point in _mounts() if f"/{platform.prefix}lt" in point]
+    assert left == []
+
+
+def _mounts() -> list[str]:
+    return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("args, message", [

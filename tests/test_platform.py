@@ -226,3 +226,34 @@ def test_foreground_up_stops_everything_on_ctrl_c(fresh_platform):
     assert "stopped hub" in rest and "stopped proxy" in rest
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
     assert not os.path.exists(fresh_platform.rt.paths.supervisor_pid)
+
+
+def test_the_supervisor_leaves_no_zombie_once_its_background_jobs_end(platform):
+    import psutil
+
+    platform.wait_for_catalog()  # the catalog job has ended
+    supervisor = psutil.Process(json.loads(platform.cli("status", "--json").stdout)["supervisor_pid"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        zombies = [child.pid for child in supervisor.children() if child.status() == psutil.STATUS_ZOMBIE]
+        if not zombies:
+            break
+        time.sleep(0.5)
+    assert zombies == [], "the supervisor did not wait for its ended children"
+
+
+def test_session_cookies_of_the_hub_and_of_servers_are_samesite_lax(platform):
+    """A form on another site that posts to the platform must not carry the person's session."""
+    name, _ = platform.add_user()
+
+    async def go():
+        async with platform.sim(name) as sim:
+            await sim.login()
+            await sim.start_server()
+            async with sim.session.get(f"{sim.user_url}/lab") as resp:  # through the server's OAuth
+                assert resp.status == 200, await resp.text()
+            return {cookie.key: cookie["samesite"] for cookie in sim.session.cookie_jar}
+
+    cookies = run_sync(go())
+    assert {"jupyterhub-session-id", "jupyterhub-hub-login", f"jupyterhub-user-{name}", "_xsrf"} <= set(cookies)
+    assert {key: value for key, value in cookies.items() if value != "Lax"} == {}

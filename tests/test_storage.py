@@ -44,6 +44,7 @@ def test_storage_config_files_through_the_cli(path):
         "bucket-name": "storage.scratch_bucket (got 'My_Scratch'): 'My_Scratch' is not an S3 bucket name",
         "external-missing": "mode is 'external' but `external`",
         "port-clash": "storage.port and hub.port are both 9000",
+        "memory-limit-too-small": "storage.memory_limit (got '256M'): 256M is below the 512M SeaweedFS needs",
     }[reason]
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -32,8 +32,13 @@ CREATE TABLE IF NOT EXISTS accounts (
     groups TEXT NOT NULL DEFAULT '[]',
     info TEXT NOT NULL DEFAULT '{}'
 );
-CREATE TABLE IF NOT EXISTS failed_logins (name TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS failed_logins_name ON failed_logins (name, at);
+-- Failed logins per name and client address (pangeohub.auth.throttle decides what they lock).
+CREATE TABLE IF NOT EXISTS login_failures (name TEXT NOT NULL, address TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS login_failures_name ON login_failures (name, address, at);
+-- Addresses a name has logged in from: they stay usable when the name is attacked from everywhere else.
+CREATE TABLE IF NOT EXISTS login_addresses (name TEXT NOT NULL, address TEXT NOT NULL, at REAL NOT NULL,
+                                            PRIMARY KEY (name, address));
+DROP TABLE IF EXISTS failed_logins;  -- counted per name only, before addresses were counted
 """
 
 # Cheap enough for a 60-person login burst on 2 cores, still far beyond online guessing. These are OWASP's
@@ -134,7 +139,8 @@ class AccountStore:
     def remove(self, name: str) -> bool:
         with self._db() as db:
             cur = db.execute("DELETE FROM accounts WHERE name = ?", (name,))
-            db.execute("DELETE FROM failed_logins WHERE name = ?", (name,))
+            db.execute("DELETE FROM login_failures WHERE name = ?", (name,))
+            db.execute("DELETE FROM login_addresses WHERE name = ?", (name,))
         return cur.rowcount > 0
 
     # -- authentication --------------------------------------------------------------------------------
@@ -153,23 +159,50 @@ class AccountStore:
         account = _account(row)
         return account if account.usable() else None
 
-    def record_failure(self, name: str, window: float) -> int:
-        """Note a failed login; returns how many failures ``name`` has within ``window`` seconds."""
+    def record_failure(self, name: str, address: str, window: float) -> None:
+        """Note a failed login of ``name`` from ``address``; failures older than ``window`` seconds are dropped."""
         now = time.time()
         with self._db() as db:
-            db.execute("DELETE FROM failed_logins WHERE at < ?", (now - window,))
-            db.execute("INSERT INTO failed_logins (name, at) VALUES (?, ?)", (name, now))
-            return db.execute("SELECT COUNT(*) FROM failed_logins WHERE name = ?", (name,)).fetchone()[0]
+            db.execute("DELETE FROM login_failures WHERE at < ?", (now - window,))
+            db.execute("INSERT INTO login_failures (name, address, at) VALUES (?, ?, ?)", (name, address, now))
+
+    def login_record(self, name: str, address: str, window: float, known_for: float) -> LoginRecord:
+        """What the throttle needs to judge a login of ``name`` from ``address`` now."""
+        since = time.time() - window
+        with self._db() as db:
+            mine = [r[0] for r in db.execute(
+                "SELECT at FROM login_failures WHERE name = ? AND address = ? AND at >= ?", (name, address, since))]
+            total = db.execute("SELECT COUNT(*) FROM login_failures WHERE name = ? AND at >= ?",
+                               (name, since)).fetchone()[0]
+            known = db.execute("SELECT 1 FROM login_addresses WHERE name = ? AND address = ? AND at >= ?",
+                               (name, address, time.time() - known_for)).fetchone() is not None
+        return LoginRecord(failures_here=mine, failures_total=total, known_address=known)
+
+    def record_success(self, name: str, address: str) -> None:
+        """A login succeeded: this address's failures are forgiven and it becomes known-good for ``name``."""
+        with self._db() as db:
+            db.execute("DELETE FROM login_failures WHERE name = ? AND address = ?", (name, address))
+            db.execute("INSERT OR REPLACE INTO login_addresses (name, address, at) VALUES (?, ?, ?)",
+                       (name, address, time.time()))
 
     def failures(self, name: str, window: float) -> int:
+        """Failed logins of ``name`` within ``window`` seconds, from every address."""
         with self._db() as db:
             return db.execute(
-                "SELECT COUNT(*) FROM failed_logins WHERE name = ? AND at >= ?", (name, time.time() - window)
+                "SELECT COUNT(*) FROM login_failures WHERE name = ? AND at >= ?", (name, time.time() - window)
             ).fetchone()[0]
 
     def clear_failures(self, name: str) -> None:
+        """Lift every lockout of ``name`` (an admin's unlock)."""
         with self._db() as db:
-            db.execute("DELETE FROM failed_logins WHERE name = ?", (name,))
+            db.execute("DELETE FROM login_failures WHERE name = ?", (name,))
+
+
+@dataclass
+class LoginRecord:
+    failures_here: list[float]  # times of recent failed logins of this name from this address
+    failures_total: int  # recent failed logins of this name from every address
+    known_address: bool  # this name logged in successfully from this address recently
 
 
 def _account(row: sqlite3.Row) -> Account:

@@ -44,7 +44,13 @@ class HubAPI:
         return self.request("GET", f"/users/{_q(name)}", missing_ok=True)
 
     def users(self) -> list[dict]:
-        return self.request("GET", "/users") or []
+        """Every hub user: the hub answers at most 200 per request (a large workshop has more)."""
+        found: list[dict] = []
+        while True:
+            page = self.request("GET", f"/users?offset={len(found)}&limit=200") or []
+            found += page
+            if len(page) < 200:
+                return found
 
     def ensure_user(self, name: str, admin: bool | None = None) -> dict:
         model = self.user(name)

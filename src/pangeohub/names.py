@@ -7,6 +7,7 @@ or when its mapped account exists but was not made by pangeohub (we would otherw
 
 from __future__ import annotations
 
+import grp
 import pwd
 
 from pangeohub.config.model import LINUX_NAME_MAX, LINUX_NAME_RE
@@ -50,4 +51,24 @@ def check_username(name: str, prefix: str) -> str:
                 f"(uid {entry.pw_uid}) not managed by pangeohub",
                 "pick another name",
             )
+    _check_group(name, mapped)
     return name
+
+
+def _check_group(name: str, mapped: str) -> None:
+    """Each account gets a group of its own name (useradd --user-group), so a group that already has that name
+    and is not the account's own (the platform's ``<prefix>admins``, a site's group) rules the name out."""
+    try:
+        group = grp.getgrnam(mapped)
+    except KeyError:
+        return
+    try:
+        own = pwd.getpwnam(mapped).pw_gid == group.gr_gid
+    except KeyError:
+        own = False
+    if not own:
+        raise PangeoError(
+            f"username {name!r} is not allowed: its Linux account {mapped!r} would clash with the existing "
+            f"group {mapped!r} (gid {group.gr_gid})",
+            "pick another name",
+        )

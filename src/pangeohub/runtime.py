@@ -59,12 +59,19 @@ class Runtime:
         hub = self.config.hub
         if hub.public_url:
             return hub.public_url.rstrip("/") + "/"
+        if hub.tls_mode != "off":
+            from pangeohub.tls.domain import domain
+            from pangeohub.tls.web import https_base
+
+            return https_base(domain(self.config), hub.https.port) + "/"
         host = "127.0.0.1" if hub.ip in ("127.0.0.1", "::1") else _hostname()
         return f"http://{host}:{hub.port}/"
 
     @property
     def local_url(self) -> str:
         """The proxy as seen from this machine (tools and tests use it)."""
+        if self.config.hub.tls_mode != "off":  # the certificate names the domain, not a loopback address
+            return self.public_url.rstrip("/")
         ip = self.config.hub.ip
         host = "127.0.0.1" if ip in ("0.0.0.0", "::") else ip
         return f"http://{host}:{self.config.hub.port}"
@@ -76,6 +83,10 @@ class Runtime:
             from pangeohub.services.proxy import ProxyService
 
             services = [ProxyService(self)]
+            if self.config.hub.tls_mode != "off":
+                from pangeohub.services.tls import TlsService
+
+                services.insert(0, TlsService(self))  # port 80: challenges and the redirect to HTTPS
             if self.config.storage.mode == "embedded":
                 from pangeohub.services.objectstore import ObjectStoreService
 
@@ -95,7 +106,8 @@ class Runtime:
 
     def jobs(self) -> list[tuple[str, list[str]]]:
         """One-shot tasks run in the background once every service is up: (name, pangeohub subcommand)."""
-        return [("catalog", ["catalog", "init"])]
+        jobs = [("catalog", ["catalog", "init"])]
+        return jobs + ([("backup", ["backup", "schedule"])] if self.config.backup.schedule else [])
 
     def service(self, name: str):
         for svc in self.services():

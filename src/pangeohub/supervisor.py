@@ -49,6 +49,7 @@ class Supervisor:
     # -- lifecycle -------------------------------------------------------------------------------------
     def run(self) -> int:
         self._acquire()
+        self._release_leftovers()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
@@ -85,6 +86,15 @@ class Supervisor:
             starting.append(item)
         for earlier in starting:
             self._wait_ready(earlier)
+
+    def _release_leftovers(self) -> None:
+        """What an interrupted run left (a killed check, a removal cut short): released before anything starts,
+        once the services of a supervisor that died are stopped (pangeohub.leftovers)."""
+        from pangeohub.leftovers import clean
+
+        report = clean(self.rt, log=self.log)
+        for problem in report["problems"]:
+            self.log(f"  could not release: {problem}")
 
     def _on_signal(self, signum, frame) -> None:
         self._stopping = True
@@ -135,6 +145,10 @@ class Supervisor:
                     f"see the whole log with `pangeohub logs {svc.name}`",
                 )
             if svc.probe():
+                try:
+                    svc.after_ready()
+                except PangeoError as exc:  # the service runs; what it could not finish is said, not fatal
+                    self.log(f"  {svc.name}: {exc}")
                 item.state = "running"
                 self.log(f"  {svc.name} ready in {time.time() - item.since:.1f}s")
                 self._write_status()
@@ -200,7 +214,14 @@ class Supervisor:
         self.paths.supervisor_pid.unlink(missing_ok=True)
 
     # -- watching --------------------------------------------------------------------------------------
+    def _reap_jobs(self) -> None:
+        """Wait for background jobs that ended: an unwaited child stays a zombie as long as the supervisor runs."""
+        for job in [job for job in self._jobs if job.poll() is not None]:
+            self._jobs.remove(job)
+            self.log(f"  background job (pid {job.pid}) ended with code {job.returncode}")
+
     def _watch(self) -> None:
+        self._reap_jobs()
         for index, item in enumerate(self.running):
             if item.state != "running" or item.proc.poll() is None:
                 continue

@@ -60,7 +60,11 @@ def _create(hub_name: str, name: str, users: UsersSection) -> pwd.struct_passwd:
     proc = _run_locked(argv + [name])
     if proc.returncode not in (0, 9):  # 9: created meanwhile by a concurrent spawn
         raise PangeoError(f"could not create Linux account {name!r}: {proc.stderr.strip()}")
-    return pwd.getpwnam(name)
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:  # 9 also means "a group of that name exists": nothing was created
+        raise PangeoError(f"could not create Linux account {name!r}: {proc.stderr.strip()}",
+                          "pick another name") from None
 
 
 def remove_account(hub_name: str, users: UsersSection, keep_home: bool = False) -> bool:

@@ -39,8 +39,12 @@ class UserSim:
     """One simulated person. ``async with UserSim(url, name, password=...) as u: await u.login() ...``"""
 
     def __init__(self, base_url: str, username: str, password: str | None = None, token: str | None = None,
-                 timeout: float = 120.0):
+                 timeout: float = 120.0, source_address: str | None = None, headers: dict | None = None):
+        """``source_address`` connects from that local address (any of 127/8 on loopback: a person at
+        another place); ``headers`` are sent with every request."""
         self.base = base_url.rstrip("/")
+        self.source_address = source_address
+        self.headers = headers or {}
         self.username = username
         self.password = password
         self.token = token
@@ -52,7 +56,9 @@ class UserSim:
 
     async def __aenter__(self) -> "UserSim":
         jar = aiohttp.CookieJar(unsafe=True)  # loopback addresses are IPs, which the default jar ignores
-        self.session = aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=self.timeout))
+        connector = aiohttp.TCPConnector(local_addr=(self.source_address, 0)) if self.source_address else None
+        self.session = aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=self.timeout),
+                                             connector=connector, headers=self.headers)
         return self
 
     async def __aexit__(self, *exc) -> None:

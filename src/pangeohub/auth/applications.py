@@ -23,8 +23,10 @@ def approve(store, name: str) -> Account:
     return account
 
 
-def deny(store, name: str) -> None:
+def deny(store, name: str, release) -> None:
+    """Refuse an application: ``release(name)`` (pangeohub.release.release_account) removes it and anything
+    made for the applicant, so that the name is free again and nothing of theirs is kept."""
     account = store.get(name)
     if account is None or account.status != "pending":
         raise PangeoError(f"no pending application named {name!r}", "see `pangeohub users pending`")
-    store.remove(name)  # the name is free again; nothing of the applicant is kept
+    release(name)

@@ -2,8 +2,9 @@
 
 - Names: hub users become Linux accounts, so a name that is not a safe Linux name (or that is an existing
   system account such as ``daemon``) is refused in every mode, not only in password mode.
-- Lockout: failed logins are counted per name in the account store; past the limit the name is refused for
-  the rest of the window, whatever the password (upstream authenticators have no such limit).
+- Lockout: failed logins are counted per name and client address in the account store; past the limit that
+  address is refused for the name, with back-off, whatever the password (upstream authenticators have no
+  such limit). See ``pangeohub.auth.throttle``: wrong passwords from one address never lock the owner out.
 - Group-based admin: members of ``admin_groups`` (hub group names) are admins; leaving the group takes
   the right away at the next login.
 - Uniform refusals: every refusal returns None, so the hub shows the same "Invalid username or password"
@@ -18,6 +19,7 @@ from traitlets import Float, Integer, Set, Unicode
 from traitlets.config import LoggingConfigurable
 
 from pangeohub.accounts import AccountStore
+from pangeohub.auth import throttle
 from pangeohub.errors import PangeoError
 from pangeohub.names import check_username
 
@@ -25,7 +27,8 @@ from pangeohub.names import check_username
 class PangeoAuthMixin(LoggingConfigurable):
     accounts_db = Unicode(help="Path of pangeohub's account store (SQLite).").tag(config=True)
     system_prefix = Unicode("jupyter-", help="Prefix of the Linux accounts users run as.").tag(config=True)
-    failed_login_limit = Integer(10, help="Failed logins allowed per name within the window.").tag(config=True)
+    failed_login_limit = Integer(10, help="Failed logins allowed per name and address within the window.").tag(
+        config=True)
     failed_login_window = Float(900.0, help="Seconds over which failed logins are counted.").tag(config=True)
     pangeo_admin_groups = Set(Unicode(), help="Hub groups whose members are admins.").tag(config=True)
 
@@ -44,20 +47,41 @@ class PangeoAuthMixin(LoggingConfigurable):
     async def _in_store(self, method: str, *args):
         return await asyncio.get_running_loop().run_in_executor(None, getattr(self.store, method), *args)
 
-    async def guarded(self, name: str, attempt):
-        """Run ``attempt()`` (the check of the password) under the lockout; its result, or None if refused."""
+    async def guarded(self, name: str, attempt, handler=None):
+        """Run ``attempt()`` (the check of the password) under the lockout; its result, or None if refused.
+
+        ``handler`` is the login request's handler: the client's address comes from it."""
         if not self.validate_username(name):
             return None
-        if await self._in_store("failures", name, self.failed_login_window) >= self.failed_login_limit:
-            self.log.warning("Login for %r refused: too many failed attempts", name)
+        address = throttle.client_address(handler)
+        limit, window = self.failed_login_limit, self.failed_login_window
+        record = await self._in_store("login_record", name, address, window, throttle.KNOWN_FOR)
+        why = throttle.refusal(record, limit, window)
+        if why:
+            self.log.warning("Login for %r from %s refused: %s", name, address, why)
             return None
         model = await attempt()
         if not model:
-            await self._in_store("record_failure", name, self.failed_login_window)
-            self.log.warning("Failed login for %r", name)
+            await self._in_store("record_failure", name, address, window)
+            self.log.warning("Failed login for %r from %s", name, address)
+            self._log_lockout(name, address, await self._in_store("login_record", name, address, window,
+                                                                   throttle.KNOWN_FOR))
             return None
-        await self._in_store("clear_failures", name)
+        await self._in_store("record_success", name, address)
         return model
+
+    def _log_lockout(self, name: str, address: str, record) -> None:
+        """Tell the operator the moment a failure starts a lockout (the hub log: `pangeohub logs hub`)."""
+        limit, window = self.failed_login_limit, self.failed_login_window
+        if len(record.failures_here) >= limit:
+            seconds = throttle.pair_locked_until(record, limit, window) - max(record.failures_here)
+            self.log.warning("Login lockout: %r from %s locked for %.0fs after %d failed logins "
+                             "(other addresses unaffected; `pangeohub users passwd %s` lifts it)",
+                             name, address, seconds, len(record.failures_here), name)
+        if record.failures_total == limit * throttle.NAME_CEILING:
+            self.log.warning("Login lockout: %r has %d failed logins from several addresses: from now on only "
+                             "addresses it logged in from may try, until they age out of %.0fs",
+                             name, record.failures_total, window)
 
     def admin_from_groups(self, groups, current: bool | None = None) -> bool | None:
         """True/False from group membership when admin groups are configured; else ``current`` unchanged."""

@@ -76,7 +76,7 @@ class PangeoLDAPAuthenticator(PangeoAuthMixin, LDAPAuthenticator):
                 self.log.error("LDAP server %s:%s failed: %s", self.server_address, self.server_port, exc)
                 raise web.HTTPError(503, "The directory service cannot be reached; please try again later.")
 
-        model = await self.guarded(name, lambda: asyncio.get_running_loop().run_in_executor(None, blocking))
+        model = await self.guarded(name, lambda: asyncio.get_running_loop().run_in_executor(None, blocking), handler)
         if not model:
             return None
         groups = model["auth_state"]["user_attributes"].pop(_GROUPS_KEY, [])

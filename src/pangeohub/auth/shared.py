@@ -31,5 +31,5 @@ class PangeoSharedPasswordAuthenticator(PangeoAuthMixin, SharedPasswordAuthentic
     async def authenticate(self, handler, data):
         name = self.normalize_username(data.get("username", ""))
         return await self.guarded(
-            name, lambda: super(PangeoSharedPasswordAuthenticator, self).authenticate(handler, data)
+            name, lambda: super(PangeoSharedPasswordAuthenticator, self).authenticate(handler, data), handler
         )

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from jupyterhub.handlers import BaseHandler
+from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import Integer, Unicode
 
@@ -103,16 +104,19 @@ class ReviewHandler(BaseHandler):
         self._require_admin()
         name = self.get_body_argument("username", "")
         action = self.get_body_argument("action", "")
-        decide = {"approve": approve, "deny": deny}.get(action)
+        auth: SignupAuthenticator = self.authenticator
+        decide = {"approve": approve, "deny": lambda store, who: deny(store, who, auth.release)}.get(action)
         if decide is None:
             raise web.HTTPError(400, f"Unknown action {action!r}: use approve or deny.")
-        store = self.authenticator.store
+        store = auth.store
         try:
             await asyncio.get_running_loop().run_in_executor(None, decide, store, name)
         except PangeoError as exc:
             self.set_status(404)
             await self._show(exc.what)
             return
+        if action == "approve":  # a hub user at once (add_user gives it the account's admin flag and groups)
+            await maybe_future(auth.add_user(self.user_from_username(name)))
         self.log.info("%s %s the sign-up of %s", self.current_user.name, action, name)
         await self._show(f"{name}: {'approved' if action == 'approve' else 'denied'}.")
 
@@ -136,6 +140,15 @@ class SignupAuthenticator(PangeoAuthenticator):
             pass
         self.log.info("New sign-up: %s <%s>", name, email)
         return "ok"
+
+    def release(self, name: str) -> None:
+        """Remove a refused applicant through the platform's one release function (pangeohub.release). The
+        applicant never had a hub user, so the hub is not asked; the platform's settings are the spawner's."""
+        from pangeohub.config import Config
+        from pangeohub.release import release_account
+        from pangeohub.runtime import Runtime
+
+        release_account(Runtime(config=Config.model_validate(dict(self.config.PangeoSpawner.settings))), name)
 
     def get_handlers(self, app):
         return super().get_handlers(app) + [("/signup", SignupHandler), ("/signup/review", ReviewHandler)]

@@ -51,6 +51,11 @@ def generate(
         # Everyone's Linux account and scratch credentials now, so that the opening minute only starts servers.
         typer.echo(f"preparing {len(names)} accounts ...")
         prepare_accounts(rt, names)
+    api = _hub(rt)
+    if api:  # in the hub's admin panel at once, so that an organiser can see and pre-start their servers
+        from pangeohub.hubsync import sync_hub_users
+
+        sync_hub_users(rt, api, names=names)
     csv_path, html_path = workshop.write_sheets(out, rows, rt.public_url, until)
     typer.echo(f"created {len(rows)} accounts {names[0]} .. {names[-1]}")
     typer.echo(f"passwords (keep safe, print, then delete): {csv_path}\n  printable sheet: {html_path}")
@@ -113,13 +118,22 @@ def pending() -> None:
 
 def approve(name: str = typer.Argument(...)) -> None:
     """Approve a sign-up: the person can log in from now on."""
-    applications.approve(_store(state.runtime()), name)
+    rt = state.runtime()
+    applications.approve(_store(rt), name)
+    api = _hub(rt)
+    if api:
+        from pangeohub.hubsync import sync_hub_users
+
+        sync_hub_users(rt, api, names=[name])
     typer.echo(f"approved {name}")
 
 
 def deny(name: str = typer.Argument(...)) -> None:
     """Deny a sign-up: the application is deleted and the name is free again."""
-    applications.deny(_store(state.runtime()), name)
+    from pangeohub.release import release_account
+
+    rt = state.runtime()
+    applications.deny(_store(rt), name, lambda who: release_account(rt, who, hub=_hub(rt)))
     typer.echo(f"denied {name}")
 
 

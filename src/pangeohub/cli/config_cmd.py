@@ -17,9 +17,14 @@ app = typer.Typer(help="Check and explain the config file.", no_args_is_help=Tru
 def validate(file: str = typer.Argument(None, help="File to check (default: the active config).")) -> None:
     """Check a config file; exit 0 if it is valid, else print each problem with its fix."""
     target = file or state.config_file
-    load_config(target)
+    from pangeohub.tls.status import plain_http_warning
+
+    config = load_config(target)
     shown = config_path(target)
     typer.echo(f"{shown if shown else 'built-in defaults'}: valid")
+    warning = plain_http_warning(config)
+    if warning:
+        typer.secho(warning, err=True, fg=typer.colors.RED, bold=True)
 
 
 @app.command()

@@ -42,6 +42,7 @@ def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the bac
         return
     rt.paths.ensure()
     preflight(rt.config)
+    https_preflight(rt)
     created = ensure_initial_admin(rt)
     if detach:
         typer.echo("starting pangeohub in the background ...")
@@ -58,6 +59,17 @@ def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the bac
             f"\nFirst start: log in at {rt.public_url} as '{name}' with password: {password}\n"
             f"(shown once; change it with `pangeohub users passwd {name}`)"
         )
+
+
+def https_preflight(rt) -> None:
+    """Warn about plain HTTP on the network; with HTTPS on, have a certificate before the proxy starts."""
+    from pangeohub.tls.renew import ensure_certificate
+    from pangeohub.tls.status import plain_http_warning
+
+    warning = plain_http_warning(rt.config)
+    if warning:
+        typer.secho(warning, err=True, fg=typer.colors.RED, bold=True)
+    ensure_certificate(rt)
 
 
 def down() -> None:
@@ -86,6 +98,18 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
             health = "healthy" if svc["healthy"] else "UNHEALTHY" if report["running"] else "-"
             typer.echo(f"  {name:<12} {svc['state']:<9} pid {svc['pid'] or '-':<8} port {svc['port'] or '-':<6} "
                        f"{health}  restarts {svc['restarts']}")
+        if report.get("https"):
+            from pangeohub.tls.status import format_status
+
+            for line in format_status(report["https"]):
+                typer.echo(line)
+        cleaned = report.get("cleaned")
+        if cleaned and (cleaned["released"] or cleaned["problems"]):
+            typer.echo(f"released at the start of {time.ctime(cleaned['at'])} (left by an interrupted run):")
+            for item in cleaned["released"]:
+                typer.echo(f"  {item['kind']} of {item['name']}" + (f" ({item['path']})" if item["path"] else ""))
+            for problem in cleaned["problems"]:
+                typer.echo(f"  could not release: {problem}")
     if not report["healthy"]:
         raise typer.Exit(1)
 
@@ -103,7 +127,16 @@ def collect_status(rt) -> dict:
             "healthy": bool(pid) and svc.probe(),
             "restarts": info.get("restarts", 0),
         }
+    from pangeohub.leftovers import last_report
+
+    https = None
+    if rt.config.hub.tls_mode != "off":
+        from pangeohub.tls.status import certificate_status
+
+        https = certificate_status(rt)
     return {
+        "https": https,
+        "cleaned": last_report(rt),
         "running": pid is not None,
         "supervisor_pid": pid,
         "healthy": pid is not None and all(s["healthy"] for s in services.values()),
@@ -166,8 +199,11 @@ def token(
             lifetime = int(parse_duration(expires_in))
         except ValueError as exc:
             raise PangeoError(f"--expires-in: {exc}", "e.g. --expires-in 1h") from None
+    from pangeohub.hubsync import sync_hub_users
+
     name = user or default_admin(rt)
     api = HubAPI(rt)
+    sync_hub_users(rt, api, names=[name])  # an account of the platform's own: as the store has it
     api.ensure_user(name)
     typer.echo(api.token(name, note=note, expires_in=lifetime))
 

@@ -12,14 +12,12 @@ import typer
 from pangeohub.accounts import Account, AccountStore, generate_password
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
-from pangeohub.gateway.userenv import userenv_file
 from pangeohub.hubapi import HubAPI
 from pangeohub.names import check_username, system_name
-from pangeohub.storage.admin import forget_user
 from pangeohub.supervisor import supervisor_pid
-from pangeohub.resources.lifecycle import release_user
 from pangeohub.ops.prepare import prepare_accounts
-from pangeohub.sysusers import lock_account, remove_account
+from pangeohub.hubsync import sync_hub_users
+from pangeohub.release import release_account
 
 app = typer.Typer(help="Manage who can log in.", no_args_is_help=True)
 
@@ -64,12 +62,17 @@ def add(
     check_username(name, rt.config.users.system_prefix)
     password, generated = _read_password(rt, password_stdin, name)
     _store(rt).add(Account(name=name, admin=admin, groups=sorted(set(group))), password)
-    if os.geteuid() == 0:
-        # The Linux account (and scratch credentials) now, not at the first spawn: see ops.prepare.
-        prepare_accounts(rt, [name])
     api = _hub(rt)
-    if api:
-        api.ensure_user(name, admin=admin)
+    try:
+        if os.geteuid() == 0:
+            # The Linux account (and scratch credentials) now, not at the first spawn: see ops.prepare.
+            prepare_accounts(rt, [name])
+        if api:
+            sync_hub_users(rt, api, names=[name])  # a hub user at once, with the store's admin flag and groups
+    except Exception:
+        # Nothing half-made stays behind (an account that cannot spawn, a hub user without a Linux account).
+        release_account(rt, name, hub=api)
+        raise
     typer.echo(f"added {name}{' (admin)' if admin else ''}")
     if generated:
         typer.echo(f"password: {password}")
@@ -89,6 +92,26 @@ def passwd(
     store.set_password(name, password)
     store.clear_failures(name)
     typer.echo(f"password of {name} changed" + (f": {password}" if generated else ""))
+
+
+@app.command("admin")
+def admin_cmd(
+    name: str = typer.Argument(...),
+    revoke: bool = typer.Option(False, "--revoke", help="Take the admin right away instead of giving it."),
+) -> None:
+    """Make a user an administrator (or, with --revoke, no longer one); the hub follows at once."""
+    rt = state.runtime()
+    store = _store(rt)
+    store.set_admin(name, not revoke)
+    api = _hub(rt)
+    if api:
+        sync_hub_users(rt, api, names=[name])
+    account = store.get(name)
+    from pangeohub.hubsync import expected_admin
+
+    still = revoke and expected_admin(rt.config, account)
+    typer.echo(f"{name} is {'no longer ' if revoke and not still else ''}an admin"
+               + (" (still one: named in hub.admin_users or in an auth.admin_groups group)" if still else ""))
 
 
 @app.command("list")
@@ -142,34 +165,14 @@ def remove(
 ) -> None:
     """Remove a user: stop their server, revoke their login; delete their home unless --keep-home."""
     rt = state.runtime()
-    store = _store(rt)
-    api = _hub(rt)
-    known = store.get(name) is not None
-    in_hub = api.delete_user(name) if api else False
-    store.remove(name)
-    linux = system_name(name, rt.config.users.system_prefix)
-    home = _home_of(linux)
-    forget_user(rt, name, delete_data=not keep_home)
-    # The environment their last server had (scratch keys among it), kept for their Dask workers.
-    userenv_file(rt.paths.root, name).unlink(missing_ok=True)
-    if keep_home:
-        lock_account(name, rt.config.users)
-        existed = False
-    else:
-        existed = remove_account(name, rt.config.users)
-    release_user(rt.config, linux, home, delete=not keep_home)
-    if not (known or in_hub or existed):
+    rt.paths.ensure()
+    released = release_account(rt, name, hub=_hub(rt), keep_home=keep_home)
+    if released.problems:
+        raise PangeoError("could not release everything of the user:\n" + "\n".join(f"  - {p}" for p in released.problems),
+                          f"fix the cause, then run `pangeohub users remove {name}` again")
+    if not released.existed:
         raise PangeoError(f"no user named {name!r}", "see `pangeohub users list`")
     typer.echo(f"removed {name}" + (" (home kept)" if keep_home else ""))
-
-
-def _home_of(linux_name: str) -> str | None:
-    import pwd
-
-    try:
-        return pwd.getpwnam(linux_name).pw_dir
-    except KeyError:
-        return None
 
 
 def _register_usage() -> None:

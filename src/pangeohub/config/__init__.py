@@ -41,6 +41,12 @@ def load_config(explicit: str | os.PathLike | None = None) -> Config:
         ) from None
     except OSError as exc:
         raise PangeoError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise PangeoError(
+            f"config file {path} is not UTF-8 text: byte {exc.object[exc.start]:#04x} on line {line}",
+            "save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or remove that character",
+        ) from None
     return parse_config(text, source=str(path))
 
 
@@ -102,12 +108,34 @@ def _value_at(data: Any, loc: tuple) -> Any:
 
 
 def _model_at(model: type[BaseModel], loc: list[str]) -> type[BaseModel] | None:
-    for part in loc:
-        field = model.model_fields.get(part)
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+    """The model that holds the field at ``loc``; list items (``profiles.0``) and optional sections included."""
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(parts.pop(0))
+        inner = _section_type(field.annotation) if field is not None else None
+        if inner is None:
             return None
-        model = field.annotation
+        model, is_list = inner
+        if is_list:
+            if not parts or not parts[0].isdigit():
+                return None
+            parts.pop(0)  # the item's index
     return model
+
+
+def _section_type(annotation) -> tuple[type[BaseModel], bool] | None:
+    """(model, is a list of it) for ``Model``, ``Model | None`` and ``list[Model]``; None for anything else."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is list and len(args) == 1:
+        inner = _section_type(args[0])
+        return (inner[0], True) if inner and not inner[1] else None
+    if len(args) == 1:
+        return _section_type(args[0])
+    return None
 
 
 def _fix_hint(err: dict, loc: list[str]) -> str:

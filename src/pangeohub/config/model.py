@@ -13,8 +13,11 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth
+from pangeohub.config.backup import BackupSection
 from pangeohub.config.base import LINUX_NAME_MAX, LINUX_NAME_RE, Port, Section, check_port  # noqa: F401
 from pangeohub.config.gateway import GatewaySection
+from pangeohub.config.https import HttpsSection, check_domain
+from pangeohub.config.kubernetes import KubernetesSection
 from pangeohub.config.resources import HomesSection, LimitsSection, Profile, SharedSection, default_profiles
 from pangeohub.config.storage import StorageSection
 from pangeohub.units import ByteSize, Duration
@@ -26,7 +29,15 @@ class HubSection(Section):
         description="Address the public proxy listens on. 0.0.0.0 lets others on the network log in; "
         "use 127.0.0.1 to keep the platform private to this machine.",
     )
-    port: Port = Field(8000, description="Public port people open in their browser (served by the proxy).")
+    port: Port = Field(8000, description="Public port people open in their browser (served by the proxy) when "
+                       "HTTPS is off; with HTTPS on, the proxy serves hub.https.port instead.")
+    domain: str | None = Field(
+        None,
+        description="DNS name people reach the hub at, e.g. hub.example.org; 'auto' makes "
+        "pangeo.<dashed-public-address>.sslip.io from this machine's public address. Setting it turns on HTTPS "
+        "with an ACME certificate unless hub.https.mode says otherwise.",
+    )
+    https: HttpsSection = Field(default_factory=HttpsSection)
     public_url: str | None = Field(
         None,
         description="URL people use to reach the hub, e.g. https://hub.example.org/. Printed on login "
@@ -64,6 +75,22 @@ class HubSection(Section):
     )
 
     _ports = field_validator("port", "internal_port", "proxy_api_port")(check_port)
+    _domain = field_validator("domain")(check_domain)
+
+    @property
+    def tls_mode(self) -> str:
+        """'acme', 'files' or 'off': the mode given, else ACME when there is a domain."""
+        return self.https.mode or ("acme" if self.domain else "off")
+
+    @model_validator(mode="after")
+    def _acme_needs_domain(self) -> "HubSection":
+        if self.tls_mode != "off" and not self.domain:
+            raise ValueError(f"https.mode '{self.tls_mode}' needs hub.domain: a certificate is for a name, and "
+                             "people's URLs use it, e.g. domain: hub.example.org")
+        if self.tls_mode == "acme" and not self.https.acme.email:
+            raise ValueError(f"HTTPS for {self.domain} through ACME needs a contact e-mail for the CA account: set "
+                             "hub.https.acme.email (e.g. admin@example.org), or choose hub.https.mode 'files' or 'off'")
+        return self
 
     @field_validator("ip")
     @classmethod
@@ -139,7 +166,8 @@ class AuthSection(Section):
         "mode, 'org:team' in github mode. Leaving a group takes the admin right away at the next login.",
     )
     failed_login_limit: int = Field(
-        10, ge=1, description="Failed logins for one name within `failed_login_window` before it is locked."
+        10, ge=1, description="Failed logins for one name from one client address within `failed_login_window` "
+        "before that address is locked for the name (1 minute, doubling with each further failure, up to the window)."
     )
     failed_login_window: Duration = Field("15m", description="Window for counting failed logins.")
     expiry_check_interval: Duration = Field(
@@ -193,6 +221,8 @@ class Config(Section):
     shared: SharedSection = Field(default_factory=SharedSection)
     storage: StorageSection = Field(default_factory=StorageSection)
     gateway: GatewaySection = Field(default_factory=GatewaySection)
+    kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
+    backup: BackupSection = Field(default_factory=BackupSection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod
@@ -219,6 +249,8 @@ class Config(Section):
             "hub.internal_port": self.hub.internal_port,
             "hub.proxy_api_port": self.hub.proxy_api_port,
         }
+        if self.hub.tls_mode != "off":
+            ports.update({"hub.https.port": self.hub.https.port, "hub.https.http_port": self.hub.https.http_port})
         if self.gateway.enabled:
             ports.update({"gateway.api_port": self.gateway.api_port, "gateway.proxy_port": self.gateway.proxy_port,
                           "gateway.scheduler_port": self.gateway.scheduler_port})

@@ -11,6 +11,10 @@ from pydantic import Field, field_validator
 from pangeohub.config.base import Section
 from pangeohub.units import ByteSize
 
+# Beyond these no machine can give what the value asks; what this machine can give is checked at `up`.
+MAX_CPUS = 8192  # Linux's largest CONFIG_NR_CPUS
+MAX_MEMORY = 4 * 1024**5  # 52-bit physical addresses (x86-64, arm64)
+MAX_QUOTA = 1024**6  # ext4 with 4 KiB blocks
 PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 DEFAULT_QUICKSTART = """# Welcome to pangeohub
 
@@ -40,11 +44,22 @@ class Profile(Section):
             raise ValueError("use lowercase letters, digits, '-' or '_', starting with a letter or digit")
         return value
 
+    @field_validator("cpus")
+    @classmethod
+    def _max_cpus(cls, value: float) -> float:
+        if value > MAX_CPUS:
+            raise ValueError(f"at most {MAX_CPUS}, the most CPUs a Linux kernel handles (NR_CPUS); "
+                             "`pangeohub up` also warns about profiles larger than the machine")
+        return value
+
     @field_validator("memory")
     @classmethod
     def _min_memory(cls, value: int) -> int:
         if value < 64 * 1024**2:
             raise ValueError("at least 64M: a Jupyter server alone needs about that much")
+        if value > MAX_MEMORY:
+            raise ValueError("at most 4096T, the most memory a 64-bit machine can address (4 PiB); "
+                             "`pangeohub up` also warns about profiles larger than the machine")
         return value
 
 
@@ -102,6 +117,9 @@ class HomesSection(Section):
     def _min_quota(cls, value: int) -> int:
         if value and value < 16 * 1024**2:
             raise ValueError("at least 16M (the filesystem needs room for itself), or 0 for no quota")
+        if value > MAX_QUOTA:
+            raise ValueError("at most 1048576T (1 EiB), the largest ext4 filesystem, which each home image is; "
+                             "`pangeohub up` also refuses a quota the images' own filesystem cannot hold")
         return value
 
 

@@ -199,7 +199,11 @@ class PangeoBackend(LocalBackend):
 
     def get_worker_command(self, cluster, worker_name, scheduler_address=None):
         # Worker dashboards would listen unauthenticated on loopback; the scheduler's dashboard covers workers.
-        return super().get_worker_command(cluster, worker_name, scheduler_address) + ["--no-dashboard"]
+        # Upstream gives the scheduler `--host default_host` but workers and nannies no host, so they listen on
+        # 0.0.0.0 and [::]. `default_host` is the backend's own address knob (loopback for the local backend; a
+        # backend on compute nodes sets the cluster network's address there).
+        return super().get_worker_command(cluster, worker_name, scheduler_address) + [
+            "--host", self.default_host, "--no-dashboard"]
 
     # -- proxying and background work ------------------------------------------------------------------
     async def _check_cluster_proxied(self, cluster):

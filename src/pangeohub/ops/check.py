@@ -15,7 +15,8 @@ from typing import Awaitable, Callable
 from pangeohub.accounts import Account, AccountStore, generate_password
 from pangeohub.errors import PangeoError
 from pangeohub.hubapi import HubAPI
-from pangeohub.sysusers import remove_account
+from pangeohub.leftovers import temporary_owner
+from pangeohub.release import release_account
 from pangeohub.usersim import SimError, UserSim, run_sync
 
 IMPORTS = "import xarray, dask, zarr, intake, fsspec"
@@ -135,7 +136,8 @@ def run_check(rt, echo=print, full: bool = False) -> dict:
     name = f"check-{secrets.token_hex(3)}"
     password = generate_password()
     store = AccountStore(rt.paths.accounts_db)
-    store.add(Account(name=name, info={"temporary": "pangeohub check"}), password)
+    # Marked temporary, with this process as its owner: if the check is killed, the next `up` releases it.
+    store.add(Account(name=name, info={"temporary": "pangeohub check", **temporary_owner()}), password)
     ctx = CheckContext(rt=rt, name=name, password=password)
     report = {"ok": True, "user": name, "phases": []}
     try:
@@ -167,9 +169,7 @@ async def _run_phases(ctx: CheckContext, report: dict, echo, phases: list[Phase]
 
 
 def _cleanup(rt, store: AccountStore, name: str) -> None:
-    try:
-        HubAPI(rt).delete_user(name)
-    except PangeoError:
-        pass
-    store.remove(name)
-    remove_account(name, rt.config.users)
+    released = release_account(rt, name, hub=HubAPI(rt))
+    if released.problems:
+        raise PangeoError("the check could not remove its temporary user:\n" + "\n".join(released.problems),
+                          "the next `pangeohub up` releases what is left")

@@ -22,7 +22,8 @@ from pangeohub.accounts import Account, AccountStore
 from pangeohub.errors import PangeoError
 from pangeohub.hubapi import HubAPI
 from pangeohub.ops.prepare import prepare_accounts
-from pangeohub.sysusers import remove_account
+from pangeohub.release import release_accounts
+from pangeohub.leftovers import temporary_owner
 from pangeohub.usersim import UserSim
 
 PHASES = ("login", "spawn", "kernel", "execute", "gateway", "stop")
@@ -89,9 +90,10 @@ def create_users(rt, names: list[str]) -> dict[str, str]:
     In parallel: each password costs an argon2 hash."""
     store, api = AccountStore(rt.paths.accounts_db), HubAPI(rt)
     passwords = {name: secrets.token_urlsafe(16) for name in names}
+    owner = temporary_owner()  # if the load test is killed, the next `up` releases them
 
     def make(name: str) -> None:
-        store.add(Account(name=name, info={"temporary": "loadtest"}), passwords[name])
+        store.add(Account(name=name, info={"temporary": "loadtest", **owner}), passwords[name])
         api.ensure_user(name)
 
     with ThreadPoolExecutor(4) as pool:
@@ -101,25 +103,9 @@ def create_users(rt, names: list[str]) -> dict[str, str]:
 
 
 def remove_users(rt, names: list[str]) -> list[str]:
-    """Remove users whatever state they are in (server, hub user, store, Linux account and home), as
-    `pangeohub users remove` does; returns what could not be cleaned."""
-    store, api = AccountStore(rt.paths.accounts_db), HubAPI(rt)
-    problems = []
-
-    def remove(name: str) -> None:
-        try:
-            api.delete_user(name, timeout=120)
-        except PangeoError as exc:
-            problems.append(f"{name}: {exc}")
-        store.remove(name)
-        try:
-            remove_account(name, rt.config.users)
-        except PangeoError as exc:
-            problems.append(f"{name}: {exc}")
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(remove, names))
-    return problems
+    """Release users whatever state they are in, as `pangeohub users remove` does (pangeohub.release); returns
+    what could not be cleaned."""
+    return [problem for released in release_accounts(rt, names, hub=HubAPI(rt)) for problem in released.problems]
 
 
 def _mark_failed(events: list, phase: str, error: str) -> None:

@@ -94,6 +94,10 @@ def gateway_client_env(config: Config, public_url: str) -> dict[str, str]:
     """What a notebook server needs for a zero-argument ``Gateway()`` (read by dask-gateway's client config)."""
     gw = config.gateway
     local = f"http://127.0.0.1:{config.hub.port}"
+    if config.hub.tls_mode != "off":
+        # The proxy speaks only HTTPS, for a name that need not resolve on this machine: kernels go straight to
+        # the gateway's own proxy, which serves the same paths the hub's proxy forwards to it.
+        local = f"http://127.0.0.1:{gw.proxy_port}"
     return {
         # The kernel reaches the gateway through the hub's proxy on this machine; browsers use the public URL.
         "DASK_GATEWAY__ADDRESS": f"{local}{SERVICE_PREFIX}",

@@ -12,6 +12,7 @@ from pangeohub.auth.render import authenticator_class, render_auth
 from pangeohub.config import Config
 from pangeohub.paths import StatePaths
 from pangeohub.render.gateway import hub_services
+from pangeohub.tls.render import merge, render_https
 
 ADMIN_SERVICE = "pangeohub-admin"
 
@@ -21,7 +22,7 @@ class HubSecrets:
     gateway_token: str = ""
 
 
-def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) -> dict:
+def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, public_url: str = "") -> dict:
     hub = config.hub
     extra_services, extra_roles = hub_services(config, secrets.gateway_token)
     rendered = {
@@ -33,6 +34,11 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
             "cleanup_proxy": False,
             "db_url": f"sqlite:///{paths.hub / 'jupyterhub.sqlite'}",
             "cookie_secret_file": str(paths.secret("cookie_secret")),
+            # SameSite=Lax on every hub cookie, and through the spawner (JUPYTERHUB_COOKIE_OPTIONS) on servers'
+            # own: a form posted to the platform from another site carries no session, so cannot act as the
+            # person. Not Strict: that would drop the session on every arrival by a link (mail, chat) and the
+            # login state on the way back from an external login (GitHub), which are top-level GETs.
+            "tornado_settings": {"cookie_options": {"SameSite": "Lax"}},
             "pid_file": str(paths.hub / "jupyterhub.pid"),
             "authenticator_class": authenticator_class(config),
             "spawner_class": "pangeohub.hub.spawner.PangeoSpawner",
@@ -85,7 +91,7 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets) ->
         target = rendered.setdefault(section, {})
         for key, value in values.items():
             target[key] = target[key] + value if isinstance(target.get(key), list) else value
-    return rendered
+    return merge(rendered, render_https(config, public_url))
 
 
 def _host(ip: str) -> str:

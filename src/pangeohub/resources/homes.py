@@ -42,7 +42,27 @@ def quota_problems(config) -> list[str]:
         problems.append("home quotas need loop devices, and /dev/loop-control is missing (modprobe loop)")
     if os.geteuid() != 0:
         problems.append("home quotas need root to mount each home")
+    elif not problems:
+        problems += _image_size_problems(config)
     return problems
+
+
+def _image_size_problems(config) -> list[str]:
+    """Whether the filesystem that keeps the images can hold one of ``homes.quota``'s size at all (ext4 holds
+    at most 16T per file): asked of the filesystem itself, with a sparse file that takes no space."""
+    from pangeohub.units import format_size
+
+    directory = images_dir(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    with tempfile.TemporaryFile(dir=directory) as handle:
+        try:
+            os.ftruncate(handle.fileno(), config.homes.quota)
+        except OSError as exc:
+            return [f"the filesystem of {directory} cannot hold a home image of {format_size(config.homes.quota)} "
+                    f"({exc.strerror}; ext4 holds at most 16T per file): lower homes.quota, or keep the images on "
+                    "a filesystem that can (homes.images_dir)"]
+    return []
 
 
 def require_quotas(config) -> None:
@@ -51,7 +71,7 @@ def require_quotas(config) -> None:
         raise PangeoError(
             "this machine cannot enforce the home quota (homes.quota = "
             f"{config.homes.model_dump(mode='json')['quota']}):\n" + "\n".join(f"  - {p}" for p in problems),
-            "install what is missing, or turn quotas off explicitly with `homes: {quota: 0}`",
+            "do what each line says, or turn quotas off explicitly with `homes: {quota: 0}`",
         )
 
 
@@ -68,9 +88,15 @@ def mounted_homes() -> dict[str, str]:
 
 def backing_file(device: str) -> str | None:
     try:
-        return Path(f"/sys/block/{Path(device).name}/loop/backing_file").read_text().strip()
+        text = Path(f"/sys/block/{Path(device).name}/loop/backing_file").read_text().strip()
     except OSError:
         return None
+    return text.removesuffix(" (deleted)")  # an image deleted while mounted is still this image
+
+
+def mount_points(image: Path) -> list[str]:
+    """Where ``image`` is mounted (normally at most once: at its account's home)."""
+    return [point for point, device in mounted_homes().items() if backing_file(device) == str(image)]
 
 
 def ensure_home(config, account: pwd.struct_passwd) -> bool:

@@ -34,23 +34,28 @@ def release(config) -> None:
         pass  # nothing to release on a machine without cgroups
 
 
-def release_user(config, system_user: str, home: str | None, delete: bool) -> None:
-    """After a user's processes are gone (``users remove``): unmount their home, drop their cgroup, and with
-    ``delete`` remove the image and the home directory too. Without it the image keeps the files, and the
-    home comes back at their next start."""
+def release_user(config, system_user: str, delete: bool) -> None:
+    """After a user's processes are gone (``pangeohub.release``): unmount their home wherever their image is
+    mounted, drop their cgroup and Jupyter runtime dir, and with ``delete`` remove the image too. Without it the
+    image keeps the files, and the home comes back at their next start."""
     import shutil
     from pathlib import Path
 
     image = homes.image_path(config, system_user)
-    shutil.rmtree(config.state_dir / "run" / "users" / system_user, ignore_errors=True)  # Jupyter runtime files
-    if home:
-        homes.release_home(config, Path(home), delete_image=str(image) if delete else None)
-        if delete:
-            shutil.rmtree(home, ignore_errors=True)
-    elif delete:
+    shutil.rmtree(runtime_root(config) / system_user, ignore_errors=True)  # Jupyter runtime files
+    # Found by the image, not by the home directory: the account may be gone already (an interrupted removal),
+    # and whatever else is mounted at a home is not the platform's to unmount.
+    for point in sorted(homes.mount_points(image), reverse=True):
+        homes.release_home(config, Path(point))
+    if delete:
         image.unlink(missing_ok=True)
     if config.limits.enforce:
         try:
             cgroups.backend_for(config.limits).remove(system_user)
         except OSError:
             pass
+
+
+def runtime_root(config):
+    """Parent of every person's Jupyter runtime dir (made by the spawn hook: resources.hook.runtime_dir)."""
+    return config.state_dir / "run" / "users"

@@ -54,6 +54,9 @@ class Service:
         """True when the service answers as healthy. Must be quick and never raise."""
         raise NotImplementedError
 
+    def after_ready(self) -> None:
+        """Called once the probe first succeeds after each (re)start, before the service counts as running."""
+
     def before_stop(self) -> None:
         """Called while every service still runs, just before this one is stopped."""
 

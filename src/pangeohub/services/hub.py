@@ -33,7 +33,7 @@ class HubService(Service):
 
     def prepare(self) -> None:
         prepare_auth(self.rt.config, self.rt.paths)
-        rendered = render_hub_config(self.rt.config, self.rt.paths, self.secrets())
+        rendered = render_hub_config(self.rt.config, self.rt.paths, self.secrets(), self.rt.public_url)
         write_private(self.config_file, json.dumps(rendered, indent=2, sort_keys=True) + "\n")
 
     def command(self) -> list[str]:
@@ -51,6 +51,14 @@ class HubService(Service):
 
     def probe(self) -> bool:
         return http_ok(f"http://127.0.0.1:{self.port}/hub/health")
+
+    def after_ready(self) -> None:
+        """The platform's own accounts are hub users, with their admin flag and groups, from the start; the
+        temporary accounts released before the start leave the hub too (pangeohub.hubsync)."""
+        from pangeohub.hubsync import sync_hub_users
+        from pangeohub.leftovers import forget_hub_users
+
+        sync_hub_users(self.rt, forget=forget_hub_users(self.rt))
 
     def before_stop(self) -> None:
         """Stop every user server: the hub itself leaves them running (so that a hub restart is harmless)."""

@@ -10,21 +10,24 @@ class ProxyService(Service):
 
     @property
     def port(self) -> int:
-        return self.rt.config.hub.port
+        hub = self.rt.config.hub
+        return hub.https.port if hub.tls_mode != "off" else hub.port
 
     def command(self) -> list[str]:
+        from pangeohub.tls.proxy import tls_command
+
         hub = self.rt.config.hub
         hub_target = f"http://127.0.0.1:{hub.internal_port}"
-        return [
+        return tls_command(self.rt, [
             str(self.rt.node_bin("configurable-http-proxy")),
             "--ip", hub.ip,
-            "--port", str(hub.port),
+            "--port", str(self.port),
             "--api-ip", "127.0.0.1",
             "--api-port", str(hub.proxy_api_port),
             "--default-target", hub_target,
             "--error-target", f"{hub_target}/hub/error",
             "--log-level", "warn",
-        ]
+        ])
 
     def env(self) -> dict[str, str]:
         return {**super().env(), "CONFIGPROXY_AUTH_TOKEN": self.rt.secret("proxy_token")}

@@ -32,8 +32,12 @@ def _configure(rt, command: str, pid: int | None = None) -> None:
                 batch = list(_pending)
                 _pending.clear()
             try:
-                run_shell(pid or _weed_pid(rt), shell_command(rt.python_bin("weed"), rt.config.storage),
-                          "".join(text for text, _, _ in batch))
+                text = "".join(text for text, _, _ in batch)
+                remote = getattr(rt, "run_weed_shell", None)
+                if remote is not None:  # a store in a cluster (targets.kubernetes.objectstore): its Service
+                    remote(text)
+                else:
+                    run_shell(pid or _weed_pid(rt), shell_command(rt.python_bin("weed"), rt.config.storage), text)
             except Exception as exc:  # every caller of the batch hears of it, not only this one
                 for _, _, errors in batch:
                     errors.append(exc)
@@ -46,6 +50,8 @@ def _configure(rt, command: str, pid: int | None = None) -> None:
 
 def endpoint_url(rt) -> str:
     storage = rt.config.storage
+    if getattr(rt, "s3_endpoint", None):  # a store in a cluster: its Service
+        return rt.s3_endpoint
     if storage.mode == "external":
         return storage.external.endpoint_url
     return f"http://{LOOPBACK}:{storage.port}"

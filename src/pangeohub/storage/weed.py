@@ -87,5 +87,8 @@ def setup_commands(storage: StorageSection) -> str:
 
 
 def shell_command(weed: Path, storage: StorageSection) -> list[str]:
-    return [str(weed), "shell", f"-master={LOOPBACK}:{storage.ports.master}",
-            f"-filer={LOOPBACK}:{storage.ports.filer}"]
+    # `host:port.grpcPort`: given `host:port` alone, `weed shell` assumes gRPC on port + 10000, which holds
+    # only for the default ports; with any others the shell never connects and every start times out.
+    p = storage.ports
+    return [str(weed), "shell", f"-master={LOOPBACK}:{p.master}.{p.master_grpc}",
+            f"-filer={LOOPBACK}:{p.filer}.{p.filer_grpc}"]

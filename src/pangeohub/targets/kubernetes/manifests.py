@@ -1,0 +1,121 @@
+"""Plain manifests for what the two charts do not cover (pure): shared folders, the in-cluster object store, and
+the network policy that keeps people's pods away from other people's Dask schedulers and workers.
+
+The jupyterhub chart's own policies already keep a user pod from reaching another's server (only the hub and
+the proxy may); the dask-gateway chart has none, so any pod could otherwise reach any scheduler's dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pangeohub.config import Config
+from pangeohub.targets.kubernetes import names
+from pangeohub.targets.kubernetes.hubvalues import in_cluster
+from pangeohub.targets.kubernetes.objectstore import ADMIN_KEY_ENV, ADMIN_SECRET_ENV, DATA
+from pangeohub.targets.kubernetes.mapping import IMAGE_PREFIX
+
+LABEL = "app.kubernetes.io/name"
+
+
+def _meta(config: Config, name: str, **labels: str) -> dict:
+    return {"name": name, "namespace": config.kubernetes.namespace,
+            "labels": {"app.kubernetes.io/part-of": "pangeohub", **labels}}
+
+
+def hub_pod_selector(config: Config) -> dict:
+    """The hub pod, by the labels the jupyterhub chart gives it."""
+    return {"matchLabels": {"app.kubernetes.io/component": "hub",
+                            "app.kubernetes.io/instance": config.kubernetes.hub_release}}
+
+
+def shared_volumes(config: Config) -> list[dict]:
+    k8s = config.kubernetes
+    claims = []
+    for kind, size in (("data", k8s.shared_data_size), ("scratch", k8s.shared_scratch_size)):
+        spec = {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": names.quantity(size)}}}
+        if k8s.shared_storage_class:
+            spec["storageClassName"] = k8s.shared_storage_class
+        claims.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                       "metadata": _meta(config, names.shared_claim(config, kind)), "spec": spec})
+    return claims
+
+
+def dask_policy(config: Config) -> dict:
+    """Scheduler and worker pods accept connections only from the gateway's own pods (traefik, which routes
+    clients and dashboards by cluster, the API server and controller) and from other Dask pods of the gateway."""
+    instance = {"gateway.dask.org/instance": names.gateway_fullname(config)}
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": _meta(config, "pangeohub-dask-clusters"),
+        "spec": {
+            "podSelector": {"matchLabels": dict(instance), "matchExpressions": [
+                {"key": "app.kubernetes.io/component", "operator": "In",
+                 "values": ["dask-scheduler", "dask-worker"]}]},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": dict(instance)}}]}],
+        },
+    }
+
+
+def objectstore(config: Config) -> list[dict]:
+    storage = config.storage
+    k8s = config.kubernetes
+    p = storage.ports
+    labels = {LABEL: names.OBJECTSTORE}
+    admin_env = [{"name": env, "valueFrom": {"secretKeyRef": {"name": names.OBJECTSTORE_SECRET, "key": key}}}
+                 for env, key in ((ADMIN_KEY_ENV, "key"), (ADMIN_SECRET_ENV, "secret"))]
+    env = [
+        {"name": "PANGEOHUB_STORAGE", "value": json.dumps(in_cluster(config).storage.model_dump(mode="json"),
+                                                          sort_keys=True)},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "GOMEMLIMIT", "value": f"{storage.memory_limit // 2**20}MiB"},
+        *admin_env,
+    ]
+    claim = {"metadata": {"name": "data"}, "spec": {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": names.quantity(k8s.object_store_size)}},
+        **({"storageClassName": k8s.storage_class} if k8s.storage_class else {})}}
+    container = {
+        "name": "seaweedfs",
+        "image": config.kubernetes.images.ref("hub"),
+        "command": [f"{IMAGE_PREFIX}/bin/python", "-m", "pangeohub.targets.kubernetes.objectstore"],
+        "env": env,
+        "ports": [{"name": "s3", "containerPort": storage.port}],
+        "volumeMounts": [{"name": "data", "mountPath": str(DATA)}],
+        "resources": {"requests": {"memory": names.quantity(storage.memory_limit)},
+                      "limits": {"memory": names.quantity(2 * storage.memory_limit)}},
+        "readinessProbe": {"tcpSocket": {"port": storage.port}, "periodSeconds": 5},
+    }
+    internal = [("master", p.master), ("master-grpc", p.master_grpc), ("filer", p.filer),
+                ("filer-grpc", p.filer_grpc)]
+    return [
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(config, names.OBJECTSTORE, **labels),
+         "spec": {"serviceName": names.OBJECTSTORE, "replicas": 1, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels}, "spec": {
+                      "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+                                          "runAsNonRoot": True},
+                      "containers": [container]}},
+                  "volumeClaimTemplates": [claim]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": _meta(config, names.OBJECTSTORE, **labels),
+         "spec": {"selector": labels, "ports": [
+             {"name": "s3", "port": storage.port, "targetPort": storage.port},
+             *({"name": name, "port": port, "targetPort": port} for name, port in internal)]}},
+        # Signed S3 requests from anywhere in the namespace; identities (master, filer) only from the hub.
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+         "metadata": _meta(config, names.OBJECTSTORE),
+         "spec": {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress"], "ingress": [
+             {"ports": [{"port": storage.port, "protocol": "TCP"}]},
+             {"from": [{"podSelector": hub_pod_selector(config)}],
+              "ports": [{"port": port, "protocol": "TCP"} for _, port in internal]},
+         ]}},
+    ]
+
+
+def manifests(config: Config) -> list[dict]:
+    objects = shared_volumes(config)
+    if config.gateway.enabled:
+        objects.append(dask_policy(config))
+    if config.storage.mode == "embedded":
+        objects += objectstore(config)
+    return objects

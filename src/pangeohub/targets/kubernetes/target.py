@@ -1,0 +1,42 @@
+"""KubernetesTarget: what the platform asks of an execution target, answered for a cluster.
+
+The same questions the local target answers (the config problems it finds, the services to supervise, the
+spawner and gateway backend classes, the addresses a person's server sees); for a cluster the services are the
+charts' pods, so there is nothing to start on this machine.
+"""
+
+from __future__ import annotations
+
+from pangeohub.config import Config
+from pangeohub.errors import PangeoError
+from pangeohub.targets.kubernetes import mapping, names
+from pangeohub.targets.kubernetes.hubvalues import SPAWNER_CLASS, gateway_client_env
+
+GATEWAY_BACKEND_CLASS = "pangeohub.targets.kubernetes.gateway.PangeoKubeBackend"
+
+
+class KubernetesTarget:
+    kind = "kubernetes"
+    spawner_class = SPAWNER_CLASS
+    gateway_backend_class = GATEWAY_BACKEND_CLASS
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def problems(self) -> list[str]:
+        """Options of the config that cannot be carried to a cluster, one line each."""
+        return mapping.refusals(self.config)
+
+    def services(self, runtime) -> list:
+        raise PangeoError(
+            "this config's target is kubernetes: nothing runs on this machine",
+            "render the deployment with `pangeohub render kubernetes --out DIR` and apply it with "
+            "`pangeohub deploy kubernetes` (see docs/kubernetes.md)",
+        )
+
+    def addresses(self) -> dict[str, str]:
+        """What a person's server is told: the gateway (as daskhub wires it) and the object store."""
+        addresses = gateway_client_env(self.config) if self.config.gateway.enabled else {}
+        if self.config.storage.mode == "embedded":
+            addresses["AWS_ENDPOINT_URL_S3"] = names.objectstore_endpoint(self.config)
+        return addresses
