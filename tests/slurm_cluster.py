@@ -76,7 +76,8 @@ class SlurmCluster:
         self.root = Path(tempfile.mkdtemp(prefix="pangeohub-test-slurm-", dir="/var/tmp"))
         self.root.chmod(0o755)
         self.conf = self.root / "slurm.conf"
-        self.node_names = [f"node{i + 1}" for i in range(nodes)]
+        # Node names are unique on the machine too: slurmd names its cgroups after them (slurm_<node>).
+        self.node_names = [f"ph{self.tag}n{i + 1}" for i in range(nodes)]
         self.cpus, self.memory_mb = cpus, memory_mb
         self.partition = "compute"
         self.procs: list[subprocess.Popen] = []
@@ -148,8 +149,10 @@ class SlurmCluster:
                 proc.kill()
                 proc.wait()
         self._kill_job_leftovers()
-        for ns in self.namespaces:
-            _run("ip", "netns", "delete", ns, check=False)  # takes the veth pairs with it
+        for i, ns in enumerate(self.namespaces):
+            _run("ip", "netns", "delete", ns, check=False)
+            # The namespace (and its veth pair) lives on while any process is in it: delete the host end too.
+            _run("ip", "link", "delete", f"phs{self.tag}h{i}", check=False)
         _run("ip", "link", "delete", self.bridge, check=False)
         for user in self.users:
             _run("userdel", "-r", user, check=False)
@@ -269,9 +272,35 @@ PartitionName={self.partition} Nodes=ALL Default=YES MaxTime=60 State=UP
 """)
 
     def _kill_job_leftovers(self) -> None:
-        # A job step can outlive slurmd (slurmstepd keeps running); only processes of this cluster's users.
-        for user in self.users:
-            _run("pkill", "-KILL", "-u", user, check=False)
+        """Kill what is still running in this cluster's node namespaces, and only that.
+
+        slurmstepd (root) outlives slurmd when the controller is gone or a cancel is still in flight, and
+        keeps the job's processes and the namespace alive. Only processes whose network namespace is one of
+        this cluster's private ones are touched; nothing else on the machine can be in them.
+        """
+        ours = set()
+        for ns in self.namespaces:
+            try:
+                ours.add(os.stat(f"/run/netns/{ns}").st_ino)
+            except OSError:
+                pass
+        for _ in range(3):
+            victims = []
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        if os.stat(f"/proc/{entry}/ns/net").st_ino in ours:
+                            victims.append(int(entry))
+                    except OSError:
+                        pass
+            if not victims:
+                return
+            for pid in victims:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.2)
 
     def _remove_cgroups(self) -> None:
         if not self.memory_enforced:

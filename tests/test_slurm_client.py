@@ -94,8 +94,9 @@ def test_runtime_probe_sees_the_same_runtime_on_every_node(client, cluster):
 
 
 def test_runtime_probe_refuses_a_runtime_the_nodes_lack(client, cluster):
-    with pytest.raises(PangeoError, match="node1"):
-        probe_runtime(client, cluster.partition, ["node1"], python="/nonexistent/bin/python")
+    node = cluster.node_names[0]
+    with pytest.raises(PangeoError, match=node):
+        probe_runtime(client, cluster.partition, [node], python="/nonexistent/bin/python")
 
 
 def test_missing_slurm_conf_is_one_clear_error(tmp_path):

@@ -30,8 +30,9 @@ def person(cluster):
     return cluster.add_user()
 
 
-@pytest.mark.parametrize("node", ["node1", "node2"])
-def test_job_runs_on_its_node_as_the_person_with_the_nodes_address(cluster, person, node):
+@pytest.mark.parametrize("index", [0, 1])
+def test_job_runs_on_its_node_as_the_person_with_the_nodes_address(cluster, person, index):
+    node = cluster.node_names[index]
     out = cluster.run("srun", f"--nodelist={node}", "-N1", "sh", "-c",
                       "echo $SLURMD_NODENAME $(id -u) $(hostname -I)", user=person.pw_name).stdout.split()
     assert out == [node, str(person.pw_uid), cluster.node_address(node)]
@@ -63,14 +64,15 @@ def test_node_reaches_the_hub_side_address_but_not_the_hubs_loopback(cluster, pe
         probe = ("import socket,sys; s=socket.socket(); s.settimeout(3); "
                  "print(s.connect_ex((sys.argv[1], int(sys.argv[2]))))")
         hub_port, lo_port = hub.getsockname()[1], loopback.getsockname()[1]
-        out = cluster.run("srun", "--nodelist=node1", "-N1", "python3", "-c", probe, cluster.hub_address,
-                          str(hub_port), user=person.pw_name).stdout.strip()
+        node = f"--nodelist={cluster.node_names[0]}"
+        out = cluster.run("srun", node, "-N1", "python3", "-c", probe, cluster.hub_address, str(hub_port),
+                          user=person.pw_name).stdout.strip()
         assert out == "0"
         thread.join(5)
-        assert seen == [cluster.node_address("node1")]
+        assert seen == [cluster.node_address(cluster.node_names[0])]
         # The hub's 127.0.0.1 is not the node's: a URL that says 127.0.0.1 fails there, as on a real cluster.
-        out = cluster.run("srun", "--nodelist=node1", "-N1", "python3", "-c", probe, "127.0.0.1",
-                          str(lo_port), user=person.pw_name).stdout.strip()
+        out = cluster.run("srun", node, "-N1", "python3", "-c", probe, "127.0.0.1", str(lo_port),
+                          user=person.pw_name).stdout.strip()
         assert out != "0"
 
 
@@ -79,8 +81,8 @@ def test_job_past_its_memory_limit_is_killed_by_slurm(cluster, person):
     assert cluster.memory_enforced
     grow = "x = []\nwhile True: x.append(bytearray(50 * 2**20))\n"
     started = time.monotonic()
-    proc = cluster.run("srun", "--nodelist=node2", "-N1", "--mem=200M", "python3", "-c", grow,
-                       user=person.pw_name, check=False, timeout=60)
+    proc = cluster.run("srun", f"--nodelist={cluster.node_names[1]}", "-N1", "--mem=200M", "python3", "-c",
+                       grow, user=person.pw_name, check=False, timeout=60)
     assert proc.returncode != 0
     assert "oom" in proc.stderr.lower() or "out-of-memory" in proc.stderr.lower(), proc.stderr
     assert time.monotonic() - started < 30
@@ -106,5 +108,6 @@ def test_cleanup_leaves_nothing_behind():
     assert subprocess.run(["id", name], capture_output=True).returncode != 0
     for proc in c.procs:
         assert proc.poll() is not None
-    assert not any(p.startswith("slurm") for p in os.listdir("/sys/fs/cgroup/memory")
-                   if c.node_names[0] in p)
+    for controller in ("memory", "freezer", "cpuset", "devices"):
+        assert not any(c.tag in p for p in os.listdir(f"/sys/fs/cgroup/{controller}"))
+    assert c.tag not in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout

@@ -61,7 +61,7 @@ def make_spawner(cluster, person, **traits):
     # What the hub would add to the job's environment; SLURM_CONF reaches sbatch/squeue/scancel this way.
     spawner.environment = {"SLURM_CONF": str(cluster.conf)}
     spawner.exec_prefix = "runuser -u {username} --"  # the hub runs as root here; sudo -E works the same
-    spawner.cmd = ["sleep", "300"]
+    spawner.cmd = ["/bin/sleep", "300"]  # an absolute path: see docs/slurm.md on PATH in the job
     spawner.batchspawner_singleuser_cmd = ""  # no hub to report a port to: the job only has to run
     spawner.mock_port = 9  # batchspawner's own test hook: start() waits for the port the server reports
     spawner.startup_poll_interval = 0.2
@@ -100,6 +100,8 @@ def test_slurmspawner_start_poll_stop_runs_a_job_as_the_person(cluster, person, 
         took = time.monotonic() - started
         job = cluster.run("squeue", "-h", "-j", spawner.job_id, "-o", "%u %T %N").stdout.split()
         running = await spawner.poll()
+        logs = {p.name: p.read_text() for p in Path(person.pw_dir).glob("jupyterhub_slurmspawner_*.log")}
+        assert running is None, f"poll() says the job ended; squeue: {spawner.job_status!r} {job} {logs}"
         await spawner.stop()
         stopped = await spawner.poll()
         return ip, job, running, stopped, took
@@ -107,8 +109,8 @@ def test_slurmspawner_start_poll_stop_runs_a_job_as_the_person(cluster, person, 
     ip, job, running, stopped, took = asyncio.run(cycle())
     assert job[:2] == [person.pw_name, "RUNNING"] and job[2] in cluster.node_names
     assert running is None and stopped == 1
-    # Trap: the address batchspawner hands to the proxy is squeue's %B, the Slurm node NAME ("node1"), not
-    # an address the hub can resolve. A subclass must map it to the node's NodeAddr (scontrol show node).
+    # Trap: the address batchspawner hands to the proxy is squeue's %B, the Slurm node NAME ("node1"),
+    # not an address the hub can resolve. A subclass must map it to the node's NodeAddr (scontrol show node).
     assert ip == job[2]
     print(f"\nSlurmSpawner start to RUNNING: {took:.2f}s")
 
