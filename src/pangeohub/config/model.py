@@ -120,6 +120,12 @@ class UsersSection(Section):
     extra_groups: list[str] = Field(
         default_factory=list, description="Existing Linux groups every user account joins."
     )
+    umask: str = Field(
+        "077", pattern=r"^0?[0-7]{3}$",
+        description="File-creation mask of servers, kernels and Dask processes (octal). The default 077 makes "
+        "new files private to their owner wherever they are written, /tmp included; shared folders still give "
+        "their files to everyone through their default ACL.",
+    )
 
     @field_validator("system_prefix")
     @classmethod
