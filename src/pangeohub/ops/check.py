@@ -94,6 +94,12 @@ async def _gateway(ctx: CheckContext) -> str:
     return await check_gateway(ctx.sim)
 
 
+async def _isolation(ctx: CheckContext) -> str:
+    from pangeohub.ops.check_isolation import isolation_phase
+
+    return await isolation_phase(ctx)
+
+
 async def _stop(ctx: CheckContext) -> str:
     await ctx.sim.stop_kernel(ctx.kernel)
     await ctx.sim.stop_server()
@@ -116,6 +122,7 @@ PHASES: list[Phase] = [
     ("home", _home),
     ("scratch", _scratch),
     ("gateway", _gateway),
+    ("isolation", _isolation),
     ("stop", _stop),
 ]
 
