@@ -5,6 +5,7 @@ Runs the way a person would: in a real user's kernel, with ``$PANGEO_SCRATCH`` a
 
     sudo /opt/pangeohub/bin/python benchmarks/storage.py              # a throw-away platform of its own
     sudo /opt/pangeohub/bin/python benchmarks/storage.py --size 1G --repeat 3 --memory-limit 1G
+    sudo /opt/pangeohub/bin/python benchmarks/storage.py --scratch-quota 0   # S3 port without the quota check
 
 Prints MB/s for each target and the scratch/local ratio. Page caches are dropped before each read when the
 machine allows it (root, writable /proc/sys/vm/drop_caches); otherwise reads may come from memory on both
@@ -130,8 +131,15 @@ def main() -> None:
     parser.add_argument("--size", default="500M", help="Array size, e.g. 500M or 1G (default 500M).")
     parser.add_argument("--repeat", type=int, default=2, help="Rounds of write+read (default 2).")
     parser.add_argument("--memory-limit", default=None, help="storage.memory_limit of the object store (e.g. 1G).")
+    parser.add_argument("--scratch-quota", default=None,
+                        help="storage.scratch.quota (default: homes.quota); 0 forwards S3 without the quota check.")
     args = parser.parse_args()
-    platform = Platform(extra={"storage": {"memory_limit": args.memory_limit}} if args.memory_limit else None)
+    storage = {}
+    if args.memory_limit:
+        storage["memory_limit"] = args.memory_limit
+    if args.scratch_quota is not None:
+        storage["scratch"] = {"quota": args.scratch_quota}
+    platform = Platform(extra={"storage": storage} if storage else None)
     try:
         platform.up()
         report(measure(platform, parse_size(args.size), args.repeat))

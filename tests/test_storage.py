@@ -45,6 +45,7 @@ def test_storage_config_files_through_the_cli(path):
         "external-missing": "mode is 'external' but `external`",
         "port-clash": "storage.port and hub.port are both 9000",
         "memory-limit-too-small": "storage.memory_limit (got '256M'): 256M is below the 512M SeaweedFS needs",
+        "scratch-quota-not-a-size": "storage.scratch.quota (got 'plenty'): 'plenty' is not a size",
     }[reason]
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -63,6 +63,15 @@ class ExternalS3(Section):
 MIN_MEMORY_LIMIT = 512 << 20
 
 
+class ScratchSection(Section):
+    quota: ByteSize | None = Field(
+        None,
+        description="Most each person may keep under their own prefix of the scratch bucket. The S3 endpoint "
+        "refuses (403 QuotaExceeded) the upload or multipart part that would go past it; nothing stored is "
+        "touched. Default: the same as homes.quota. 0 turns the scratch quota off.",
+    )
+
+
 class StorageSection(Section):
     mode: Literal["embedded", "external", "off"] = Field(
         "embedded",
@@ -90,6 +99,7 @@ class StorageSection(Section):
         "use; at or below that, Go collects garbage without pause (~10% of a core on an idle platform). "
         "At least 512M.",
     )
+    scratch: ScratchSection = Field(default_factory=ScratchSection)
     ports: StoragePorts = Field(default_factory=StoragePorts)
     external: ExternalS3 | None = Field(None, description="The S3 endpoint used when mode is 'external'.")
 

@@ -12,6 +12,7 @@ import sys
 
 from pangeohub.secrets import ensure_secret, write_private
 from pangeohub.services.base import Service
+from pangeohub.storage.credentials import CredentialStore
 from pangeohub.storage.identities import Credentials, static_config
 from pangeohub.storage.weed import StoreLayout, server_command, setup_commands, shell_command
 
@@ -45,6 +46,10 @@ class ObjectStoreService(Service):
         write_private(layout.s3_config, json.dumps(static_config(admin_credentials(self.rt)), indent=2) + "\n")
         storage = self.rt.config.storage
         weed = self.rt.python_bin("weed")
+        admin = admin_credentials(self.rt)
+        quota = storage.scratch.quota
+        if quota is None:  # by default a person may keep as much in scratch as in their home
+            quota = self.rt.config.homes.quota
         plan = {
             "weed": server_command(weed, storage, layout),
             "shell": shell_command(weed, storage),
@@ -60,6 +65,12 @@ class ObjectStoreService(Service):
             "port": storage.port,
             "weed_pid": str(layout.weed_pid),
             "start_timeout": self.start_timeout,
+            # Checked by the S3 port's forwarder (pangeohub.storage.quota); the plan file is root-only.
+            "scratch_quota": {
+                "quota": int(quota), "bucket": storage.scratch_bucket,
+                "credentials_dir": str(CredentialStore(self.rt.paths.root).dir),
+                "admin_key": admin.key, "admin_secret": admin.secret,
+            },
         }
         write_private(layout.plan, json.dumps(plan, indent=2) + "\n")
 

@@ -78,14 +78,28 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             pass
 
 
-async def forward(port: int, unix_path: str, weed: subprocess.Popen) -> int:
+async def forward(port: int, unix_path: str, weed: subprocess.Popen, quota_plan: dict | None = None) -> int:
+    """Forward the loopback S3 port to SeaweedFS's socket; with a scratch quota, through its request check."""
+    quota = None
+    if quota_plan and quota_plan["quota"] > 0:
+        from pangeohub.storage.quota import AdminStore, ScratchQuota
+
+        store = AdminStore(f"http://127.0.0.1:{port}", quota_plan["admin_key"], quota_plan["admin_secret"])
+        quota = ScratchQuota(quota_plan["bucket"], quota_plan["quota"], quota_plan["credentials_dir"],
+                             quota_plan["admin_key"], store)
+
     async def handle(client_r, client_w):
         try:
             up_r, up_w = await asyncio.open_unix_connection(unix_path, limit=_CHUNK)
         except OSError:
             client_w.close()
             return
-        await asyncio.gather(_pipe(client_r, up_w), _pipe(up_r, client_w))
+        if quota is None:
+            await asyncio.gather(_pipe(client_r, up_w), _pipe(up_r, client_w))
+        else:
+            from pangeohub.storage.quota import relay_requests
+
+            await asyncio.gather(relay_requests(client_r, up_w, client_w, quota, _CHUNK), _pipe(up_r, client_w))
         for writer in (up_w, client_w):
             writer.close()
 
@@ -132,7 +146,7 @@ def main(plan_path: str) -> int:
             time.sleep(0.2)
         output = run_shell(weed.pid, plan["shell"], plan["setup"])
         log("setup: " + " | ".join(line.strip() for line in output.splitlines() if line.strip())[:2000])
-        code = asyncio.run(forward(plan["port"], sock, weed))
+        code = asyncio.run(forward(plan["port"], sock, weed, plan.get("scratch_quota")))
         return code
     finally:
         stop_weed(weed)
