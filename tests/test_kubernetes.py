@@ -24,7 +24,7 @@ from pangeohub.targets.kubernetes.render import render
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "config"
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-EXAMPLES = ["kubernetes-workshop", "kubernetes-research-ldap"]
+EXAMPLES = ["kubernetes-workshop", "kubernetes-research-ldap", "kubernetes-https"]
 
 
 def _config(name: str):
@@ -140,8 +140,16 @@ REFUSED = [
     ("limits: {backend: v2}", "limits.backend = 'v2' cannot be carried to Kubernetes: the kubelet enforces"),
     ("catalog: {sample_data: true}", "catalog.sample_data = True cannot be carried"),
     ("gateway: {stop_with_server: true}", "gateway.stop_with_server = True cannot be carried"),
-    ("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org}}}",
-     "hub.domain = 'hub.example.org' cannot be carried to Kubernetes: HTTPS with a certificate"),
+    ("hub: {domain: auto, https: {acme: {email: ops@example.org}}}",
+     "hub.domain = 'auto' cannot be carried to Kubernetes: 'auto' makes pangeo.<address>.sslip.io from the public "
+     "address, and on a cluster that is the load balancer's, unknown when rendering; reserve a static address"),
+    ("hub: {domain: hub.example.org, https: {port: 8443, acme: {email: ops@example.org}}}",
+     "hub.https.port = 8443 cannot be carried to Kubernetes: the proxy-public Service serves HTTPS on port 443"),
+    ("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org, directory_ca: /ca.pem}}}",
+     "hub.https.acme.directory_ca = PosixPath('/ca.pem') cannot be carried to Kubernetes: the chart's traefik"),
+    ("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org, resolver: 1.1.1.1}}}",
+     "hub.https.acme.resolver = '1.1.1.1' cannot be carried to Kubernetes: the chart's autohttps pod (traefik) "
+     "runs its own ACME client"),
 ]
 
 
@@ -167,12 +175,66 @@ def test_all_refusals_are_listed_at_once():
     assert str(caught.value).count("cannot be carried") == 2
 
 
-def test_a_domain_is_refused_until_https_is_mapped():
-    from pangeohub.targets.kubernetes.mapping import refusals
+def _https(text: str) -> tuple[dict, dict]:
+    files = render(parse_config(text))
+    values = yaml.safe_load(files["jupyterhub-values.yaml"])
+    return values["proxy"], values
 
-    config = parse_config("hub: {domain: hub.example.org, https: {acme: {email: admin@example.org}}}")
-    assert any(line.startswith("hub.domain = 'hub.example.org' cannot be carried") and "ingress" in line
-               for line in refusals(config))
+
+def test_acme_becomes_the_charts_letsencrypt_with_the_chosen_ca():
+    proxy, values = _https("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org}}}")
+    assert proxy["https"] == {"enabled": True, "hosts": ["hub.example.org"], "type": "letsencrypt",
+                              "letsencrypt": {"contactEmail": "ops@example.org",
+                                              "acmeServer": "https://acme-v02.api.letsencrypt.org/directory"}}
+    assert proxy["traefik"] == {"hsts": {"maxAge": 365 * 86400}}
+    staging, _ = _https("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org, staging: true}}}")
+    assert staging["https"]["letsencrypt"]["acmeServer"] == "https://acme-staging-v02.api.letsencrypt.org/directory"
+    other, _ = _https("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org, "
+                      "directory: 'https://acme.example.net/dir'}}}")
+    assert other["https"]["letsencrypt"]["acmeServer"] == "https://acme.example.net/dir"
+
+
+def test_own_certificate_files_become_a_tls_secret_and_never_enter_the_rendered_files(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIcert\n")
+    key.write_text("-----BEGIN PRIVATE KEY-----\nMIIkey\n")
+    text = f"hub: {{domain: hub.example.org, https: {{mode: files, cert_file: {cert}, key_file: {key}}}}}"
+    proxy, _ = _https(text)
+    assert proxy["https"] == {"enabled": True, "hosts": ["hub.example.org"], "type": "secret",
+                              "secret": {"name": "pangeohub-https", "crt": "tls.crt", "key": "tls.key"}}
+    assert "traefik" not in proxy  # no autohttps pod: the proxy itself serves the certificate
+    assert not any("MIIkey" in t or "MIIcert" in t for t in render(parse_config(text)).values())
+    # `deploy` makes the Secret from the files once the release made the namespace, only when it is missing.
+    steps = [s.shown() for s in deploy_commands(parse_config(text), Path("/r"), "helm", "kubectl")]
+    assert steps[2] == ("kubectl --namespace pangeohub get secret pangeohub-https || kubectl --namespace "
+                        f"pangeohub create secret tls pangeohub-https --cert={cert} --key={key}")
+
+
+def test_with_https_every_url_people_get_is_https_on_the_domain():
+    _, values = _https("hub: {domain: hub.example.org, https: {acme: {email: ops@example.org}}}")
+    env = values["singleuser"]["extraEnv"]
+    assert env["DASK_GATEWAY__PUBLIC_ADDRESS"] == "https://hub.example.org/services/dask-gateway/"
+    # Servers reach the gateway inside the cluster: proxy-public's port 80 only redirects to the domain.
+    assert env["DASK_GATEWAY__ADDRESS"] == "http://traefik-dask-gateway.pangeohub/services/dask-gateway"
+    hub = values["hub"]["config"]["JupyterHub"]
+    assert hub["public_url"] == "https://hub.example.org/"
+    assert hub["tornado_settings"] == {"slow_spawn_timeout": 0,
+                                       "headers": {"Strict-Transport-Security": "max-age=31536000"}}
+
+
+def test_auto_domain_is_derived_from_a_given_public_address():
+    proxy, values = _https("hub: {domain: auto, https: {public_address: 203.0.113.7, "
+                           "acme: {email: ops@example.org}}}")
+    assert proxy["https"]["hosts"] == ["pangeo.203-0-113-7.sslip.io"]
+    assert values["hub"]["config"]["JupyterHub"]["public_url"] == "https://pangeo.203-0-113-7.sslip.io/"
+
+
+def test_https_off_keeps_plain_http_and_daskhubs_addresses():
+    proxy, values = _https("hub: {domain: hub.example.org, https: {mode: 'off'}}")
+    assert "https" not in proxy and "public_url" not in values["hub"]["config"]["JupyterHub"]
+    env = values["singleuser"]["extraEnv"]
+    assert env["DASK_GATEWAY__ADDRESS"] == "http://proxy-public.pangeohub/services/dask-gateway"
+    assert env["DASK_GATEWAY__PUBLIC_ADDRESS"] == "http://hub.example.org/services/dask-gateway/"
 
 
 # -- images ----------------------------------------------------------------------------------------------
@@ -279,14 +341,8 @@ def test_deploy_without_a_reachable_cluster_says_so(tmp_path):
 
     if find_tool("kubectl") is None or find_tool("helm") is None:
         pytest.skip("kubectl is not installed here: the unreachable-cluster message needs it")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "lab",
-        "clusters": [{"name": "lab", "cluster": {"server": "https://127.0.0.1:9"}}],
-        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "lab"}}],
-        "users": [{"name": "lab", "user": {"token": "x"}}]}))
     old = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(kubeconfig)
+    os.environ["KUBECONFIG"] = str(_unreachable_kubeconfig(tmp_path))
     try:
         proc = cli("deploy", "kubernetes", check=False, timeout=60)
     finally:
@@ -307,16 +363,6 @@ def test_the_hub_pod_has_the_config_where_the_cli_looks():
     assert in_pod.model_dump(exclude={"state_dir", "install_dir"}) == \
         config.model_dump(exclude={"state_dir", "install_dir"})
     assert hub["config"]["PangeoKubeSpawner"]["settings"] == in_pod.model_dump(mode="json")
-
-
-def test_https_is_refused_until_mapped():
-    from pangeohub.targets.kubernetes.mapping import refusals
-
-    config = parse_config("")
-    if "https" not in type(config.hub).model_fields:
-        pytest.skip("hub.https is not part of the config model in this tree")
-    config = parse_config("hub: {domain: hub.example.org, https: {mode: files, cert_file: /c.pem, key_file: /k.pem}}")
-    assert any(line.startswith("hub.https.mode = 'files' cannot be carried") for line in refusals(config))
 
 
 def test_the_target_answers_for_a_cluster():
@@ -347,3 +393,76 @@ def test_build_images_with_an_engine_that_cannot_build_says_why(tmp_path):
     assert proc.stderr.startswith("error: cannot build images: docker is installed but cannot build here: Cannot "
                                   "connect to the Docker daemon")
     assert "--dry-run" in proc.stderr
+
+
+# -- admin commands in the hub pod -----------------------------------------------------------------------
+
+
+def _unreachable_kubeconfig(tmp_path) -> Path:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "lab",
+        "clusters": [{"name": "lab", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "lab"}}],
+        "users": [{"name": "lab", "user": {"token": "x"}}]}))
+    return kubeconfig
+
+
+def test_exec_runs_the_admin_command_in_the_hub_pod_exactly(tmp_path):
+    from pangeohub.targets.kubernetes.remote import exec_argv
+
+    proc = cli("exec", "kubernetes", "--dry-run", "--config", str(FIXTURES / "kubernetes-workshop.ok.yaml"),
+               "--", "users", "add", "alice", "--admin", "--group", "staff")
+    kubectl = proc.stdout.split()[0]
+    assert proc.stdout == (f"{kubectl} --namespace workshop exec --stdin deploy/hub --container hub -- "
+                           "/opt/pangeohub/bin/pangeohub users add alice --admin --group staff\n")
+    # At a terminal the password prompt needs one in the pod too.
+    assert exec_argv(_config("kubernetes-workshop"), "kubectl", ["users", "passwd", "bob"], tty=True)[3:7] == \
+        ["exec", "--stdin", "--tty", "deploy/hub"]
+
+
+def test_exec_passes_output_input_and_exit_status_through(tmp_path):
+    # A named fake kubectl (no API server can run here) that answers the reachability check and, for `exec`,
+    # prints its arguments, echoes its stdin and fails as the remote command would.
+    fake = tmp_path / "bin" / "kubectl"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\ncase "$*" in\n  "config current-context") echo lab ;;\n'
+                    '  "get --raw /readyz"*) echo ok ;;\n'
+                    '  *exec*) echo "ran: $*"; cat; echo "error: no user named bob" >&2; exit 3 ;;\nesac\n')
+    fake.chmod(0o755)
+    env_path = os.environ["PATH"]
+    try:
+        os.environ["PATH"] = f"{fake.parent}:{env_path}"
+        proc = cli("exec", "kubernetes", "--", "users", "passwd", "bob", "--password-stdin",
+                   input="s3cret-passw0rd\n", check=False)
+    finally:
+        os.environ["PATH"] = env_path
+    assert proc.returncode == 3
+    assert proc.stdout == (f"ran: --namespace pangeohub exec --stdin deploy/hub --container hub -- "
+                           "/opt/pangeohub/bin/pangeohub users passwd bob --password-stdin\ns3cret-passw0rd\n")
+    assert proc.stderr == "error: no user named bob\n"
+
+
+def test_exec_without_a_reachable_cluster_says_so(tmp_path):
+    from pangeohub.targets.kubernetes.deploy import find_tool
+
+    if find_tool("kubectl") is None:
+        pytest.skip("kubectl is not installed here: the unreachable-cluster message needs it")
+    old = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(_unreachable_kubeconfig(tmp_path))
+    try:
+        proc = cli("exec", "kubernetes", "--", "users", "list", check=False, timeout=60)
+    finally:
+        os.environ.pop("KUBECONFIG") if old is None else os.environ.__setitem__("KUBECONFIG", old)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: no Kubernetes cluster is reachable from the current kube context lab: ")
+
+
+@pytest.mark.parametrize("args,line", [
+    ([], "error: nothing to run in the hub pod: no command was given"),
+    (["--config", "/etc/mine.yaml", "users", "list"],
+     "error: --config /etc/mine.yaml: a config file of this machine does not exist in the hub pod"),
+])
+def test_exec_refuses_what_cannot_run_in_the_pod(args, line):
+    proc = cli("exec", "kubernetes", "--dry-run", "--", *args, check=False)
+    assert proc.returncode == 2 and proc.stderr.splitlines()[0] == line

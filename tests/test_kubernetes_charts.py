@@ -42,6 +42,8 @@ CONFIGS = {
     "everything": EVERYTHING,
     "workshop": (FIXTURES / "kubernetes-workshop.ok.yaml").read_text(),
     "research-ldap": (FIXTURES / "kubernetes-research-ldap.ok.yaml").read_text(),
+    "https-acme": (FIXTURES / "kubernetes-https.ok.yaml").read_text(),
+    "https-files": "hub: {domain: hub.example.org, https: {mode: files, cert_file: /c.pem, key_file: /k.pem}}",
 }
 
 
@@ -128,6 +130,26 @@ def test_chart_hub_config_runs_for_every_login_mode(tmp_path, mode):
     assert [w for w in loaded["warnings"] if not w.startswith("Unclosed client session")] == []
     assert loaded["unknown_sections"] == []
     assert "pod" in loaded["pods"]["default"], loaded["pods"]["default"]
+
+
+@pytest.mark.parametrize("name", ["https-acme", "https-files"])
+def test_https_reaches_the_charts_proxy_and_the_user_pods(tmp_path, name):
+    config, hub, _, _ = _templated(tmp_path, CONFIGS[name])
+    if name == "https-acme":
+        # The chart's autohttps pod asks the configured CA for the domain, with the contact e-mail.
+        static = yaml.safe_load(find(hub, "ConfigMap", "autohttps")["data"]["traefik.yaml"])
+        acme = static["certificatesResolvers"]["default"]["acme"]
+        assert acme["caServer"] == "https://acme-staging-v02.api.letsencrypt.org/directory"
+        assert acme["email"] == "ops@course.example.org"
+    else:
+        proxy = find(hub, "Deployment", "proxy")["spec"]["template"]["spec"]
+        assert {"secretName": "pangeohub-https"} == proxy["volumes"][0]["secret"]
+        assert "--ssl-cert=/etc/chp/tls/tls.crt" in proxy["containers"][0]["command"]
+    (tmp_path / "pod").mkdir()
+    loaded = load_hub(hub, tmp_path / "pod", [{"id": "default", "user": "carol"}])
+    assert [w for w in loaded["warnings"] if not w.startswith("Unclosed client session")] == []
+    env = {e["name"]: e.get("value") for e in _container(loaded, "default")["env"]}
+    assert env["DASK_GATEWAY__PUBLIC_ADDRESS"] == f"https://{config.hub.domain}/services/dask-gateway/"
 
 
 def _container(hub_loaded, case):

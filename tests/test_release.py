@@ -73,11 +73,13 @@ def test_an_interrupted_run_is_released_at_the_next_up_and_status_says_what(fres
     check.wait()
     # A removal killed after the Linux account went, before the home was released.
     cut, _ = hub.started_user()
+    kept, _ = hub.started_user()  # and one whose removal keeps the home (`users remove --keep-home`)
     with monkeypatch.context() as patch:
         patch.setattr(lifecycle, "release_user", _killed)
-        with pytest.raises(_Killed):
-            release.release_account(hub.rt, cut, hub=HubAPI(hub.rt))
-    assert any(trace.startswith("mounted at") for trace in hub.traces_of(cut))
+        for name, keep_home in ((cut, False), (kept, True)):
+            with pytest.raises(_Killed):
+                release.release_account(hub.rt, name, hub=HubAPI(hub.rt), keep_home=keep_home)
+            assert any(trace.startswith("mounted at") for trace in hub.traces_of(name))
     # An account deleted behind the platform's back (userdel): its home stays mounted, for its old uid.
     gone_name, _ = hub.started_user()
     gone = hub.system_user(gone_name)
@@ -97,6 +99,9 @@ def test_an_interrupted_run_is_released_at_the_next_up_and_status_says_what(fres
     status = hub.cli("status").stdout
     assert "released at the start" in status
     assert f"temporary account of {checked}" in status and f"unfinished removal of {cut}" in status
+    # The kept home was only unmounted: its image and Linux account are there for when the person comes back.
+    assert f"unfinished removal of {kept}" in status
+    assert [t.split()[0] for t in hub.traces_of(kept)] == ["image", "home", "Linux"]
     assert f"home mount of {gone.pw_name}" in status and f"runtime dir of {gone.pw_name}" in status
     api = HubAPI(hub.rt)
     assert api.user(checked) is None and api.user(cut) is None  # the hub forgot them too

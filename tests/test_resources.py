@@ -28,6 +28,7 @@ def hub():
             {"name": "tiny", "description": "for tests", "cpus": 1, "memory": "320M"},
             {"name": "duo", "cpus": 2, "memory": "512M"},
             {"name": "staffonly", "cpus": 1, "memory": "256M", "groups": ["staff"]},
+            {"name": "fewprocs", "cpus": 1, "memory": "320M", "processes": 64},
         ],
         "homes": {"quota": "64M", "quickstart": QUICKSTART},
     })
@@ -170,6 +171,97 @@ def test_kernel_past_its_memory_limit_dies_and_another_users_kernel_keeps_runnin
     rows = {r["name"]: r for r in json.loads(hub.cli("users", "usage", "--json").stdout)}
     assert rows[alice]["oom_kills"] >= 1 and rows[bob]["oom_kills"] == 0
     assert rows[alice]["memory_limit"] == TINY_MEMORY
+
+
+FORK_LOOP = """
+import os, time
+pids = []
+try:
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        pids.append(pid)
+except BlockingIOError:
+    print('forked', len(pids), flush=True)
+    time.sleep(6)  # hold the limit while the others work
+    raise
+finally:
+    for pid in pids:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+"""
+
+
+def test_fork_loop_stops_at_the_process_limit_while_others_and_the_hub_keep_working(hub):
+    alice, alice_token = start(hub, {"profile": "fewprocs"})
+    bob, bob_token = start(hub, {"profile": "tiny"})
+
+    async def go():
+        async with UserSim(hub.url, bob, token=bob_token) as bob_sim, \
+                UserSim(hub.url, alice, token=alice_token) as alice_sim:
+            bob_kernel = await bob_sim.start_kernel()
+            alice_kernel = await alice_sim.start_kernel()
+            loop = asyncio.create_task(alice_sim.execute(alice_kernel, FORK_LOOP, 120))
+            await asyncio.sleep(4)
+            # While alice sits at her limit, bob starts processes and the hub answers.
+            bob_out = await bob_sim.execute(
+                bob_kernel, "import subprocess; print(subprocess.run(['true']).returncode)", 60)
+            async with bob_sim.session.get(f"{hub.url}/hub/api/user", headers=bob_sim._auth) as resp:
+                hub_status = resp.status
+            alice_out = await loop
+            after = await alice_sim.execute(alice_kernel, "import subprocess; print(subprocess.run(['true']).returncode)")
+            return bob_out, hub_status, alice_out, after
+
+    bob_out, hub_status, alice_out, after = run_sync(go())
+    forked = int(alice_out.stdout.split()[1])
+    assert 0 < forked < 64, alice_out.stdout
+    assert "BlockingIOError" in alice_out.error
+    assert "limit of 64 processes and threads" in alice_out.stderr and "profile 'fewprocs'" in alice_out.stderr
+    assert bob_out.stdout.strip() == "0" and hub_status == 200
+    assert after.stdout.strip() == "0"  # once the loop's processes are gone she can start processes again
+    rows = {r["name"]: r for r in json.loads(hub.cli("users", "usage", "--json").stdout)}
+    assert rows[alice]["processes_refused"] >= 1 and rows[bob]["processes_refused"] == 0
+
+
+TEMP_CODE = """
+import errno, os, tempfile
+probe = tempfile.NamedTemporaryFile(delete=False, prefix='secret-')
+probe.write(b'my thesis draft'); probe.close()
+shared = '/tmp/pangeo-umask-probe-' + os.environ['USER']
+with open(shared, 'w') as f:
+    f.write('private by umask')
+print(probe.name, oct(os.stat(probe.name).st_mode & 0o777), shared, oct(os.stat(shared).st_mode & 0o777))
+filler = os.path.join(tempfile.gettempdir(), 'filler')
+try:
+    with open(filler, 'wb') as f:
+        for _ in range(200):
+            f.write(b'x' * 2**20)
+            f.flush()
+            os.fsync(f.fileno())
+    print('NOT-FULL')
+except OSError as exc:
+    print(errno.errorcode[exc.errno])
+os.remove(filler)
+"""
+
+
+def test_temp_files_are_private_and_count_against_the_home_quota(hub):
+    alice, alice_token = start(hub, {"profile": "tiny"})
+    bob, bob_token = start(hub, {"profile": "tiny"})
+    out = run(hub, alice, alice_token, TEMP_CODE)
+    temp_file, temp_mode, shared_file, shared_mode, full = out.stdout.split()
+    home = Path(hub.rt.config.users.home_root) / (hub.prefix + alice)
+    assert Path(temp_file).parent == home / ".cache" / "tmp"  # TMPDIR: in her own home, not the shared /tmp
+    assert temp_mode == "0o600" and shared_mode == "0o600"  # umask 077, also for files written to /tmp
+    assert full == "ENOSPC"  # a full temp dir is her quota, not the machine's disk
+    attack = run(hub, bob, bob_token, (
+        f"for path in ({temp_file!r}, {shared_file!r}):\n"
+        "    try:\n        print(open(path).read())\n"
+        "    except OSError as exc:\n        print(type(exc).__name__)\n"))
+    assert attack.stdout.split() == ["PermissionError", "PermissionError"]
+    Path(shared_file).unlink()
 
 
 async def _run_until_kernel_dies(sim, kernel_id, code):

@@ -92,22 +92,28 @@ def fake_v2(tmp_path: Path, controllers: str = "cpuset cpu io memory pids") -> C
 def test_v2_backend_writes_limits_and_enables_controllers(tmp_path):
     backend = fake_v2(tmp_path)
     assert backend.problems() == []
-    assert (tmp_path / "cgroup.subtree_control").read_text() == "+cpu +memory"
-    cg = backend.prepare("jupyter-alice", 1.5, 2 * G)
+    assert (tmp_path / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
+    cg = backend.prepare("jupyter-alice", 1.5, 2 * G, 300)
     user = tmp_path / "pangeohub" / "jupyter-alice"
     assert (user / "memory.max").read_text() == str(2 * G)
     assert (user / "cpu.max").read_text() == "150000 100000"
+    assert (user / "pids.max").read_text() == "300"
     assert cg.procs_files == (str(user / "cgroup.procs"),) and cg.memory_events == str(user / "memory.events")
+    assert cg.pids_events == str(user / "pids.events") and cg.processes == 300
     (user / "memory.events").write_text("low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n")
+    (user / "pids.events").write_text("max 7\n")
     (user / "cgroup.procs").write_text("")  # the kernel makes it with the directory; a plain one does not
     enter_user_cgroup(cg, pid=4242)
     stats = backend.stats("jupyter-alice")
-    assert stats == {"memory_limit": 2 * G, "memory_used": 0, "cpus": 1.5, "oom_kills": 1, "processes": 1}
+    assert stats == {"memory_limit": 2 * G, "memory_used": 0, "cpus": 1.5, "oom_kills": 1, "processes": 1,
+                     "processes_limit": 300, "processes_refused": 7}
 
 
 def test_v2_backend_says_which_controllers_are_missing(tmp_path):
     problems = fake_v2(tmp_path, controllers="io pids").problems()
     assert len(problems) == 1 and "not cpu and memory" in problems[0]
+    problems = fake_v2(tmp_path, controllers="cpu io memory").problems()
+    assert len(problems) == 1 and "not pids" in problems[0]
 
 
 def test_limits_off_means_nothing_to_enforce():
@@ -130,7 +136,7 @@ needs_v1_root = pytest.mark.skipif(
 def test_v1_process_enters_its_cgroup_before_exec_and_is_limited():
     backend = CgroupV1(f"pangeohub-unit-{secrets.token_hex(3)}")
     assert backend.problems() == []
-    cg = backend.prepare("jupyter-unit", 0.5, 96 * 1024**2)
+    cg = backend.prepare("jupyter-unit", 0.5, 96 * 1024**2, 64)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-c", "import sys; print(open('/proc/self/cgroup').read()); sys.stdout.flush();"
@@ -165,3 +171,31 @@ def test_up_refuses_when_this_machine_cannot_enforce_limits(tmp_path):
     assert "cannot enforce the configured CPU and memory limits" in proc.stderr
     assert "cgroup v2" in proc.stderr and "limits: {enforce: false}" in proc.stderr
     assert not (tmp_path / "state" / "run" / "supervisor.pid").exists()  # nothing was started
+
+
+@needs_v1_root
+def test_v1_fork_loop_stops_at_the_process_limit_and_is_counted():
+    backend = CgroupV1(f"pangeohub-unit-{secrets.token_hex(3)}")
+    cg = backend.prepare("jupyter-forker", 1, 512 * 1024**2, 40)
+    # Children that sleep, forked until the kernel refuses: the loop must end at the limit, not at pid_max.
+    loop = ("import os, time, errno\nn = 0\nwhile True:\n"
+            "    try:\n        pid = os.fork()\n    except OSError as exc:\n"
+            "        print('REFUSED', n, errno.errorcode[exc.errno], flush=True); break\n"
+            "    if pid == 0:\n        time.sleep(60); os._exit(0)\n    n += 1\n"
+            "os.killpg(0, 9)\n")
+    try:
+        proc = subprocess.run([sys.executable, "-c", loop], capture_output=True, text=True, timeout=120,
+                              preexec_fn=lambda: (os.setpgrp(), enter_user_cgroup(cg)))
+        refused = [line.split() for line in proc.stdout.splitlines() if line.startswith("REFUSED")]
+        assert refused and refused[0][2] == "EAGAIN", proc.stdout + proc.stderr
+        assert int(refused[0][1]) < 40  # the loop's own process counts too
+        assert backend.stats("jupyter-forker")["processes_refused"] >= 1
+        assert backend.stats("jupyter-forker")["processes_limit"] == 40
+        # The machine outside the cgroup still forks.
+        assert subprocess.run(["true"]).returncode == 0
+    finally:
+        for _ in range(100):
+            if backend.remove("jupyter-forker"):
+                break
+            time.sleep(0.1)
+        backend.remove_parent()

@@ -33,6 +33,7 @@ class Leftover:
     kind: str  # "unfinished removal" | "temporary account" | "home mount" | "runtime dir"
     name: str  # the Linux account (or, for a temporary account, the hub user) it belonged to
     path: str = ""
+    keep_home: bool = False  # an unfinished `users remove --keep-home` is finished as that, keeping the home
 
     def describe(self) -> str:
         return f"{self.kind} of {self.name}" + (f" ({self.path})" if self.path else "")
@@ -77,14 +78,15 @@ def find(rt) -> list[Leftover]:
     if accounts is None:
         return []
     found: list[Leftover] = []
-    from pangeohub.release import releasing_marker
+    from pangeohub.release import read_marker, releasing_marker
 
     markers = releasing_marker(config, prefix + "x").parent
     unfinished = set()
     if markers.is_dir():
         for marker in sorted(markers.glob(f"{prefix}*")):
+            name, keep_home = read_marker(marker) or (marker.name[len(prefix):], True)  # unreadable: keep
             unfinished.add(marker.name)
-            found.append(Leftover("unfinished removal", marker.read_text().strip() or marker.name[len(prefix):]))
+            found.append(Leftover("unfinished removal", name, keep_home=keep_home))
     if rt.paths.accounts_db.exists():
         for account in AccountStore(rt.paths.accounts_db).list():
             if (account.info.get("temporary") and not _owner_alive(account.info)
@@ -116,7 +118,7 @@ def clean(rt, log=print) -> dict:
         if item.kind in ("temporary account", "unfinished removal"):
             # Everything of theirs, through the same function as `users remove`; the hub is not running yet,
             # so their hub user is removed once it is (services.hub).
-            result = release_account(rt, item.name)
+            result = release_account(rt, item.name, keep_home=item.keep_home)
             problems += result.problems
             hub_users.append(item.name)
         elif item.kind == "home mount":

@@ -9,6 +9,7 @@ interrupted run (a killed ``check``, a killed supervisor) left anyway, and relea
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -59,7 +60,7 @@ def release_account(rt, name: str, *, hub=None, keep_home: bool = False) -> Rele
     # Said before anything is removed: a removal cut short (a killed command) is finished at the next `up`.
     marker = releasing_marker(config, linux)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(name + "\n")
+    marker.write_text(json.dumps({"name": name, "keep_home": keep_home}) + "\n")
 
     def step(what: str, func, *args, **kwargs):
         try:
@@ -91,8 +92,17 @@ def release_account(rt, name: str, *, hub=None, keep_home: bool = False) -> Rele
 
 
 def releasing_marker(config, linux: str) -> Path:
-    """Present while ``linux``'s removal is under way (and after one that did not finish)."""
+    """Present while ``linux``'s removal is under way (and after one that did not finish): which hub user, and
+    whether their home is kept, so that the next `up` finishes the removal that was asked for."""
     return config.state_dir / "run" / "releasing" / linux
+
+
+def read_marker(path: Path) -> tuple[str, bool] | None:
+    try:
+        data = json.loads(path.read_text())
+        return str(data["name"]), bool(data.get("keep_home"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _ours(linux: str) -> pwd.struct_passwd | None:

@@ -110,7 +110,8 @@ class Runtime:
 
     def jobs(self) -> list[tuple[str, list[str]]]:
         """One-shot tasks run in the background once every service is up: (name, pangeohub subcommand)."""
-        return [("catalog", ["catalog", "init"])]
+        jobs = [("catalog", ["catalog", "init"])]
+        return jobs + ([("backup", ["backup", "schedule"])] if self.config.backup.schedule else [])
 
     def service(self, name: str):
         for svc in self.services():

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pangeohub.cli import access, catalog, certs, clusters, config_cmd, kubernetes, loadtest, platform, users
+from pangeohub.cli import access, backup, catalog, certs, clusters, config_cmd, kubernetes, loadtest, platform, users
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
 
@@ -37,6 +37,7 @@ access.register(users.app)
 app.add_typer(clusters.app, name="clusters")
 kubernetes.register(app)
 app.add_typer(certs.app, name="certs")
+backup.register(app)
 
 
 def main() -> None:

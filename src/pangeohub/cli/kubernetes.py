@@ -16,6 +16,7 @@ from pangeohub.errors import PangeoError
 render_app = typer.Typer(help="Write the files of another execution target from the config (nothing runs).",
                          no_args_is_help=True)
 deploy_app = typer.Typer(help="Apply a rendered deployment to where it runs.", no_args_is_help=True)
+exec_app = typer.Typer(help="Run an admin command where the hub runs.", no_args_is_help=True)
 
 CONFIG_OPTION = typer.Option(None, "--config", "-c", help="Config file (default: the global --config, "
                              "$PANGEOHUB_CONFIG, /etc/pangeohub/config.yaml, else built-in defaults).")
@@ -87,6 +88,35 @@ def deploy_kubernetes(
                f"{cfg.kubernetes.namespace} get service proxy-public` shows the address")
 
 
+@exec_app.command("kubernetes", context_settings={
+    # Everything from the first argument on is the command for the hub pod, its options included.
+    "allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False})
+def exec_kubernetes(
+    ctx: typer.Context,
+    config: str = CONFIG_OPTION,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the kubectl command; run nothing."),
+) -> None:
+    """Run a pangeohub admin command (users, access, clusters, check...) in the hub pod with kubectl exec,
+    e.g. `pangeohub exec kubernetes -- users add alice`."""
+    import sys
+
+    from pangeohub.targets.kubernetes import deploy, remote
+
+    cfg = _config(config)
+    args = ctx.args[1:] if ctx.args[:1] == ["--"] else ctx.args  # click may keep the separator
+    kubectl = deploy.find_tool("kubectl")
+    argv = remote.exec_argv(cfg, kubectl or "kubectl", args, tty=sys.stdin.isatty() and sys.stdout.isatty())
+    if dry_run:
+        typer.echo(" ".join(argv))
+        return
+    if kubectl is None:
+        raise PangeoError(f"cannot reach the hub pod: kubectl not found (looked on PATH and in "
+                          f"{Path(sys.executable).parent})", "install kubectl for your cluster's version, "
+                          "or print the command with --dry-run")
+    deploy.check_cluster(kubectl)
+    raise typer.Exit(remote.run(argv))
+
+
 def build_images(
     config: str = CONFIG_OPTION,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the Dockerfiles' location and the commands."),
@@ -124,4 +154,5 @@ def build_images(
 def register(app: typer.Typer) -> None:
     app.add_typer(render_app, name="render")
     app.add_typer(deploy_app, name="deploy")
+    app.add_typer(exec_app, name="exec")
     app.command("build-images")(build_images)

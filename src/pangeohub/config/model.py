@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth
+from pangeohub.config.backup import BackupSection
 from pangeohub.config.base import LINUX_NAME_MAX, LINUX_NAME_RE, Port, Section, check_port  # noqa: F401
 from pangeohub.config.gateway import GatewaySection
 from pangeohub.config.https import HttpsSection, check_domain
@@ -120,6 +121,12 @@ class UsersSection(Section):
     extra_groups: list[str] = Field(
         default_factory=list, description="Existing Linux groups every user account joins."
     )
+    umask: str = Field(
+        "077", pattern=r"^0?[0-7]{3}$",
+        description="File-creation mask of servers, kernels and Dask processes (octal). The default 077 makes "
+        "new files private to their owner wherever they are written, /tmp included; shared folders still give "
+        "their files to everyone through their default ACL.",
+    )
 
     @field_validator("system_prefix")
     @classmethod
@@ -222,6 +229,7 @@ class Config(Section):
     storage: StorageSection = Field(default_factory=StorageSection)
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
+    backup: BackupSection = Field(default_factory=BackupSection)
     target: TargetSection = Field(default_factory=TargetSection)
 
     @field_validator("state_dir", "install_dir")

@@ -32,6 +32,12 @@ class Profile(Section):
     cpus: float = Field(gt=0, description="CPU cores the server and everything it starts may use together.")
     memory: ByteSize = Field(description="Memory (RAM) the server and everything it starts may use together, "
                              "e.g. '2G'. Past it the kernel stops the largest process of that user only.")
+    processes: int = Field(
+        512, ge=32, le=4_194_304,
+        description="Processes and threads the server and everything it starts may have at once (the kernel's "
+        "pids controller). A fork loop stops here instead of filling the machine's process table, which "
+        "would leave the hub and everyone else unable to start anything.",
+    )
     groups: list[str] = Field(
         default_factory=list,
         description="Hub groups allowed to choose this profile; empty means everybody. Admins may use any.",

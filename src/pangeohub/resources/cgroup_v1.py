@@ -1,4 +1,4 @@
-"""cgroup v1: one hierarchy per controller (cpu, memory), each user's cgroup made in both.
+"""cgroup v1: one hierarchy per controller (cpu, memory, pids), each user's cgroup made in each.
 
 Users' cgroups live below the cgroup pangeohub itself runs in (``/proc/<pid>/cgroup``), so that any limit
 placed on pangeohub as a whole (a container, a systemd slice) still bounds every user inside it.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pangeohub.resources.cgroups import CgroupBackend, UserCgroup, keyed, read, write
 
-CONTROLLERS = ("memory", "cpu")
+CONTROLLERS = ("memory", "cpu", "pids")
 CFS_PERIOD_US = 100_000
 UNLIMITED = 1 << 62  # memory.limit_in_bytes reads back 9223372036854771712 when unset
 
@@ -50,7 +50,8 @@ class CgroupV1(CgroupBackend):
         if missing:
             return [f"cgroup v1: the {' and '.join(missing)} controller(s) are not mounted under /sys/fs/cgroup"]
         problems = []
-        for controller, knob in (("memory", "memory.limit_in_bytes"), ("cpu", "cpu.cfs_quota_us")):
+        for controller, knob in (("memory", "memory.limit_in_bytes"), ("cpu", "cpu.cfs_quota_us"),
+                                 ("pids", "pids.max")):
             base = self.base(controller)
             try:
                 base.mkdir(parents=True, exist_ok=True)
@@ -61,24 +62,28 @@ class CgroupV1(CgroupBackend):
                 problems.append(f"cgroup v1: {base} has no {knob}")
         return problems
 
-    def prepare(self, name: str, cpus: float, memory: int) -> UserCgroup:
-        mem_dir, cpu_dir = self.user_dirs(name)
-        for path in (mem_dir, cpu_dir):
+    def prepare(self, name: str, cpus: float, memory: int, processes: int) -> UserCgroup:
+        dirs = self.user_dirs(name)
+        mem_dir, cpu_dir, pids_dir = dirs
+        for path in dirs:
             path.mkdir(parents=True, exist_ok=True)
         _set_memory(mem_dir, memory)
         write(cpu_dir / "cpu.cfs_period_us", str(CFS_PERIOD_US))
         write(cpu_dir / "cpu.cfs_quota_us", str(int(cpus * CFS_PERIOD_US)))
+        write(pids_dir / "pids.max", str(processes))
         return UserCgroup(
             name=name,
-            procs_files=(str(mem_dir / "cgroup.procs"), str(cpu_dir / "cgroup.procs")),
+            procs_files=tuple(str(d / "cgroup.procs") for d in dirs),
             cpus=cpus,
             memory=memory,
             memory_events=str(mem_dir / "memory.oom_control"),
-            dirs=(str(mem_dir), str(cpu_dir)),
+            processes=processes,
+            pids_events=str(pids_dir / "pids.events"),
+            dirs=tuple(str(d) for d in dirs),
         )
 
     def stats(self, name: str) -> dict | None:
-        mem_dir, cpu_dir = self.user_dirs(name)
+        mem_dir, cpu_dir, pids_dir = self.user_dirs(name)
         if not mem_dir.is_dir():
             return None
         limit = int(read(mem_dir / "memory.limit_in_bytes") or UNLIMITED)
@@ -91,7 +96,14 @@ class CgroupV1(CgroupBackend):
             "cpus": None if quota < 0 else quota / period,
             "oom_kills": keyed(read(mem_dir / "memory.oom_control"), "oom_kill"),
             "processes": len(procs),
+            "processes_limit": _int_or_none(read(pids_dir / "pids.max")),
+            "processes_refused": keyed(read(pids_dir / "pids.events"), "max"),
         }
+
+
+def _int_or_none(text: str | None) -> int | None:
+    """pids.max reads 'max' when unlimited."""
+    return int(text) if text and text.isdigit() else None
 
 
 def _set_memory(mem_dir: Path, memory: int) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pangeohub.resources.cgroups import CgroupBackend, UserCgroup, keyed, read, write
 
-CONTROLLERS = ("cpu", "memory")
+CONTROLLERS = ("cpu", "memory", "pids")
 CPU_PERIOD_US = 100_000
 
 
@@ -34,7 +34,7 @@ class CgroupV2(CgroupBackend):
         try:
             root = self.root()
         except FileNotFoundError:
-            return ["cgroup v2: no cgroup2 filesystem is mounted (and cgroup v1 has no cpu/memory controllers)"]
+            return ["cgroup v2: no cgroup2 filesystem is mounted (and cgroup v1 has no cpu/memory/pids controllers)"]
         available = set((read(root / "cgroup.controllers") or "").split())
         missing = [c for c in CONTROLLERS if c not in available]
         if missing:
@@ -43,7 +43,7 @@ class CgroupV2(CgroupBackend):
         try:
             self._enable_parent()
         except OSError as exc:
-            return [f"cgroup v2: cannot enable cpu and memory for {self.base()}: {exc.strerror}"]
+            return [f"cgroup v2: cannot enable cpu, memory and pids for {self.base()}: {exc.strerror}"]
         return []
 
     def _enable_parent(self) -> None:
@@ -55,7 +55,7 @@ class CgroupV2(CgroupBackend):
         if not set(CONTROLLERS) <= set((read(base / "cgroup.subtree_control") or "").split()):
             write(base / "cgroup.subtree_control", enable)
 
-    def prepare(self, name: str, cpus: float, memory: int) -> UserCgroup:
+    def prepare(self, name: str, cpus: float, memory: int, processes: int) -> UserCgroup:
         self._enable_parent()
         path = self.base() / name
         path.mkdir(exist_ok=True)
@@ -63,12 +63,15 @@ class CgroupV2(CgroupBackend):
         if (path / "memory.swap.max").exists():
             write(path / "memory.swap.max", "0")  # swap must not stretch the limit
         write(path / "cpu.max", f"{int(cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
+        write(path / "pids.max", str(processes))
         return UserCgroup(
             name=name,
             procs_files=(str(path / "cgroup.procs"),),
             cpus=cpus,
             memory=memory,
             memory_events=str(path / "memory.events"),
+            processes=processes,
+            pids_events=str(path / "pids.events"),
             dirs=(str(path),),
         )
 
@@ -84,4 +87,6 @@ class CgroupV2(CgroupBackend):
             "cpus": None if quota == "max" else int(quota) / int(period or CPU_PERIOD_US),
             "oom_kills": keyed(read(path / "memory.events"), "oom_kill"),
             "processes": len((read(path / "cgroup.procs") or "").split()),
+            "processes_limit": int(pids) if (pids := read(path / "pids.max") or "max") != "max" else None,
+            "processes_refused": keyed(read(path / "pids.events"), "max"),
         }

@@ -27,6 +27,8 @@ class UserCgroup:
     cpus: float
     memory: int
     memory_events: str = ""  # file holding the OOM-kill counter (users can read it)
+    processes: int = 0  # pids.max; 0: no process limit (a hierarchy without the pids controller)
+    pids_events: str = ""  # file counting forks refused at the process limit (users can read it)
     dirs: tuple[str, ...] = field(default=())
 
 
@@ -56,7 +58,8 @@ class CgroupBackend:
     """How limits reach the kernel on one kind of cgroup hierarchy. Subclasses implement:
 
     - ``problems()``: why this machine cannot enforce limits (empty list: it can); may create the parent cgroup.
-    - ``prepare(name, cpus, memory)``: create or update the user's cgroup, return a :class:`UserCgroup`.
+    - ``prepare(name, cpus, memory, processes)``: create or update the user's cgroup, return a
+      :class:`UserCgroup`.
     - ``stats(name)``: memory limit/use, CPUs and OOM kills of a user's cgroup (None if it does not exist).
     - ``user_dirs(name)``: the directories that make up a user's cgroup (one per controller for v1).
     """
@@ -71,7 +74,7 @@ class CgroupBackend:
     def problems(self) -> list[str]:
         raise NotImplementedError
 
-    def prepare(self, name: str, cpus: float, memory: int) -> UserCgroup:
+    def prepare(self, name: str, cpus: float, memory: int, processes: int) -> UserCgroup:
         raise NotImplementedError
 
     def stats(self, name: str) -> dict | None:
@@ -163,22 +166,26 @@ def backend_for(limits, pid: int | None = None, mounts=None) -> CgroupBackend:
     return CgroupV2(limits.cgroup_name, mounts, pid)
 
 
-def user_cgroup(config, account: str, cpus: float | None = None, memory: int | None = None) -> UserCgroup | None:
+def user_cgroup(config, account: str, profile=None) -> UserCgroup | None:
     """Prepare ``account``'s cgroup (run as root, in the parent) for :func:`enter_user_cgroup`.
 
-    ``cpus``/``memory`` default to the limits the cgroup already has (set when the person's server started),
-    else to the first profile's. Returns None when the config turns limits off.
+    Without a ``profile``, the cgroup keeps the limits it already has (set when the person's server started),
+    else gets the first profile's. Returns None when the config turns limits off.
     """
     if not config.limits.enforce:
         return None
     backend = backend_for(config.limits)
-    if cpus is None or memory is None:
-        current = backend.stats(account)
-        if current and current.get("memory_limit"):
-            cpus, memory = current["cpus"] or config.profiles[0].cpus, current["memory_limit"]
+    first = config.profiles[0]
+    if profile is not None:
+        cpus, memory, processes = profile.cpus, profile.memory, profile.processes
+    else:
+        current = backend.stats(account) or {}
+        if current.get("memory_limit"):
+            cpus, memory = current["cpus"] or first.cpus, current["memory_limit"]
+            processes = current.get("processes_limit") or first.processes
         else:
-            cpus, memory = config.profiles[0].cpus, config.profiles[0].memory
-    return backend.prepare(account, cpus, memory)
+            cpus, memory, processes = first.cpus, first.memory, first.processes
+    return backend.prepare(account, cpus, memory, processes)
 
 
 def enforceability_problems(config) -> list[str]:

@@ -30,7 +30,20 @@ def prepare_user(config, account: pwd.struct_passwd, profile, admin: bool, log=N
         shared.join_admin_group(config, account, admin)
         shared.link_into_home(config, account, log)
     runtime_dir(config, account)
-    return cgroups.user_cgroup(config, account.pw_name, profile.cpus, profile.memory)
+    temp_dir(account)
+    return cgroups.user_cgroup(config, account.pw_name, profile)
+
+
+def temp_dir(account: pwd.struct_passwd) -> Path:
+    """The person's TMPDIR, inside their home: private (0700 under a 0700 home), and a file written there counts
+    against their own home quota instead of filling the machine's shared /tmp."""
+    path = Path(account.pw_dir) / ".cache" / "tmp"
+    for directory in (path.parent, path):
+        if not directory.is_dir():
+            directory.mkdir(mode=0o700)
+            os.chown(directory, account.pw_uid, account.pw_gid)
+    path.chmod(0o700)
+    return path
 
 
 def runtime_dir(config, account: pwd.struct_passwd) -> Path:
@@ -63,12 +76,17 @@ async def resources_hook(spawner, account: pwd.struct_passwd) -> dict[str, str]:
         "PANGEO_SHARED_DATA": str(shared.data_dir(config)),
         "PANGEO_SHARED_SCRATCH": str(shared.scratch_dir(config)),
         "JUPYTER_RUNTIME_DIR": str(config.state_dir / "run" / "users" / account.pw_name),
+        "TMPDIR": str(Path(account.pw_dir) / ".cache" / "tmp"),
     }
     if cgroup is not None:
         # The kernel extension (kernel_notice) reports OOM kills past this count to the person.
         env["PANGEO_MEMORY_EVENTS"] = cgroup.memory_events
         env["PANGEO_OOM_BASELINE"] = str(cgroups.keyed(cgroups.read(Path(cgroup.memory_events)), "oom_kill"))
         env["PANGEO_SPAWN_ID"] = secrets.token_hex(8)
+        if cgroup.pids_events:
+            env["PANGEO_PIDS_EVENTS"] = cgroup.pids_events
+            env["PANGEO_PROCESS_LIMIT"] = str(cgroup.processes)
+            env["PANGEO_PIDS_BASELINE"] = str(cgroups.keyed(cgroups.read(Path(cgroup.pids_events)), "max"))
     if config.homes.quota:
         env["PANGEO_HOME_QUOTA"] = format_size(config.homes.quota)
     return env

@@ -4,6 +4,9 @@
   the person runs, in any kernel of the same server, reports it: the cgroup's OOM-kill counter
   (``$PANGEO_MEMORY_EVENTS``) went up since last seen.
 - "No space left on device" in the home gets a note that the home quota is full and what to do.
+- A process or thread refused at the server's process limit (the pids cgroup, ``$PANGEO_PIDS_EVENTS``) is
+  reported the same way: by the failing call itself (EAGAIN from fork or thread start), and by the next cell
+  when something else (a subprocess, a library's thread pool) ran into it.
 Outside pangeohub (no PANGEO_* variables) it does nothing.
 """
 
@@ -15,22 +18,31 @@ import sys
 from pathlib import Path
 
 
-def _oom_kills(path: str) -> int:
+def _counter(path: str, name: str) -> int:
     try:
         for line in Path(path).read_text().splitlines():
             key, _, value = line.partition(" ")
-            if key == "oom_kill":
+            if key == name:
                 return int(value)
     except (OSError, ValueError):
         pass
     return 0
 
 
-class MemoryNotice:
+class CounterNotice:
+    """Tells the person, once per rise, that a kernel counter of their cgroup went up since last seen.
+
+    The count seen is kept per server start in the home, so that every kernel of the server reports a rise
+    once, not each kernel again."""
+
+    counter = ""
+    state_name = ""
+    baseline_env = ""
+
     def __init__(self, events: str):
         self.events = events
         self.spawn = os.environ.get("PANGEO_SPAWN_ID", "")
-        self.state = Path.home() / ".local" / "state" / "pangeohub" / "oom-kills-seen"
+        self.state = Path.home() / ".local" / "state" / "pangeohub" / self.state_name
 
     def _seen(self) -> int:
         try:
@@ -39,7 +51,7 @@ class MemoryNotice:
                 return int(count)
         except (OSError, ValueError):
             pass
-        return int(os.environ.get("PANGEO_OOM_BASELINE", "0") or 0)
+        return int(os.environ.get(self.baseline_env, "0") or 0)
 
     def _remember(self, count: int) -> None:
         try:
@@ -49,25 +61,58 @@ class MemoryNotice:
             pass  # a full home must not break the kernel
 
     def __call__(self, *args) -> None:
-        count = _oom_kills(self.events)
+        count = _counter(self.events, self.counter)
         seen = self._seen()
         if count > seen:
             self._remember(count)
-            limit = os.environ.get("PANGEO_MEMORY_LIMIT", "?")
-            profile = os.environ.get("PANGEO_PROFILE", "?")
-            killed = count - seen
-            what = f"{killed} processes of your server were" if killed > 1 else "1 process of your server was"
-            print(
-                f"pangeohub: {what} stopped (such as a previous kernel) because your server reached its memory "
-                f"limit of {limit} (profile '{profile}'). Use less memory at once, or restart your server with a "
-                "larger profile.",
-                file=sys.stderr,
-            )
+            self.tell(count - seen)
+
+    def tell(self, times: int) -> None:
+        raise NotImplementedError
 
 
-def _disk_full(shell, etype, value, tb, tb_offset=None):
+class MemoryNotice(CounterNotice):
+    counter, state_name, baseline_env = "oom_kill", "oom-kills-seen", "PANGEO_OOM_BASELINE"
+
+    def tell(self, killed: int) -> None:
+        limit = os.environ.get("PANGEO_MEMORY_LIMIT", "?")
+        profile = os.environ.get("PANGEO_PROFILE", "?")
+        what = f"{killed} processes of your server were" if killed > 1 else "1 process of your server was"
+        print(
+            f"pangeohub: {what} stopped (such as a previous kernel) because your server reached its memory "
+            f"limit of {limit} (profile '{profile}'). Use less memory at once, or restart your server with a "
+            "larger profile.",
+            file=sys.stderr,
+        )
+
+
+class ProcessNotice(CounterNotice):
+    counter, state_name, baseline_env = "max", "process-limit-seen", "PANGEO_PIDS_BASELINE"
+
+    def tell(self, refused: int) -> None:
+        print(process_limit_message(refused), file=sys.stderr)
+
+
+def process_limit_message(refused: int = 0) -> str:
+    limit = os.environ.get("PANGEO_PROCESS_LIMIT", "?")
+    profile = os.environ.get("PANGEO_PROFILE", "?")
+    times = f" ({refused} times)" if refused > 1 else ""
+    return (f"pangeohub: a new process or thread was refused{times} because your server reached its limit of "
+            f"{limit} processes and threads (profile '{profile}'). Stop processes you no longer need "
+            "(`ps -u $USER`, `kill PID`), use fewer threads or workers, or restart your server with a larger "
+            "profile.")
+
+
+def _os_error(shell, etype, value, tb, tb_offset=None):
     shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
-    if getattr(value, "errno", None) == errno.ENOSPC:
+    code = getattr(value, "errno", None)
+    if code == errno.EAGAIN and os.environ.get("PANGEO_PIDS_EVENTS"):
+        notice = ProcessNotice(os.environ["PANGEO_PIDS_EVENTS"])
+        count = _counter(notice.events, notice.counter)
+        if count > notice._seen():
+            notice._remember(count)  # said here: the next cell need not say it again
+            print(process_limit_message(), file=sys.stderr)
+    if code == errno.ENOSPC:
         quota = os.environ.get("PANGEO_HOME_QUOTA")
         where = f"your home quota of {quota}" if quota and _home_full() else "the disk you wrote to"
         print(
@@ -87,9 +132,8 @@ def _home_full() -> bool:
 
 
 def load_ipython_extension(shell) -> None:
-    events = os.environ.get("PANGEO_MEMORY_EVENTS")
-    if events:
-        notice = MemoryNotice(events)
-        shell.events.register("pre_run_cell", notice)
+    for variable, notice in (("PANGEO_MEMORY_EVENTS", MemoryNotice), ("PANGEO_PIDS_EVENTS", ProcessNotice)):
+        if os.environ.get(variable):
+            shell.events.register("pre_run_cell", notice(os.environ[variable]))
     if os.environ.get("PANGEO_PROFILE"):
-        shell.set_custom_exc((OSError,), _disk_full)
+        shell.set_custom_exc((OSError,), _os_error)

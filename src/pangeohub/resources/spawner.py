@@ -7,6 +7,8 @@ sees) rather than parsing options in ``start()``.
 
 from __future__ import annotations
 
+import os
+
 from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets import default
@@ -38,11 +40,13 @@ class ResourcesMixin(LocalProcessSpawner):  # a traitlets class, so that its @de
     def make_preexec_fn(self, name):
         drop_privileges = super().make_preexec_fn(name)
         cgroup = self.cgroup
+        umask = int(self.runtime.config.users.umask, 8)
 
         def preexec():
             # Join the cgroup while still root (after the drop, cgroup.procs is not writable), and before exec:
             # the server and everything it forks are limited from their first instruction.
             enter_user_cgroup(cgroup)
+            os.umask(umask)
             drop_privileges()
 
         return preexec

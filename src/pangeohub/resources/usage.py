@@ -30,7 +30,8 @@ def collect(rt) -> list[dict]:
         linux = system_name(account.name, config.users.system_prefix)
         row = {"name": account.name, "system_user": linux, "home_used": None,
                "home_quota": config.homes.quota or None, "home_percent": None,
-               "memory_used": None, "memory_limit": None, "cpus": None, "oom_kills": 0}
+               "memory_used": None, "memory_limit": None, "cpus": None, "oom_kills": 0,
+               "processes": None, "processes_limit": None, "processes_refused": 0}
         try:
             entry = pwd.getpwnam(linux)
         except KeyError:
@@ -43,7 +44,9 @@ def collect(rt) -> list[dict]:
         stats = backend.stats(linux) if backend else None
         if stats:
             row.update(memory_used=stats["memory_used"], memory_limit=stats["memory_limit"], cpus=stats["cpus"],
-                       oom_kills=stats["oom_kills"])
+                       oom_kills=stats["oom_kills"], processes=stats["processes"],
+                       processes_limit=stats.get("processes_limit"),
+                       processes_refused=stats.get("processes_refused", 0))
         rows.append(row)
     return rows
 
@@ -57,9 +60,9 @@ def usage(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
         return
     size = lambda n: "-" if n is None else format_size(n)  # noqa: E731
     typer.echo(f"{'NAME':<20} {'HOME USED':>10} {'QUOTA':>8} {'USE%':>6} {'MEMORY':>9} {'LIMIT':>8} {'CPUS':>5} "
-               "OOM-KILLS")
+               "OOM-KILLS PROCS-REFUSED")
     for row in rows:
         percent = "-" if row["home_percent"] is None else f"{row['home_percent']:.0f}%"
         cpus = "-" if row["cpus"] is None else f"{row['cpus']:g}"
         typer.echo(f"{row['name']:<20} {size(row['home_used']):>10} {size(row['home_quota']):>8} {percent:>6} "
-                   f"{size(row['memory_used']):>9} {size(row['memory_limit']):>8} {cpus:>5} {row['oom_kills']}")
+                   f"{size(row['memory_used']):>9} {size(row['memory_limit']):>8} {cpus:>5} {row['oom_kills']:>9} {row['processes_refused']}")

@@ -3,7 +3,7 @@ timer. Restarting it loses nothing (the proxy keeps serving HTTPS), so the super
 
 from __future__ import annotations
 
-import socket
+import http.client
 import sys
 
 from pangeohub.services.base import Service
@@ -24,10 +24,19 @@ class TlsService(Service):
         return argv + ["certs", "serve"]
 
     def probe(self) -> bool:
+        """Ready when the port answers with our redirect: another program holding the port is not us."""
         ip = self.rt.config.hub.ip
         host = "127.0.0.1" if ip in ("0.0.0.0", "::") else ip
+        from pangeohub.tls.domain import domain
+        from pangeohub.tls.web import https_base
+
+        base = https_base(domain(self.rt.config), self.rt.config.hub.https.port)
+        conn = http.client.HTTPConnection(host, self.port, timeout=2)
         try:
-            with socket.create_connection((host, self.port), timeout=2):
-                return True
-        except OSError:
+            conn.request("GET", "/.pangeohub-probe")
+            response = conn.getresponse()
+            return response.status == 301 and response.getheader("Location") == f"{base}/.pangeohub-probe"
+        except (OSError, http.client.HTTPException):
             return False
+        finally:
+            conn.close()

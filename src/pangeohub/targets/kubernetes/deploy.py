@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pangeohub.config import Config
 from pangeohub.errors import PangeoError
-from pangeohub.targets.kubernetes import names
+from pangeohub.targets.kubernetes import https, names
 from pangeohub.targets.kubernetes.render import (GATEWAY_CHART, GATEWAY_VALUES, HUB_VALUES, JUPYTERHUB_CHART,
                                                  MANIFESTS)
 
@@ -64,6 +64,14 @@ def deploy_commands(config: Config, rendered: Path, helm: str, kubectl: str,
             [kubectl, *ns, "create", "secret", "generic", names.OBJECTSTORE_SECRET,
              f"--from-literal=key={admin_key}", f"--from-literal=secret={admin_secret}"],
             unless=[kubectl, *ns, "get", "secret", names.OBJECTSTORE_SECRET]))
+    if config.hub.tls_mode == "files":
+        # The proxy reads its certificate from this Secret (proxy.https.type: secret); render never reads the
+        # key, so it is taken from the operator's files here. A renewed certificate replaces it (docs).
+        tls = config.hub.https
+        steps.append(Step(
+            [kubectl, *ns, "create", "secret", "tls", https.TLS_SECRET, f"--cert={tls.cert_file}",
+             f"--key={tls.key_file}"],
+            unless=[kubectl, *ns, "get", "secret", https.TLS_SECRET]))
     steps.append(Step([kubectl, *ns, "apply", "--filename", str(rendered / MANIFESTS)]))
     if config.gateway.enabled:
         steps.append(Step([helm, "upgrade", "--install", k8s.gateway_release,

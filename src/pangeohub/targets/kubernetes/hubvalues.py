@@ -18,7 +18,7 @@ from pangeohub.config import DEFAULT_CONFIG_PATH, Config
 from pangeohub.paths import StatePaths
 from pangeohub.render.gateway import ACCESS_SCOPE, SERVICE_NAME, SERVICE_PREFIX
 from pangeohub.resources.profiles import summary
-from pangeohub.targets.kubernetes import names
+from pangeohub.targets.kubernetes import https, names
 from pangeohub.targets.kubernetes.mapping import HOME, HUB_STATE_DIR, IMAGE_PREFIX
 
 SPAWNER_CLASS = "pangeohub.targets.kubernetes.spawner.PangeoKubeSpawner"
@@ -61,7 +61,7 @@ def hub_values(config: Config) -> dict:
             "10-pangeohub": "from pangeohub.targets.kubernetes.hubsetup import setup\nsetup(c)\n",
         },
     }
-    # The config as the hub pod sees it, where the CLI looks by default: `kubectl exec deploy/hub -- pangeohub
+    # The config as the hub pod sees it, where the CLI looks by default: `pangeohub exec kubernetes --
     # users add alice` manages accounts in the hub's own volume, as on one machine.
     hub["extraFiles"] = {"pangeohub-config": {
         "mountPath": str(DEFAULT_CONFIG_PATH),
@@ -78,9 +78,16 @@ def hub_values(config: Config) -> dict:
         hub["extraVolumeMounts"] = [{"name": "pangeohub-hub-files", "mountPath": path, "subPath": key,
                                      "readOnly": True} for key, path in files.items()]
 
+    for section, settings in https.hub_config(config).items():
+        hub["config"].setdefault(section, {}).update(settings)
+    proxy: dict = {"service": {"type": names.service_type(config)}}
+    if https.https_on(config):
+        proxy["https"] = https.proxy_https(config)
+        if https.traefik(config):
+            proxy["traefik"] = https.traefik(config)
     values = {
         "hub": hub,
-        "proxy": {"service": {"type": names.service_type(config)}},
+        "proxy": proxy,
         "singleuser": _singleuser(config),
         "cull": _cull(config),
     }
@@ -95,12 +102,21 @@ def _gateway_roles() -> dict:
 
 
 def gateway_client_env(config: Config) -> dict[str, str]:
-    """What `Gateway()` with no arguments reads, as daskhub sets it (the non-HTTPS branch of its extraConfig)."""
+    """What `Gateway()` with no arguments reads, as daskhub sets it.
+
+    With HTTPS on, proxy-public's port 80 only redirects to the domain, so servers reach the gateway's API
+    in the cluster, past the TLS front door (daskhub uses the chart's proxy-http Service for that, which exists
+    only for the letsencrypt type; the gateway's own traefik exists for every type). Dashboard links, which
+    people open in their browser, carry the hub's https URL.
+    """
+    address = f"http://proxy-public.{config.kubernetes.namespace}{SERVICE_PREFIX}"
+    if https.https_on(config):
+        address = names.gateway_service_url(config) + SERVICE_PREFIX
     return {
-        "DASK_GATEWAY__ADDRESS": f"http://proxy-public.{config.kubernetes.namespace}{SERVICE_PREFIX}",
+        "DASK_GATEWAY__ADDRESS": address,
         "DASK_GATEWAY__PROXY_ADDRESS":
             f"gateway://{names.gateway_traefik(config)}.{config.kubernetes.namespace}:80",
-        "DASK_GATEWAY__PUBLIC_ADDRESS": f"{SERVICE_PREFIX}/",
+        "DASK_GATEWAY__PUBLIC_ADDRESS": https.gateway_public_address(config),
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
     }
 

@@ -40,6 +40,9 @@ def when(refused) -> Callable[[object], bool]:
     return lambda value: value == refused
 
 
+ACME_SCHEDULE = ("the chart's autohttps pod (traefik) runs its own ACME client: it asks the CA without a DNS "
+                 "check of ours and renews on its own schedule (30 days before expiry)")
+
 # Refused when the file sets them to a value the predicate refuses.
 REFUSED: list[tuple[Refusal, Callable[[object], bool]]] = [
     (Refusal("hub.fast_spawn", "each server is a pod of its own, started by the kubelet from the user image: "
@@ -75,9 +78,15 @@ REFUSED: list[tuple[Refusal, Callable[[object], bool]]] = [
     (Refusal("gateway.forward_env", "scheduler and worker pods get their environment from the gateway's "
              "backend config, not from the notebook server's",
              "remove it; give workers S3 credentials through storage_options in the code that writes"), unless()),
-    (Refusal("hub.https.mode", "the certificate is not mapped to the chart's proxy.https yet",
-             "remove it and terminate TLS in front of the proxy-public Service (an ingress or a load balancer "
-             "with a certificate)"), unless("off")),
+    (Refusal("hub.https.port", "the proxy-public Service serves HTTPS on port 443",
+             "remove it and put a load balancer in front of the Service for another port"), unless(443)),
+    (Refusal("hub.https.http_port", "the proxy-public Service answers plain HTTP (challenges, redirects) on "
+             "port 80", "remove it"), unless(80)),
+    (Refusal("hub.https.acme.directory_ca", "the chart's traefik trusts only publicly trusted CAs for the "
+             "ACME directory", "remove it and use a public ACME CA, or give your own certificate "
+             "(hub.https.mode: files)"), unless()),
+    *[(Refusal(f"hub.https.acme.{name}", ACME_SCHEDULE, "remove it"), unless())
+      for name in ("resolver", "renew_before", "check_every", "retry_after")],
     (Refusal("catalog.sample_data", "the sample datasets are generated on one machine by `pangeohub up`",
              "remove it; publish datasets to a readable bucket (storage.readable_buckets) instead"),
      unless(False)),
@@ -104,12 +113,13 @@ def refusals(config: Config) -> list[str]:
         given, value = _explicit(config, refusal.field)
         if given and refused(value) and value not in ([], ""):
             lines.append(refusal.line(value))
-    # HTTPS and a domain come with the HTTPS feature (proxy.https); until then a hub.domain cannot be honoured.
-    domain = getattr(config.hub, "domain", None)
-    if domain:
-        lines.append(Refusal("hub.domain", "HTTPS with a certificate for the domain is not mapped to the chart's "
-                             "proxy.https yet", "remove it and terminate TLS in front of the proxy-public "
-                             "Service (an ingress or a load balancer with a certificate)").line(domain))
+    # 'auto' names the hub after its public address: on a cluster that is the load balancer's, known only once
+    # the Service exists, so render (pure, offline) can derive it only from hub.https.public_address.
+    if config.hub.domain == "auto" and not config.hub.https.public_address:
+        lines.append(Refusal("hub.domain", "'auto' makes pangeo.<address>.sslip.io from the public address, and "
+                             "on a cluster that is the load balancer's, unknown when rendering",
+                             "reserve a static address for the proxy-public Service and set "
+                             "hub.https.public_address to it, or give the DNS name").line("auto"))
     return lines
 
 

@@ -104,7 +104,7 @@ class ForkLaunch(LocalProcessSpawner):
             "user": self.system_user,
             "argv": [*self.cmd, *self.get_args()],
             "env": env,
-            "umask": _umask(),
+            "umask": int(config.users.umask, 8),
             "rlimits": {name: resource.getrlimit(getattr(resource, name)) for name in RLIMITS},
             "cgroup": self.fork_cgroup_args(),
             "fast_kernels": bool(getattr(config.hub, "fast_kernels", False)),
@@ -156,12 +156,3 @@ async def _ask(path: Path, request: dict, timeout: float = 60.0) -> int:
     if "error" in answer:
         raise RuntimeError(f"the fork server could not start the server: {answer['error']}")
     return int(answer["pid"])
-
-
-def _umask() -> int:
-    """The hub's umask (what a stock spawn inherits), read without the racy set-and-restore of os.umask."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    return 0o022

@@ -59,13 +59,14 @@ class PangeoBackend(PangeoBackendMixin, LocalBackend):
         groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
         workdir = cluster.state["workdir"]
         cgroup = self.cgroup_for(cluster)
+        umask = int(self.pconfig.users.umask, 8)
 
         def preexec():
             enter_user_cgroup(cgroup)  # while still root: after the uid change cgroup.procs is not writable
             os.setgid(entry.pw_gid)
             os.setgroups(groups)
             os.setuid(entry.pw_uid)
-            os.umask(0o077)
+            os.umask(umask)
             os.chdir(workdir)
 
         return preexec
@@ -104,6 +105,8 @@ class PangeoBackend(PangeoBackendMixin, LocalBackend):
             "PATH": os.pathsep.join([str(self.pconfig.install_dir / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
             "LANG": env.get("LANG", "C.UTF-8"),
             "DASK_TEMPORARY_DIRECTORY": self.get_temporary_directory(workdir),
+            # Private like the rest of the cluster's working directory, not the machine's shared /tmp.
+            "TMPDIR": self.get_temporary_directory(workdir),
             "PYTHONPATH": usersite_pythonpath(),
         })
         return env

@@ -18,14 +18,16 @@ from traitlets import Dict
 from pangeohub.config import Config
 from pangeohub.config.model import UsersSection
 from pangeohub.gateway.userenv import record_server_environ
+from pangeohub.hub.serverproof import ProvenStart
 from pangeohub.names import system_name
 from pangeohub.resources.spawner import ResourcesMixin
 from pangeohub.runtime import Runtime
 from pangeohub.targets.local.fastspawn import ForkLaunch
 
 
-# LocalProcessSpawner, forking from a pre-imported server when it can, with profiles and cgroup limits.
-class PangeoSpawner(ResourcesMixin, ForkLaunch):
+# LocalProcessSpawner, forking from a pre-imported server when it can, with profiles and cgroup limits; ready
+# only once the server has proven it is this person's own (ProvenStart), on another port if need be.
+class PangeoSpawner(ResourcesMixin, ProvenStart, ForkLaunch):
     settings = Dict(help="pangeohub's effective config (all sections), as rendered by pangeohub.").tag(config=True)
 
     @property
