@@ -10,11 +10,9 @@ from pydantic import Field, field_validator
 from pangeohub.config.base import Section
 
 # Kinds `pangeohub up` can run, and kinds named in the docs that this version cannot run yet (with the way on).
-AVAILABLE_KINDS = ("local",)
+AVAILABLE_KINDS = ("local", "kubernetes")
 NOT_YET = {
     "slurm": "running servers and clusters as Slurm jobs is not in this version",
-    "kubernetes": "a Kubernetes deployment is made with `pangeohub render kubernetes` / `pangeohub deploy "
-    "kubernetes`, not with `pangeohub up`",
 }
 
 
@@ -22,7 +20,9 @@ class TargetSection(Section):
     kind: str = Field(
         "local",
         description="Where people's notebook servers and Dask clusters run. 'local': on this machine, each "
-        "person as their own Linux account, with cgroup limits and their home (the only kind in this version).",
+        "person as their own Linux account, with cgroup limits and their home. 'kubernetes': a deployment of the "
+        "upstream jupyterhub and dask-gateway charts, made by `pangeohub render kubernetes` and `pangeohub deploy "
+        "kubernetes`; `pangeohub up` then refuses to start anything on this machine.",
     )
 
     @field_validator("kind")

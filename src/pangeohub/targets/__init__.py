@@ -13,6 +13,7 @@ __all__ = ["Addresses", "Target", "get_target"]
 # kind -> "module:Class", imported only when chosen: a target's modules may need packages others do not.
 REGISTRY = {
     "local": "pangeohub.targets.local:LocalTarget",
+    "kubernetes": "pangeohub.targets.kubernetes.target:KubernetesTarget",
 }
 
 
