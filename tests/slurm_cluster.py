@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 SLURM_BINARIES = ("slurmctld", "slurmd", "munged", "sbatch")
 _SEQUENCE = itertools.count()  # several clusters in one test process
 
@@ -319,3 +321,23 @@ PartitionName={self.partition} Nodes=ALL Default=YES MaxTime=60 State=UP
                     base.rmdir()
                 except OSError:
                     pass
+
+
+# Shared by the Slurm test modules: `from slurm_cluster import cluster, person, requires_slurm`.
+requires_slurm = pytest.mark.skipif(missing_requirement() is not None, reason=str(missing_requirement()))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A running two-node cluster for one test module, torn down after it."""
+    c = SlurmCluster(nodes=2)
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def person(cluster):
+    """A non-root person known on every node of ``cluster``."""
+    return cluster.add_user()

@@ -13,12 +13,12 @@ from dask_gateway_server.backends.local import LocalBackend
 from pangeohub.config import Config
 from pangeohub.config.gateway import GatewayLimits, GatewaySection
 from pangeohub.gateway import limits
-from pangeohub.gateway.backend import PangeoBackend
 from pangeohub.gateway.options import build_options
 from pangeohub.gateway.userenv import allowed
 from pangeohub.paths import StatePaths
 from pangeohub.render.gateway import ACCESS_SCOPE, GatewayUrls, render_gateway_config
 from pangeohub.render.hub import HubSecrets, render_hub_config
+from pangeohub.targets.local.gateway import PangeoBackend
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 

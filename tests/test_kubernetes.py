@@ -374,8 +374,8 @@ def test_the_target_answers_for_a_cluster():
 
     target = KubernetesTarget(parse_config("hub: {fast_spawn: true}\nkubernetes: {namespace: lab}"))
     assert target.problems()[0].startswith("hub.fast_spawn = True cannot be carried")
-    assert target.addresses()["AWS_ENDPOINT_URL_S3"] == "http://pangeohub-objectstore.lab:8333"
-    assert target.addresses()["DASK_GATEWAY__ADDRESS"] == "http://proxy-public.lab/services/dask-gateway"
+    assert target.addresses().s3_endpoint == "http://pangeohub-objectstore.lab:8333"
+    assert target.addresses().gateway == "http://proxy-public.lab/services/dask-gateway"
     with pytest.raises(PangeoError, match="render kubernetes"):
         target.services(None)
 
@@ -470,3 +470,15 @@ def test_exec_without_a_reachable_cluster_says_so(tmp_path):
 def test_exec_refuses_what_cannot_run_in_the_pod(args, line):
     proc = cli("exec", "kubernetes", "--dry-run", "--", *args, check=False)
     assert proc.returncode == 2 and proc.stderr.splitlines()[0] == line
+
+
+def test_up_with_the_kubernetes_target_refuses_and_points_to_render_and_deploy(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\ntarget: {{kind: kubernetes}}\nhub: {{ip: 127.0.0.1}}\n")
+    proc = cli("up", "--detach", config=config, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "target is kubernetes: nothing runs on this machine" in proc.stderr
+    assert "pangeohub render kubernetes" in proc.stderr and "pangeohub deploy kubernetes" in proc.stderr
+    # The same file renders: render takes any valid config, whatever its target.
+    proc = cli("render", "kubernetes", "--out", str(tmp_path / "out"), config=config)
+    assert (tmp_path / "out" / "jupyterhub-values.yaml").exists()

@@ -10,23 +10,11 @@ import pytest
 from pangeohub.errors import PangeoError
 from pangeohub.targets.slurm.checks import check_partitions, probe_runtime
 from pangeohub.targets.slurm.client import SlurmClient
-from slurm_cluster import SlurmCluster, missing_requirement
+from slurm_cluster import (  # noqa: F401 (cluster and person are fixtures)
+    SlurmCluster, cluster, person, requires_slurm,
+)
 
-pytestmark = pytest.mark.skipif(missing_requirement() is not None, reason=str(missing_requirement()))
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = SlurmCluster(nodes=2)
-    try:
-        yield c.start()
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope="module")
-def person(cluster):
-    return cluster.add_user()
+pytestmark = requires_slurm
 
 
 @pytest.fixture

@@ -11,23 +11,11 @@ import time
 
 import pytest
 
-from slurm_cluster import SlurmCluster, memory_cgroup_v1, missing_requirement
+from slurm_cluster import (  # noqa: F401 (cluster and person are fixtures)
+    SlurmCluster, cluster, memory_cgroup_v1, person, requires_slurm,
+)
 
-pytestmark = pytest.mark.skipif(missing_requirement() is not None, reason=str(missing_requirement()))
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = SlurmCluster(nodes=2)
-    try:
-        yield c.start()
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope="module")
-def person(cluster):
-    return cluster.add_user()
+pytestmark = requires_slurm
 
 
 @pytest.mark.parametrize("index", [0, 1])

@@ -16,23 +16,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from slurm_cluster import SlurmCluster, missing_requirement
+from slurm_cluster import (  # noqa: F401 (cluster and person are fixtures)
+    SlurmCluster, cluster, person, requires_slurm,
+)
 
-pytestmark = pytest.mark.skipif(missing_requirement() is not None, reason=str(missing_requirement()))
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = SlurmCluster(nodes=2)
-    try:
-        yield c.start()
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope="module")
-def person(cluster):
-    return cluster.add_user()
+pytestmark = requires_slurm
 
 
 class _User:

@@ -50,9 +50,16 @@ class Runtime:
     def secret(self, name: str) -> str:
         return ensure_secret(self.paths.secret(name))
 
+    @cached_property
+    def target(self):
+        """Where people's servers and clusters run (``pangeohub.targets``), as ``target.kind`` says."""
+        from pangeohub.targets import get_target
+
+        return get_target(self.config)
+
     @property
     def hub_api(self) -> str:
-        return f"http://127.0.0.1:{self.config.hub.internal_port}/hub/api"
+        return self.target.addresses().hub_api
 
     @property
     def public_url(self) -> str:
@@ -96,10 +103,7 @@ class Runtime:
 
                 # Before the hub: the hub blocks ~30 s at start when a service with a `url` does not answer.
                 services.append(GatewayService(self))
-            if self.config.hub.fast_spawn:  # just before the hub: see services/forkserver.py
-                from pangeohub.services.forkserver import ForkServerService
-
-                services.append(ForkServerService(self))
+            services.extend(self.target.services(self))  # what the execution target runs here
             services.append(HubService(self))
             self._services = services
         return self._services

@@ -36,6 +36,7 @@ def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the bac
 
     require_root("up")
     rt = state.runtime()
+    rt.target.services(rt)  # a target with nothing to run here (kubernetes) refuses before anything is made
     pid = supervisor.supervisor_pid(rt)
     if pid is not None:
         typer.echo(f"pangeohub is already running (pid {pid}): {rt.public_url}")

@@ -20,6 +20,7 @@ from pangeohub.config.https import HttpsSection, check_domain
 from pangeohub.config.kubernetes import KubernetesSection
 from pangeohub.config.resources import HomesSection, LimitsSection, Profile, SharedSection, default_profiles
 from pangeohub.config.storage import StorageSection
+from pangeohub.config.target import TargetSection
 from pangeohub.units import ByteSize, Duration
 
 
@@ -229,6 +230,7 @@ class Config(Section):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
     backup: BackupSection = Field(default_factory=BackupSection)
+    target: TargetSection = Field(default_factory=TargetSection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod

@@ -20,5 +20,5 @@ async def gateway_spawn_hook(spawner, account: pwd.struct_passwd) -> dict[str, s
            # A LocalCluster in a notebook would otherwise share /tmp/dask-scratch-space with everybody.
            "DASK_TEMPORARY_DIRECTORY": f"{account.pw_dir}/.cache/dask"}
     if rt.config.gateway.enabled:
-        env.update(gateway_client_env(rt.config, rt.public_url))
+        env.update(gateway_client_env(rt.target.addresses(), rt.public_url))
     return env

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pangeohub.config import Config
 from pangeohub.paths import StatePaths
+from pangeohub.targets import get_target
 
 SERVICE_NAME = "dask-gateway"
 SERVICE_PREFIX = f"/services/{SERVICE_NAME}"
@@ -61,7 +62,7 @@ def render_gateway_config(config: Config, paths: StatePaths, urls: GatewayUrls) 
     return {
         "DaskGateway": {
             "address": f"127.0.0.1:{gw.api_port}",
-            "backend_class": "pangeohub.gateway.backend.PangeoBackend",
+            "backend_class": get_target(config).gateway_backend_class,
             "authenticator_class": "dask_gateway_server.auth.JupyterHubAuthenticator",
             "log_level": "INFO",
         },
@@ -90,19 +91,14 @@ def render_gateway_config(config: Config, paths: StatePaths, urls: GatewayUrls) 
     }
 
 
-def gateway_client_env(config: Config, public_url: str) -> dict[str, str]:
-    """What a notebook server needs for a zero-argument ``Gateway()`` (read by dask-gateway's client config)."""
-    gw = config.gateway
-    local = f"http://127.0.0.1:{config.hub.port}"
-    if config.hub.tls_mode != "off":
-        # The proxy speaks only HTTPS, for a name that need not resolve on this machine: kernels go straight to
-        # the gateway's own proxy, which serves the same paths the hub's proxy forwards to it.
-        local = f"http://127.0.0.1:{gw.proxy_port}"
+def gateway_client_env(addresses, public_url: str) -> dict[str, str]:
+    """What a notebook server needs for a zero-argument ``Gateway()`` (read by dask-gateway's client config).
+    ``addresses``: the gateway as the server sees it (``pangeohub.targets.Addresses``)."""
     return {
-        # The kernel reaches the gateway through the hub's proxy on this machine; browsers use the public URL.
-        "DASK_GATEWAY__ADDRESS": f"{local}{SERVICE_PREFIX}",
+        # The kernel reaches the gateway where its target says; browsers use the public URL.
+        "DASK_GATEWAY__ADDRESS": f"{addresses.gateway}{SERVICE_PREFIX}",
         "DASK_GATEWAY__PUBLIC_ADDRESS": f"{public_url.rstrip('/')}{SERVICE_PREFIX}",
-        "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://127.0.0.1:{gw.scheduler_port}",
+        "DASK_GATEWAY__PROXY_ADDRESS": addresses.gateway_proxy,
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
     }
 

@@ -12,6 +12,7 @@ from pangeohub.auth.render import authenticator_class, render_auth
 from pangeohub.config import Config
 from pangeohub.paths import StatePaths
 from pangeohub.render.gateway import hub_services
+from pangeohub.targets import get_target
 from pangeohub.tls.render import merge, render_https
 
 ADMIN_SERVICE = "pangeohub-admin"
@@ -41,7 +42,7 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, pu
             "tornado_settings": {"cookie_options": {"SameSite": "Lax"}},
             "pid_file": str(paths.hub / "jupyterhub.pid"),
             "authenticator_class": authenticator_class(config),
-            "spawner_class": "pangeohub.hub.spawner.PangeoSpawner",
+            "spawner_class": get_target(config).spawner_class,
             "concurrent_spawn_limit": hub.concurrent_spawn_limit,
             "active_server_limit": 0,
             "services": [{"name": ADMIN_SERVICE, "api_token": secrets.admin_service_token}, *extra_services],

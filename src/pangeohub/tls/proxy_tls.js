@@ -24,6 +24,21 @@ function argValue(name) {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
+// Every cookie that leaves through TLS is marked Secure. The hub marks its own (its public URL is https), but
+// user servers set theirs (jupyter-server's _xsrf token) without the hub's cookie options; a cookie without
+// Secure would be sent again over plain HTTP to this name. http-proxy copies the backend's headers with
+// setHeader, so this is the one place every proxied response passes.
+const http = require("http");
+const setHeader = http.ServerResponse.prototype.setHeader;
+http.ServerResponse.prototype.setHeader = function (name, value) {
+  const tls = this.req && this.req.socket && this.req.socket.encrypted;
+  if (tls && String(name).toLowerCase() === "set-cookie") {
+    const secure = (cookie) => (/;\s*secure\s*(;|$)/i.test(cookie) ? cookie : `${cookie}; Secure`);
+    value = Array.isArray(value) ? value.map(secure) : secure(String(value));
+  }
+  return setHeader.call(this, name, value);
+};
+
 process.on("SIGHUP", () => {
   const keyFile = argValue("--ssl-key");
   const certFile = argValue("--ssl-cert");

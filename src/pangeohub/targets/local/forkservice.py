@@ -1,4 +1,4 @@
-"""The fork server (``pangeohub.hub.forkserver``): pre-imported single-user servers, forked per spawn.
+"""The fork server (``pangeohub.targets.local.forkserver``): pre-imported single-user servers, forked per spawn.
 
 Supervised like every other process. It is listed before the hub, so that it stops after the hub has stopped
 every user server (its children) and starts before the first spawn; if it dies, spawns fall back to a fresh
@@ -8,7 +8,7 @@ the hub) leaves them running, as with the stock spawner, and restarting it does 
 
 from __future__ import annotations
 
-from pangeohub.hub.fastspawn import forkserver_socket
+from pangeohub.targets.local.fastspawn import forkserver_socket
 from pangeohub.services.base import Service
 
 
@@ -26,7 +26,7 @@ class ForkServerService(Service):
 
     def command(self) -> list[str]:
         # -I: ignore PYTHON* variables and the user site, keep the current directory off sys.path.
-        return [str(self.rt.python_bin("python")), "-I", "-m", "pangeohub.hub.forkserver", str(self.socket)]
+        return [str(self.rt.python_bin("python")), "-I", "-m", "pangeohub.targets.local.forkserver", str(self.socket)]
 
     def env(self) -> dict[str, str]:
         # Children inherit this process's memory: give it nothing of the hub's (no tokens, no secrets).

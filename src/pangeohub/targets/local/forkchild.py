@@ -8,7 +8,7 @@ can write (``~/.jupyter``). A server with fast kernels first, still as root, ask
 template for a kernel forker made from the same request (``run_forker``: the same steps, then
 ``kernelforker``). Anything that fails before the drop is reported to the hub and the child exits.
 
-Wire format (see ``pangeohub.hub.fastspawn``): a 4-byte length sent together with the hub's stdout and stderr
+Wire format (see ``pangeohub.targets.local.fastspawn``): a 4-byte length sent together with the hub's stdout and stderr
 (SCM_RIGHTS), then that many bytes of JSON; the child answers one JSON line, ``{"pid": n}`` or
 ``{"error": "..."}``. A kernel template's child gets the same, with a third fd: its end of the socket pair
 it will serve the server on.

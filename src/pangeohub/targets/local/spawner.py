@@ -1,4 +1,5 @@
-"""PangeoSpawner: LocalProcessSpawner that runs hub user ``alice`` as Linux account ``<prefix>alice``.
+"""PangeoSpawner: the local target's spawner, a LocalProcessSpawner that runs hub user ``alice`` as Linux
+account ``<prefix>alice``.
 
 Upstream runs each server as the Linux account named exactly like the hub user, which would let a hub user
 called ``daemon`` spawn as uid 1, and requires the accounts to exist. Here the account is created on first
@@ -17,13 +18,11 @@ from traitlets import Dict
 from pangeohub.config import Config
 from pangeohub.config.model import UsersSection
 from pangeohub.gateway.userenv import record_server_environ
-from pangeohub.hub.fastspawn import ForkLaunch
-from pangeohub.hub.hooks import run_spawn_hooks
 from pangeohub.hub.serverproof import ProvenStart
 from pangeohub.names import system_name
 from pangeohub.resources.spawner import ResourcesMixin
 from pangeohub.runtime import Runtime
-from pangeohub.sysusers import ensure_account
+from pangeohub.targets.local.fastspawn import ForkLaunch
 
 
 # LocalProcessSpawner, forking from a pre-imported server when it can, with profiles and cgroup limits; ready
@@ -74,8 +73,9 @@ class PangeoSpawner(ResourcesMixin, ProvenStart, ForkLaunch):
 
     async def start(self):
         loop = asyncio.get_running_loop()
-        account = await loop.run_in_executor(None, ensure_account, self.user.name, self.users_config)
+        target = self.runtime.target
+        account = await loop.run_in_executor(None, target.account, self.user.name)
         # Upstream's start() reads get_env(), which must stay synchronous: hooks run first, get_env merges.
-        self._hook_env = await run_spawn_hooks(self, account)
+        self._hook_env = await target.provision(self, account)
         record_server_environ(self.runtime.config.state_dir, self.user.name, self._hook_env)
         return await super().start()

@@ -12,7 +12,7 @@ Security is the design constraint, not an afterthought:
 - The child (see ``forkchild``) drops every fd, groups, gid, uid and capability, and enters the user's cgroup,
   before any user-writable path or user code is touched.
 
-Run by the supervisor as ``python -I -m pangeohub.hub.forkserver <socket>`` (``-I``: no PYTHON* variables,
+Run by the supervisor as ``python -I -m pangeohub.targets.local.forkserver <socket>`` (``-I``: no PYTHON* variables,
 no user site, no current directory on sys.path).
 """
 
@@ -177,7 +177,8 @@ def _listen(sock_path: Path) -> socket.socket:
 
 
 def serve(path: str) -> None:
-    from pangeohub.hub import forkchild, kernelforker  # the children's code, imported before any user exists
+    from pangeohub.hub import kernelforker
+    from pangeohub.targets.local import forkchild  # the children's code, imported before any user exists
 
     kernels = Path(path).with_name("kernels.sock") if kernelforker.supported() else None
     forkchild.prepare(kernel_template=str(kernels) if kernels else None)
@@ -206,7 +207,7 @@ def _start_kernel_template(sock_path: Path, handle) -> None:
 
             ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
             if os.getppid() == parent:
-                from pangeohub.hub.forkchild import set_title
+                from pangeohub.targets.local.forkchild import set_title
 
                 set_title("pangeohub-forkserver: kernel template")
                 code = _accept_forever(listener, handle, f"forkserver: kernel template ready on {sock_path}")
@@ -239,5 +240,5 @@ def _accept_forever(listener: socket.socket, handle, ready: str) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -I -m pangeohub.hub.forkserver SOCKET")
+        sys.exit("usage: python -I -m pangeohub.targets.local.forkserver SOCKET")
     serve(sys.argv[1])

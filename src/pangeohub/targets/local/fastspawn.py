@@ -23,7 +23,7 @@ from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
 
 from pangeohub.gateway.userenv import usersite_pythonpath
-from pangeohub.hub.forkchild import HEADER
+from pangeohub.targets.local.forkchild import HEADER
 
 # Variables read when the interpreter or jupyterhub.singleuser is *imported*: a forked server imported them
 # already, with the fork server's (empty) values, so a spawn that sets them must exec a fresh Python.

@@ -1,0 +1,52 @@
+"""The local target: people's servers and Dask clusters run on this machine, each person as their own Linux
+account (``users.system_prefix`` + name), in their cgroup, with their (optionally loop-mounted) home.
+
+Servers start from the fork server when ``hub.fast_spawn`` is on (``forkserver``, ``forkchild``,
+``fastspawn``), else as a fresh process (upstream's ``LocalProcessSpawner``); clusters run as local processes
+(dask-gateway's ``LocalBackend``), as the person.
+"""
+
+from __future__ import annotations
+
+from pangeohub.targets.base import Addresses, Target
+
+LOOPBACK = "127.0.0.1"
+
+
+class LocalTarget(Target):
+    name = "local"
+    spawner_class = "pangeohub.targets.local.spawner.PangeoSpawner"
+    gateway_backend_class = "pangeohub.targets.local.gateway.PangeoBackend"
+
+    def services(self, runtime) -> list:
+        if not self.config.hub.fast_spawn:
+            return []
+        from pangeohub.targets.local.forkservice import ForkServerService
+
+        return [ForkServerService(runtime)]  # just before the hub: see forkservice.py
+
+    def addresses(self) -> Addresses:
+        # A person's server runs on this machine: every part is on loopback.
+        config = self.config
+        gw = config.gateway
+        storage = config.storage
+        if storage.mode == "external":
+            s3 = storage.external.endpoint_url
+        elif storage.mode == "embedded":
+            s3 = f"http://{LOOPBACK}:{storage.port}"
+        else:
+            s3 = ""
+        # With TLS on, the public proxy speaks only HTTPS for a name that need not resolve here: kernels go
+        # straight to the gateway's own proxy, which serves the same paths the hub's proxy forwards to it.
+        http = f"http://{LOOPBACK}:{gw.proxy_port if config.hub.tls_mode != 'off' else config.hub.port}"
+        return Addresses(
+            hub_api=f"http://{LOOPBACK}:{config.hub.internal_port}/hub/api",
+            s3_endpoint=s3,
+            gateway=http,
+            gateway_proxy=f"gateway://{LOOPBACK}:{gw.scheduler_port}",
+        )
+
+    def account(self, user: str):
+        from pangeohub.sysusers import ensure_account
+
+        return ensure_account(user, self.config.users)

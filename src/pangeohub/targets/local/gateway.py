@@ -1,0 +1,112 @@
+"""PangeoBackend: dask-gateway-server's LocalBackend, running each cluster as its owner's Linux account.
+
+The local target's backend: the platform's gateway rules (``pangeohub.gateway.backend.PangeoBackendMixin``)
+over upstream's ``LocalBackend``. What it fixes or adds to upstream ``LocalBackend``:
+- ``setup_working_directory`` does ``paths.extend(path)`` on a string, so as root it calls ``os.chown('/')``
+  (and on every other character of the path). Here exactly the cluster's own files change owner.
+- Processes run as ``<users.system_prefix><name>`` (the account the hub spawns servers as), not as an account
+  named like the hub user, and only if pangeohub made that account; in the owner's cgroup.
+- Each cluster gets a private working directory, its own DASK_TEMPORARY_DIRECTORY, the user's home, their
+  ``pip install --user`` packages and the storage variables of their notebook server.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+
+from dask_gateway_server.backends.base import PublicException
+from dask_gateway_server.backends.local import LocalBackend
+
+from pangeohub.gateway.backend import PangeoBackendMixin
+from pangeohub.gateway.userenv import forwarded_env, usersite_pythonpath
+from pangeohub.names import is_ours, system_name
+from pangeohub.resources.cgroups import enter_user_cgroup
+
+
+class PangeoBackend(PangeoBackendMixin, LocalBackend):
+    # -- whose account ---------------------------------------------------------------------------------
+    def account(self, username: str) -> pwd.struct_passwd:
+        """The Linux account a hub user's clusters run as; only accounts pangeohub created qualify."""
+        if ":" in username:  # dask-gateway names hub services "service:<name>": they have no account
+            raise PublicException(f"{username} is not a hub user: only users can start Dask clusters")
+        name = system_name(username, self.pconfig.users.system_prefix)
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise PublicException(
+                f"user {username} has no Linux account yet: start your notebook server once, then retry") from None
+        if not is_ours(entry):
+            raise PublicException(f"refusing to run as {name}: it is not an account pangeohub created")
+        return entry
+
+    # -- running as the user ---------------------------------------------------------------------------
+    def cgroup_for(self, cluster):
+        """The user's cgroup (the one their notebook server is in, with its profile's limits), or None when
+        limits are off. Every scheduler and worker joins it from the child before exec, so there is no window
+        in which a Dask process runs unlimited, and the profile's memory covers notebook and Dask together."""
+        from pangeohub.resources.cgroups import user_cgroup
+
+        return user_cgroup(self.pconfig, self.account(cluster.username).pw_name)
+
+    def set_file_permissions(self, paths, username):
+        entry = self.account(username)
+        for path in paths:
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def make_preexec_fn(self, cluster):  # pragma: no cover - runs in the child
+        entry = self.account(cluster.username)
+        groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
+        workdir = cluster.state["workdir"]
+        cgroup = self.cgroup_for(cluster)
+        umask = int(self.pconfig.users.umask, 8)
+
+        def preexec():
+            enter_user_cgroup(cgroup)  # while still root: after the uid change cgroup.procs is not writable
+            os.setgid(entry.pw_gid)
+            os.setgroups(groups)
+            os.setuid(entry.pw_uid)
+            os.umask(umask)
+            os.chdir(workdir)
+
+        return preexec
+
+    def setup_working_directory(self, cluster):
+        """Upstream's, minus its ``paths.extend(path)`` (which chowns '/'): a private directory per cluster."""
+        if not self.clusters_directory:
+            raise PublicException("the gateway has no clusters_directory configured")
+        workdir = os.path.join(self.clusters_directory, cluster.name)
+        certsdir = self.get_certs_directory(workdir)
+        logsdir = self.get_logs_directory(workdir)
+        tmpdir = self.get_temporary_directory(workdir)
+        os.mkdir(workdir, 0o700)  # fails if it exists: never adopt a directory somebody else prepared
+        for path in (certsdir, logsdir, tmpdir):
+            os.mkdir(path, 0o700)
+        cert_path, key_path = self._get_tls_paths(workdir)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        for path, data in ((cert_path, cluster.tls_cert), (key_path, cluster.tls_key)):
+            with os.fdopen(os.open(path, flags, 0o600), "wb") as handle:
+                handle.write(data)
+        # Children before the directory: until the end, root owns everything and the user cannot interfere.
+        self.set_file_permissions([cert_path, key_path, certsdir, logsdir, tmpdir, workdir], cluster.username)
+        self.log.debug("Working directory %s for cluster %s created", workdir, cluster.name)
+        return workdir
+
+    def get_temporary_directory(self, workdir: str) -> str:
+        return os.path.join(workdir, "tmp")
+
+    def get_env(self, cluster):
+        entry = self.account(cluster.username)
+        workdir = cluster.state["workdir"]
+        env = forwarded_env(self.pconfig.state_dir, cluster.username, self.gw.forward_env)
+        env.update(super().get_env(cluster))  # the gateway's own variables win over forwarded ones
+        env.update({
+            "USER": entry.pw_name, "LOGNAME": entry.pw_name, "HOME": entry.pw_dir, "SHELL": entry.pw_shell,
+            "PATH": os.pathsep.join([str(self.pconfig.install_dir / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
+            "LANG": env.get("LANG", "C.UTF-8"),
+            "DASK_TEMPORARY_DIRECTORY": self.get_temporary_directory(workdir),
+            # Private like the rest of the cluster's working directory, not the machine's shared /tmp.
+            "TMPDIR": self.get_temporary_directory(workdir),
+            "PYTHONPATH": usersite_pythonpath(),
+        })
+        return env
