@@ -152,6 +152,7 @@ REFUSED = [
      "runs its own ACME client"),
     ("users: {umask: '022'}", "users.umask = '022' cannot be carried to Kubernetes: each person's pod"),
     ("backup: {schedule: 1d}", "backup.schedule = "),
+    ("storage: {scratch: {quota: 5G}}", "storage.scratch.quota = 5368709120 cannot be carried to Kubernetes"),
     ("profiles: [{name: small, cpus: 1, memory: 2G, processes: 2048}]",
      "profiles.0.processes = 2048 cannot be carried to Kubernetes: the kubelet limits every pod's processes"),
 ]

@@ -93,6 +93,9 @@ REFUSED: list[tuple[Refusal, Callable[[object], bool]]] = [
                "on Kubernetes the hub database and homes are PersistentVolumes",
                "remove it; snapshot the volumes with your cluster's VolumeSnapshot class or Velero"), unless())
       for name in ("destination", "schedule", "keep", "scratch")],
+    (Refusal("storage.scratch.quota", "the per-person scratch quota is checked by the one-machine S3 front "
+             "(storage/runner.py), which the in-cluster object store does not have",
+             "remove it or set 0; bound the object store's volume instead"), lambda value: bool(value)),
     (Refusal("catalog.sample_data", "the sample datasets are generated on one machine by `pangeohub up`",
              "remove it; publish datasets to a readable bucket (storage.readable_buckets) instead"),
      unless(False)),
