@@ -187,3 +187,31 @@ def test_commands_that_need_the_hub_s_disk_name_the_way(platform, admin_token):
     refused(remote(platform.url, "users", "add", "alice", "--group", "glaciers", token=admin_token),
             "groups are set by the hub's login")
     assert HubAPI(platform.rt).user("alice") is None
+
+
+def test_the_operator_api_lists_kubernetes_clusters_from_upstream_s_records():
+    # No Kubernetes API runs here: KubeBackend keeps upstream's models.Cluster records (from its informer) and
+    # pangeohub's backend the workers each asked for; the operator API reads those two, nothing else.
+    import asyncio
+    import time
+
+    from dask_gateway_server import models
+
+    from pangeohub.gateway.admin import active_rows
+    from pangeohub.targets.kubernetes.gateway import PangeoKubeBackend
+
+    config = {"scheduler_cores": 1, "scheduler_memory": 2**30, "worker_cores": 2, "worker_memory": 2**31}
+    now = time.time()
+    record = models.Cluster(name="c1", username="ana", token="", options={}, config=config,
+                            status=models.ClusterStatus.RUNNING, start_time=int((now - 60) * 1000))
+
+    class Informed:  # the two things PangeoKubeBackend holds at run time
+        requested = {"c1": 3}
+
+        async def list_clusters(self):
+            return [record]
+
+    assert "setup" in PangeoKubeBackend.__dict__  # the Kubernetes backend serves the API too
+    [row] = asyncio.run(active_rows(Informed(), now))
+    assert row["user"] == "ana" and row["status"] == "RUNNING" and row["workers"] == 3
+    assert row["cores"] == 7 and row["memory"] == 7 * 2**30 and 59 <= row["age"] <= 61

@@ -1,5 +1,6 @@
 """The operator's view of every cluster (upstream's API only ever shows a user their own).
 
+Added to every target's backend (local and Slurm: their database; Kubernetes: upstream's cluster list).
 Served by the gateway's API, which the hub's proxy also carries at /services/dask-gateway/. Two callers get
 in: ``pangeohub clusters`` on the hub's machine, with a secret only root can read; and an operator elsewhere
 (``pangeohub --hub-url``), with the API token of a hub admin, which the hub itself vouches for. Upstream's
@@ -37,6 +38,31 @@ def cluster_row(cluster, now: float) -> dict:
     }
 
 
+def model_row(cluster, requested: int, now: float) -> dict:
+    """The row of a cluster known only as upstream's ``models.Cluster`` (KubeBackend: no worker records; the
+    workers counted are those asked for, which the backend clamps to the limits)."""
+    cores, memory = limits.footprint(cluster.config, requested)
+    return {
+        "user": cluster.username,
+        "name": cluster.name,
+        "status": cluster.status.name,
+        "workers": requested,
+        "requested_workers": requested,
+        "cores": cores,
+        "memory": memory,
+        "age": round(now - cluster.start_time / 1000, 1) if cluster.start_time else 0.0,
+    }
+
+
+async def active_rows(backend, now: float) -> list[dict]:
+    """Every cluster not yet stopped, from a database-backed backend (local, Slurm) or from upstream's
+    ``list_clusters`` (KubeBackend), whose default selection is the clusters pending or running."""
+    if hasattr(backend, "db"):
+        return [cluster_row(c, now) for c in backend.db.active_clusters()]
+    requested = getattr(backend, "requested", {})
+    return [model_row(c, int(requested.get(c.name, 0)), now) for c in await backend.list_clusters()]
+
+
 class AdminAPI:
     def __init__(self, backend, app: web.Application):
         self.backend = backend
@@ -58,7 +84,9 @@ class AdminAPI:
             raise web.HTTPForbidden(reason=f"{model.get('name')} is not a hub admin (needs {ADMIN_SCOPE})")
 
     async def _hub_owner(self, token: str) -> dict | None:
-        hub_api = getattr(self.backend, "hub_api_url", "")
+        # The address the gateway already trusts for people's tokens: its JupyterHub authenticator's.
+        authenticator = getattr(self.backend.parent, "authenticator", None)
+        hub_api = getattr(authenticator, "jupyterhub_api_url", "") or getattr(self.backend, "hub_api_url", "")
         if not hub_api:
             return None
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
@@ -67,8 +95,7 @@ class AdminAPI:
 
     async def list(self, request: web.Request) -> web.Response:
         await self._check(request)
-        now = time.time()
-        rows = [cluster_row(c, now) for c in self.backend.db.active_clusters()]
+        rows = await active_rows(self.backend, time.time())
         return web.json_response(sorted(rows, key=lambda r: (r["user"], -r["age"])))
 
     async def stop(self, request: web.Request) -> web.Response:
@@ -77,8 +104,8 @@ class AdminAPI:
         name, user = request.query.get("name"), request.query.get("user")
         if bool(name) == bool(user):
             raise web.HTTPBadRequest(reason="give exactly one of name= or user=")
-        targets = [c for c in self.backend.db.active_clusters()
-                   if (name and c.name == name) or (user and c.username == user)]
+        targets = [r["name"] for r in await active_rows(self.backend, time.time())
+                   if (name and r["name"] == name) or (user and r["user"] == user)]
         for cluster in targets:
-            await self.backend.stop_cluster(cluster.name)
-        return web.json_response([c.name for c in targets])
+            await self.backend.stop_cluster(cluster)
+        return web.json_response(targets)
