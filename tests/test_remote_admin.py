@@ -183,6 +183,9 @@ def test_commands_that_need_the_hub_s_disk_name_the_way(platform, admin_token):
             "pangeohub exec kubernetes -- users passwd alice")
     refused(remote(platform.url, "users", "add", "alice", "--password-stdin", token=admin_token),
             "cannot act on a remote hub", "password", "pangeohub exec kubernetes -- users add alice")
+    refused(remote(platform.url, "users", "remove", "boss", "--keep-home", token=admin_token),
+            "the hub's spawner decides")
+    assert HubAPI(platform.rt).user("boss") is not None
     refused(remote(platform.url, "status", token=admin_token), "`pangeohub status` cannot act on a remote hub")
     refused(remote(platform.url, "users", "add", "alice", "--group", "glaciers", token=admin_token),
             "groups are set by the hub's login")

@@ -61,13 +61,18 @@ def users_add(hub: RemoteHub, name: str, admin: bool, password_stdin: bool, grou
                f"pangeohub's own is set on the hub: {EXEC} users add {name}", err=True)
 
 
-def users_remove(hub: RemoteHub, name: str) -> None:
+def users_remove(hub: RemoteHub, name: str, keep_home: bool) -> None:
+    if keep_home:
+        # Deleting the hub user lets the hub's spawner delete what it keeps for them: KubeSpawner deletes the
+        # home volume (delete_pvc), so a kept home cannot be promised from here.
+        raise not_remote(f"users remove {name} --keep-home", "the hub's spawner decides what a removed hub user "
+                         "keeps, and on Kubernetes it deletes the home volume")
     api = _api(hub)
     if not api.delete_user(name):
         raise PangeoError(f"the hub at {hub.base} has no user named {name!r}", "see `pangeohub users list`")
-    typer.echo(f"removed hub user {name} (server stopped, tokens revoked)")
-    typer.echo(f"  their home and any password of pangeohub's own stay on the hub; to release those too: "
-               f"{EXEC} users remove {name}", err=True)
+    typer.echo(f"removed hub user {name} (server stopped, tokens revoked; on Kubernetes their home volume too)")
+    typer.echo(f"  a password of pangeohub's own, and on one machine the Linux account and home, stay; release them "
+               f"on the hub: `pangeohub users remove {name}` there, or {EXEC} users remove {name}", err=True)
 
 
 def users_admin(hub: RemoteHub, name: str, revoke: bool) -> None:

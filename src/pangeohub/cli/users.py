@@ -172,9 +172,9 @@ def remove(
     keep_home: bool = typer.Option(False, "--keep-home", help="Keep the Linux account and home directory."),
 ) -> None:
     """Remove a user: stop their server, revoke their login; delete their home unless --keep-home.
-    With --hub-url: the hub user only (server stopped, tokens revoked); the home stays."""
+    With --hub-url: the hub user (server stopped, tokens revoked) and what the hub's spawner keeps for them."""
     if state.remote():
-        return remote_cmds.users_remove(state.remote(), name)
+        return remote_cmds.users_remove(state.remote(), name, keep_home)
     rt = state.runtime()
     rt.paths.ensure()
     released = release_account(rt, name, hub=_hub(rt), keep_home=keep_home)
