@@ -52,6 +52,10 @@ class Target:
         """Config options this target cannot honour, one line each (empty: none). Offline: no process runs."""
         return []
 
+    def notes(self) -> list[str]:
+        """How this target differs from what a reader of the config might expect, said once at `up`."""
+        return []
+
     def services(self, runtime) -> list:
         """Extra supervised processes (``pangeohub.services.base.Service``), started just before the hub."""
         return []
