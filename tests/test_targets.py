@@ -1,6 +1,7 @@
 """Execution targets: the config chooses one, and what it answers reaches the hub, the gateway and the servers."""
 
 import importlib
+import pwd
 
 import pytest
 from dask_gateway_server.backends.local import LocalBackend
@@ -39,8 +40,8 @@ def test_default_target_is_local_and_rendered_configs_name_its_classes():
 
 def test_a_kind_that_is_not_registered_is_one_clear_error():
     config = Config()
-    object.__setattr__(config.target, "kind", "slurm")  # what a newer config file could hold
-    with pytest.raises(PangeoError, match="target kind 'slurm' is not available") as err:
+    object.__setattr__(config.target, "kind", "pbs")  # what a newer config file could hold
+    with pytest.raises(PangeoError, match="target kind 'pbs' is not available") as err:
         get_target(config)
     assert "local" in err.value.fix
 
@@ -63,3 +64,29 @@ def test_local_addresses_are_loopback_as_a_server_on_this_machine_sees_them():
     assert env["DASK_GATEWAY__ADDRESS"] == "http://127.0.0.1:8100/services/dask-gateway"
     assert env["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://127.0.0.1:8788"
     assert env["DASK_GATEWAY__PUBLIC_ADDRESS"] == "https://hub.example.org/services/dask-gateway"
+
+
+def _slurm(**slurm):
+    return Config.model_validate({"target": {"kind": "slurm", "slurm": {"address": "198.18.7.1", **slurm}},
+                                  "hub": {"internal_port": 8181}, "gateway": {"scheduler_port": 8788,
+                                                                              "proxy_port": 8789}})
+
+
+def test_slurm_addresses_are_this_machines_cluster_address_never_loopback():
+    addresses = get_target(_slurm()).addresses()
+    assert addresses.hub_api == "http://198.18.7.1:8181/hub/api"
+    assert addresses.gateway == "http://198.18.7.1:8789"
+    assert addresses.gateway_proxy == "gateway://198.18.7.1:8788"
+    assert addresses.s3_endpoint.startswith("http://198.18.7.1:")
+    assert "127.0.0.1" not in str(addresses)
+
+
+def test_slurm_site_accounts_are_never_created_and_never_system_accounts():
+    target = get_target(_slurm(accounts="site"))
+    with pytest.raises(PangeoError, match="'daemon' is a system account"):
+        target.account("daemon")
+    with pytest.raises(PangeoError, match="there is no account 'nobody-here-xyz'") as err:
+        target.account("nobody-here-xyz")
+    assert "not created by pangeohub" in err.value.fix
+    with pytest.raises(KeyError):
+        pwd.getpwnam("nobody-here-xyz")  # and none was made

@@ -9,6 +9,7 @@ import yaml
 
 from pangeohub.cli.context import state
 from pangeohub.config import Config, config_path, load_config
+from pangeohub.targets import checked_target
 
 app = typer.Typer(help="Check and explain the config file.", no_args_is_help=True)
 
@@ -20,6 +21,7 @@ def validate(file: str = typer.Argument(None, help="File to check (default: the 
     from pangeohub.tls.status import plain_http_warning
 
     config = load_config(target)
+    checked_target(config)
     shown = config_path(target)
     typer.echo(f"{shown if shown else 'built-in defaults'}: valid")
     warning = plain_http_warning(config)

@@ -270,6 +270,13 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
+    def _slurm_address(self) -> "Config":
+        if self.target.kind == "slurm" and self.target.slurm.address is None:
+            raise ValueError("target.slurm.address is required with target.kind slurm: this machine's address "
+                             "on the cluster network, which compute nodes connect to (e.g. 10.0.0.5)")
+        return self
+
+    @model_validator(mode="after")
     def _storage_port_free(self) -> "Config":
         hub = self.hub
         taken = {hub.port: "hub.port", hub.internal_port: "hub.internal_port", hub.proxy_api_port: "hub.proxy_api_port"}

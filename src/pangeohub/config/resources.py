@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from pangeohub.config.base import Section
+from pangeohub.config.target import SlurmResources
 from pangeohub.units import ByteSize
 
 # Beyond these no machine can give what the value asks; what this machine can give is checked at `up`.
@@ -41,6 +42,11 @@ class Profile(Section):
     groups: list[str] = Field(
         default_factory=list,
         description="Hub groups allowed to choose this profile; empty means everybody. Admins may use any.",
+    )
+    slurm: SlurmResources = Field(
+        default_factory=SlurmResources,
+        description="With target.kind slurm: partition, account, QOS, time limit, GPUs and extra sbatch options "
+        "of this profile's server jobs (its cpus and memory become --cpus-per-task and --mem).",
     )
 
     @field_validator("name")

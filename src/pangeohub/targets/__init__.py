@@ -8,11 +8,12 @@ from importlib import import_module
 from pangeohub.errors import PangeoError
 from pangeohub.targets.base import Addresses, Target
 
-__all__ = ["Addresses", "Target", "get_target"]
+__all__ = ["Addresses", "Target", "checked_target", "get_target"]
 
 # kind -> "module:Class", imported only when chosen: a target's modules may need packages others do not.
 REGISTRY = {
     "local": "pangeohub.targets.local:LocalTarget",
+    "slurm": "pangeohub.targets.slurm.target:SlurmTarget",
     "kubernetes": "pangeohub.targets.kubernetes.target:KubernetesTarget",
 }
 
@@ -24,3 +25,13 @@ def get_target(config) -> Target:
                           f"set target.kind to one of: {', '.join(REGISTRY)}")
     module, _, cls = REGISTRY[kind].partition(":")
     return getattr(import_module(module), cls)(config)
+
+
+def checked_target(config) -> Target:
+    """The config's target, refusing (one error listing every line) what it finds it cannot honour."""
+    target = get_target(config)
+    found = target.problems()
+    if found:
+        raise PangeoError(f"target.kind {config.target.kind} cannot run this config:\n  - " + "\n  - ".join(found),
+                          "change the options named above (docs/config-reference.md says what each does)")
+    return target

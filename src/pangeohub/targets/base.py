@@ -52,12 +52,24 @@ class Target:
         """Config options this target cannot honour, one line each (empty: none). Offline: no process runs."""
         return []
 
+    def notes(self) -> list[str]:
+        """How this target differs from what a reader of the config might expect, said once at `up`."""
+        return []
+
     def services(self, runtime) -> list:
         """Extra supervised processes (``pangeohub.services.base.Service``), started just before the hub."""
         return []
 
     def addresses(self) -> Addresses:
         raise NotImplementedError
+
+    def s3_endpoint_at(self, host: str) -> str:
+        """The S3 endpoint a person's server uses when the platform's own object store is reached at ``host``:
+        an external store's endpoint as configured, none when storage is off."""
+        storage = self.config.storage
+        if storage.mode == "external":
+            return storage.external.endpoint_url
+        return f"http://{host}:{storage.port}" if storage.mode == "embedded" else ""
 
     def account(self, user: str) -> "pwd.struct_passwd":
         """The account a hub user's server and clusters run as, made if the target makes accounts."""
