@@ -34,7 +34,8 @@ class RemoteHub:
 
     def api(self, timeout: float = 30.0) -> HubAPI:
         return HubAPI(url=f"{self.base}/hub/api", token=self.token, timeout=timeout,
-                      unreachable_fix=f"check the address (--hub-url, ${URL_ENV}) and that the hub is up")
+                      unreachable_fix=f"check the address (--hub-url, ${URL_ENV}) and that the hub is up; a "
+                                      "certificate from a CA of your own: SSL_CERT_FILE=/path/to/ca.pem")
 
     @property
     def gateway(self) -> str:
