@@ -10,6 +10,7 @@ import pytest
 from harness import cli
 from pangeohub.config import parse_config
 from pangeohub.config.model import StorageSection
+from pangeohub.config.storage import ScratchSection
 from pangeohub.errors import PangeoError
 from pangeohub.storage.credentials import CredentialStore
 from pangeohub.storage.hook import scratch_env
@@ -23,13 +24,13 @@ CONFIGS = Path(__file__).parent / "config"
 @pytest.mark.parametrize("given, ttl", [("7d", "1w"), ("3d", "3d"), ("90m", "90m"), ("36h", "36h"), ("12w", "12w"),
                                         ("300m", "5h"), ("1m", "1m"), (14 * 86400, "2w")])
 def test_expiry_becomes_a_seaweedfs_ttl(given, ttl):
-    assert seaweed_ttl(StorageSection(expiry=given).expiry) == ttl
+    assert seaweed_ttl(ScratchSection(expiry=given).expiry) == ttl
 
 
 @pytest.mark.parametrize("given", ["90s", "30s", "0", "256w"])
 def test_expiry_that_seaweedfs_cannot_keep_is_refused(given):
-    with pytest.raises(PangeoError, match="storage.expiry.*whole minutes"):
-        parse_config(f"storage: {{expiry: '{given}'}}")
+    with pytest.raises(PangeoError, match="storage.scratch.expiry.*whole minutes"):
+        parse_config(f"storage: {{scratch: {{expiry: '{given}'}}}}")
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("storage*.yaml")), ids=lambda p: p.name)
@@ -40,8 +41,8 @@ def test_storage_config_files_through_the_cli(path):
         return
     reason = path.name.split(".error.")[1].removesuffix(".yaml")
     expected = {
-        "expiry-seconds": "storage.expiry (got '90s')",
-        "bucket-name": "storage.scratch_bucket (got 'My_Scratch'): 'My_Scratch' is not an S3 bucket name",
+        "expiry-seconds": "storage.scratch.expiry (got '90s')",
+        "bucket-name": "storage.scratch.bucket (got 'My_Scratch'): 'My_Scratch' is not an S3 bucket name",
         "external-missing": "mode is 'external' but `external`",
         "port-clash": "storage.port and hub.port are both 9000",
         "memory-limit-too-small": "storage.memory_limit (got '256M'): 256M is below the 512M SeaweedFS needs",

@@ -30,6 +30,27 @@ def validate(file: str = typer.Argument(None, help="File to check (default: the 
 
 
 @app.command()
+def migrate(file: str = typer.Argument(None, help="File to rewrite (default: the active config).")) -> None:
+    """Rewrite a config file written for an earlier version with today's option names; the old file is kept
+    beside it (<file>.v<version>.bak). A file that is up to date is left alone."""
+    from pangeohub.config.versions import CURRENT, rewrite
+
+    path = config_path(file or state.config_file)
+    if path is None:
+        typer.echo("no config file (built-in defaults): nothing to migrate")
+        return
+    if not path.exists():
+        load_config(path)  # the loader's own error for a missing file
+    migrated, backup = rewrite(path)
+    if backup is None:
+        typer.echo(f"{path}: already config version {CURRENT}, unchanged")
+        return
+    for old, new in migrated.renames:
+        typer.echo(f"{path}: renamed {old} to {new}")
+    typer.echo(f"{path}: now config version {CURRENT} (was {migrated.version}); the old file is kept as {backup}")
+
+
+@app.command()
 def show() -> None:
     """Print the effective config: the file's values plus every default, as YAML."""
     data = state.runtime().config.model_dump(mode="json")

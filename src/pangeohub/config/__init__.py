@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -28,7 +29,11 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path | None:
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
 
 
-def load_config(explicit: str | os.PathLike | None = None) -> Config:
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def load_config(explicit: str | os.PathLike | None = None, notice: Callable[[str], None] = _stderr) -> Config:
     path = config_path(explicit)
     if path is None:
         return Config()
@@ -47,10 +52,14 @@ def load_config(explicit: str | os.PathLike | None = None) -> Config:
             f"config file {path} is not UTF-8 text: byte {exc.object[exc.start]:#04x} on line {line}",
             "save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or remove that character",
         ) from None
-    return parse_config(text, source=str(path))
+    return parse_config(text, source=str(path), notice=notice)
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
+def parse_config(text: str, source: str = "<config>", notice: Callable[[str], None] | None = None) -> Config:
+    """The config in ``text``; options under names of an older config version are read under their new names,
+    each with a line to ``notice`` (pangeohub.config.versions)."""
+    from pangeohub.config.versions import migrate
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -67,6 +76,10 @@ def parse_config(text: str, source: str = "<config>") -> Config:
             f"{source}: the top level must be a mapping of sections (hub:, users:, ...), "
             f"not a {type(data).__name__}"
         )
+    migrated = migrate(data, source)
+    for line in migrated.notices(source) if notice else []:
+        notice(line)
+    data = migrated.data
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -27,7 +27,8 @@ class BackupSection(Section):
     )
     scratch: bool = Field(
         True, description="Include the scratch bucket's objects (people's $PANGEO_SCRATCH). They expire after "
-        "storage.expiry anyway; turn this off to keep backups small when scratch holds only disposable data.",
+        "storage.scratch.expiry anyway; turn this off to keep backups small when scratch holds only disposable "
+        "data.",
     )
 
     @field_validator("destination")

@@ -21,6 +21,7 @@ from pangeohub.config.kubernetes import KubernetesSection
 from pangeohub.config.resources import HomesSection, LimitsSection, Profile, SharedSection, default_profiles
 from pangeohub.config.storage import StorageSection
 from pangeohub.config.target import TargetSection
+from pangeohub.config.versions import CURRENT as CONFIG_VERSION
 from pangeohub.units import ByteSize, Duration
 
 
@@ -206,6 +207,12 @@ class CatalogSection(Section):
 class Config(Section):
     """Everything an operator can set. An empty file (or none) gives a working platform."""
 
+    version: int = Field(
+        CONFIG_VERSION, ge=1, le=CONFIG_VERSION,
+        description="Version of the option names the file uses; a file without it is version 1. Older files "
+        "are read with a notice per renamed option; `pangeohub config migrate` (and the installer, on upgrade) "
+        "rewrites them, keeping a copy of the old file.",
+    )
     state_dir: Path = Field(
         Path("/var/lib/pangeohub"),
         description="Where all state lives: hub database, secrets (0600), pidfiles, logs.",

@@ -14,6 +14,13 @@ from pangeohub.units import ByteSize, Duration
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
+def check_bucket(name: str) -> str:
+    if not BUCKET_RE.match(name):
+        raise ValueError(f"'{name}' is not an S3 bucket name: 3-63 lowercase letters, digits, '-' or '.', "
+                         "starting and ending with a letter or digit")
+    return name
+
+
 class StoragePorts(Section):
     """Ports of SeaweedFS's internal servers. They listen inside the object store's private network namespace,
     so they never collide with or are reachable from the host; each is still given explicitly, because
@@ -64,12 +71,33 @@ MIN_MEMORY_LIMIT = 512 << 20
 
 
 class ScratchSection(Section):
+    """The scratch bucket: every person's private prefix ``s3://<bucket>/<user>/`` ($PANGEO_SCRATCH)."""
+
+    bucket: str = Field("scratch", description="Bucket holding every user's private prefix <bucket>/<user>/.")
+    expiry: Duration = Field(
+        "7d",
+        description="Scratch objects are deleted this long after they were written (SeaweedFS TTL, whole "
+        "minutes, at most 255 of one unit: m, h, d, w). Applies to objects written after a change.",
+    )
     quota: ByteSize | None = Field(
         None,
         description="Most each person may keep under their own prefix of the scratch bucket. The S3 endpoint "
         "refuses (403 QuotaExceeded) the upload or multipart part that would go past it; nothing stored is "
         "touched. Default: the same as homes.quota. 0 turns the scratch quota off.",
     )
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        return check_bucket(value)
+
+    @field_validator("expiry")
+    @classmethod
+    def _ttl(cls, value: float) -> float:
+        from pangeohub.storage.ttl import seaweed_ttl
+
+        seaweed_ttl(value)  # raises ValueError with the rule when SeaweedFS cannot express it
+        return value
 
 
 class StorageSection(Section):
@@ -82,16 +110,10 @@ class StorageSection(Section):
     port: Port = Field(
         8333, description="Loopback port of the embedded S3 endpoint that user servers and kernels talk to."
     )
-    scratch_bucket: str = Field("scratch", description="Bucket holding every user's private prefix <bucket>/<user>/.")
     readable_buckets: list[str] = Field(
         default_factory=list,
         description="Buckets every user may read and list but not write (e.g. the data catalog's); "
         "only the admin identity writes them.",
-    )
-    expiry: Duration = Field(
-        "7d",
-        description="Scratch objects are deleted this long after they were written (SeaweedFS TTL, whole "
-        "minutes, at most 255 of one unit: m, h, d, w). Applies to objects written after a change.",
     )
     memory_limit: ByteSize = Field(
         "1G", description="Soft memory bound of the object store (Go's GOMEMLIMIT). SeaweedFS holds ~250 MB of "
@@ -105,16 +127,10 @@ class StorageSection(Section):
 
     _port = field_validator("port")(check_port)
 
-    @field_validator("scratch_bucket", "readable_buckets")
+    @field_validator("readable_buckets")
     @classmethod
-    def _bucket_names(cls, value):
-        for name in [value] if isinstance(value, str) else value:
-            if not BUCKET_RE.match(name):
-                raise ValueError(
-                    f"'{name}' is not an S3 bucket name: 3-63 lowercase letters, digits, '-' or '.', "
-                    "starting and ending with a letter or digit"
-                )
-        return value
+    def _bucket_names(cls, value: list[str]) -> list[str]:
+        return [check_bucket(name) for name in value]
 
     @field_validator("memory_limit")
     @classmethod
@@ -127,19 +143,11 @@ class StorageSection(Section):
             )
         return value
 
-    @field_validator("expiry")
-    @classmethod
-    def _ttl(cls, value: float) -> float:
-        from pangeohub.storage.ttl import seaweed_ttl
-
-        seaweed_ttl(value)  # raises ValueError with the rule when SeaweedFS cannot express it
-        return value
-
     @model_validator(mode="after")
     def _external_given(self) -> "StorageSection":
         if self.mode == "external" and self.external is None:
             raise ValueError("mode is 'external' but `external` (endpoint_url, credentials_file) is not set")
-        if self.scratch_bucket in self.readable_buckets:
-            raise ValueError(f"scratch_bucket '{self.scratch_bucket}' cannot also be in readable_buckets")
+        if self.scratch.bucket in self.readable_buckets:
+            raise ValueError(f"scratch.bucket '{self.scratch.bucket}' cannot also be in readable_buckets")
         return self
 

@@ -210,7 +210,7 @@ def _backup_locked(rt, repo: Repository, layout: BackupLayout, progress, started
         if not store_running(rt):
             raise PangeoError("the object store is not running, so its buckets cannot be read for the backup",
                               "start the platform (`pangeohub up`) and back up while it runs")
-        skip = set() if rt.config.backup.scratch else {rt.config.storage.scratch_bucket}
+        skip = set() if rt.config.backup.scratch else {rt.config.storage.scratch.bucket}
         try:
             done = [0]
 
@@ -232,7 +232,7 @@ def _backup_locked(rt, repo: Repository, layout: BackupLayout, progress, started
     manifest = {
         "version": MANIFEST_VERSION, "created": time.time(), "trees": where, "people": everyone,
         "databases": copied, "config_file": str(rt.config_file) if rt.config_file else None,
-        "scratch_bucket": rt.config.storage.scratch_bucket, "scratch_included": rt.config.backup.scratch,
+        "scratch_bucket": rt.config.storage.scratch.bucket, "scratch_included": rt.config.backup.scratch,
     }
     layout.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
     layout.manifest.chmod(0o600)

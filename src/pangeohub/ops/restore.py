@@ -157,7 +157,7 @@ def restore_user(rt, repo: Repository, snapshot_id: str | None, name: str, step:
             known = ", ".join(sorted(people)[:8]) + (" ..." if len(people) > 8 else "")
             raise PangeoError(f"--user {name!r}: nobody of that name is in snapshot {snapshot.short_id}",
                               f"give one of: {known or '(nobody)'}")
-        bucket = manifest.get("scratch_bucket", rt.config.storage.scratch_bucket)
+        bucket = manifest.get("scratch_bucket", rt.config.storage.scratch.bucket)
         old_home = people[name]["home"]
         old_objects = BackupLayout.under(old_state).objects / bucket / name
         repo.restore(snapshot, tmp, [old_home, str(old_objects)])

@@ -34,6 +34,9 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, pu
             "cleanup_servers": False,
             "cleanup_proxy": False,
             "db_url": f"sqlite:///{paths.hub / 'jupyterhub.sqlite'}",
+            # A database made by an older JupyterHub is brought to this one's schema at start, after upstream
+            # copies the SQLite file (jupyterhub.sqlite.<date>); the installer runs `upgrade-db` first anyway.
+            "upgrade_db": True,
             "cookie_secret_file": str(paths.secret("cookie_secret")),
             # SameSite=Lax on every hub cookie, and through the spawner (JUPYTERHUB_COOKIE_OPTIONS) on servers'
             # own: a form posted to the platform from another site carries no session, so cannot act as the

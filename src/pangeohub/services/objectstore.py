@@ -67,7 +67,7 @@ class ObjectStoreService(Service):
             "start_timeout": self.start_timeout,
             # Checked by the S3 port's forwarder (pangeohub.storage.quota); the plan file is root-only.
             "scratch_quota": {
-                "quota": int(quota), "bucket": storage.scratch_bucket,
+                "quota": int(quota), "bucket": storage.scratch.bucket,
                 "credentials_dir": str(CredentialStore(self.rt.paths.root).dir),
                 "admin_key": admin.key, "admin_secret": admin.secret,
             },

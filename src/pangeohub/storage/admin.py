@@ -118,7 +118,7 @@ def _key_works(rt, user: str, creds: Credentials) -> bool:
 
     client = s3_client(endpoint_url(rt), creds)
     try:
-        client.list_objects_v2(Bucket=rt.config.storage.scratch_bucket, Prefix=f"{user}/", MaxKeys=1)
+        client.list_objects_v2(Bucket=rt.config.storage.scratch.bucket, Prefix=f"{user}/", MaxKeys=1)
         return True
     except botocore.exceptions.ClientError as exc:
         return exc.response.get("Error", {}).get("Code") not in ("InvalidAccessKeyId", "SignatureDoesNotMatch")
@@ -135,7 +135,7 @@ def ensure_user_identity(rt, user: str, wait: float = 30.0) -> Credentials:
     creds, created = CredentialStore(rt.paths.root).ensure(user)
     if not created and _key_works(rt, user, creds):
         return creds
-    command = configure_command(user, creds, user_actions(user, storage.scratch_bucket, storage.readable_buckets))
+    command = configure_command(user, creds, user_actions(user, storage.scratch.bucket, storage.readable_buckets))
     _configure(rt, command)
     # The S3 gateway learns of the new identity from the filer's change feed, a moment later.
     deadline = time.monotonic() + wait
@@ -174,12 +174,12 @@ def forget_user(rt, user: str, delete_data: bool) -> None:
         client = admin_client(rt)
         try:
             for page in client.get_paginator("list_objects_v2").paginate(
-                    Bucket=storage.scratch_bucket, Prefix=f"{user}/"):
+                    Bucket=storage.scratch.bucket, Prefix=f"{user}/"):
                 keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
                 if keys:
-                    client.delete_objects(Bucket=storage.scratch_bucket, Delete={"Objects": keys})
+                    client.delete_objects(Bucket=storage.scratch.bucket, Delete={"Objects": keys})
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise PangeoError(
                 f"could not delete the scratch objects of {user!r}: {exc}",
-                f"they expire after storage.expiry; or delete s3://{storage.scratch_bucket}/{user}/ as admin",
+                f"they expire after storage.scratch.expiry; or delete s3://{storage.scratch.bucket}/{user}/ as admin",
             ) from None

@@ -54,4 +54,4 @@ async def scratch_hook(spawner, account: pwd.struct_passwd) -> dict[str, str]:
     loop = asyncio.get_running_loop()
     creds = await loop.run_in_executor(None, _credentials_for, rt, user)
     region = storage.external.region if storage.mode == "external" else "us-east-1"
-    return scratch_env(endpoint_url(rt), storage.scratch_bucket, user, creds, region)
+    return scratch_env(endpoint_url(rt), storage.scratch.bucket, user, creds, region)

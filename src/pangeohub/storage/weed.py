@@ -79,10 +79,9 @@ def setup_commands(storage: StorageSection) -> str:
 
     The TTL is recorded per path in the filer's configuration and stamped on each object when written.
     """
-    lines = [f"s3.bucket.create -name {bucket}" for bucket in [storage.scratch_bucket, *storage.readable_buckets]]
-    lines.append(
-        f"fs.configure -locationPrefix=/buckets/{storage.scratch_bucket}/ -ttl={seaweed_ttl(storage.expiry)} -apply"
-    )
+    scratch = storage.scratch
+    lines = [f"s3.bucket.create -name {bucket}" for bucket in [scratch.bucket, *storage.readable_buckets]]
+    lines.append(f"fs.configure -locationPrefix=/buckets/{scratch.bucket}/ -ttl={seaweed_ttl(scratch.expiry)} -apply")
     return "\n".join(lines) + "\n"
 
 
