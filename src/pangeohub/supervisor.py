@@ -37,10 +37,14 @@ class Running:
 
 
 class Supervisor:
-    def __init__(self, rt: Runtime, log=print):
+    def __init__(self, rt: Runtime, log=print, keep_servers_on_failure: bool = False):
         self.rt = rt
         self.paths = rt.paths
         self.log = log
+        # Set when the installer starts a new version beside people's running servers: if this start fails, the
+        # servers stay for the previous version, which the installer starts again and which takes them back.
+        self.keep_servers_on_failure = keep_servers_on_failure
+        self.install = installed_release()
         self.running = [Running(svc) for svc in rt.services()]
         self._stopping = False
         self._lock_fd: int | None = None
@@ -63,7 +67,7 @@ class Supervisor:
                 time.sleep(1.0)
         except PangeoError as exc:
             self.log(f"error: {exc}")
-            self._stop_all()
+            self._stop_all(keep_servers=self.keep_servers_on_failure)
             return exc.exit_code
         self._stop_all()
         return 0
@@ -190,8 +194,8 @@ class Supervisor:
                                                    stderr=subprocess.STDOUT, start_new_session=True))
             self.log(f"  started job {name} (log: {self.paths.log(name)})")
 
-    def _stop_all(self) -> None:
-        self.log("stopping pangeohub")
+    def _stop_all(self, keep_servers: bool = False) -> None:
+        self.log("stopping pangeohub" + (", leaving people's servers running" if keep_servers else ""))
         for job in self._jobs:
             if job.poll() is None:
                 os.killpg(job.pid, signal.SIGTERM)
@@ -202,7 +206,7 @@ class Supervisor:
                     job.wait()
         for item in reversed(self.running):
             began = time.monotonic()
-            if item.proc is not None and item.proc.poll() is None:
+            if item.proc is not None and item.proc.poll() is None and not keep_servers:
                 try:
                     item.service.before_stop()
                 except Exception as exc:  # a failed drain must not keep the rest running
@@ -250,6 +254,8 @@ class Supervisor:
         status = {
             "supervisor": os.getpid(),
             "url": self.rt.public_url,
+            # What this process runs (the installer's record): an upgrade compares it with what is installed.
+            "install": self.install,
             "services": {
                 item.service.name: {
                     "pid": item.proc.pid if item.proc and item.proc.poll() is None else None,
@@ -283,12 +289,20 @@ def supervisor_pid(rt: Runtime) -> int | None:
         os.close(fd)
 
 
-def start_detached(rt: Runtime, timeout: float = 300.0) -> None:
+def installed_release() -> dict | None:
+    """The installer's record (commit, lock digests) of the runtime this process runs from, if it made one."""
+    try:
+        return json.loads((Path(sys.prefix) / ".pangeohub-install.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def start_detached(rt: Runtime, timeout: float = 300.0, upgrade: bool = False) -> None:
     rt.paths.ensure()
     argv = [sys.executable, "-m", "pangeohub"]
     if rt.config_file:
         argv += ["--config", str(rt.config_file)]
-    argv += ["up"]
+    argv += ["up"] + (["--upgrade"] if upgrade else [])
     with open(rt.paths.log("supervisor"), "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)

@@ -6,7 +6,8 @@ import sys
 
 import typer
 
-from pangeohub.cli import access, backup, catalog, certs, clusters, config_cmd, kubernetes, loadtest, platform, users
+from pangeohub.cli import (access, backup, catalog, certs, clusters, config_cmd, kubernetes, loadtest, migrate_cmd,
+                           platform, users)
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
 
@@ -49,6 +50,7 @@ app.add_typer(clusters.app, name="clusters")
 kubernetes.register(app)
 app.add_typer(certs.app, name="certs")
 backup.register(app)
+migrate_cmd.register(app)
 
 
 def main() -> None:

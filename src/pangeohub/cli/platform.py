@@ -29,7 +29,10 @@ def require_root(action: str) -> None:
         )
 
 
-def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background; return once healthy.")) -> None:
+def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background; return once healthy."),
+       upgrade: bool = typer.Option(False, "--upgrade", hidden=True,
+                                    help="Started by the installer beside people's running servers: a start that "
+                                    "fails leaves them running for the version started again after it.")) -> None:
     """Start the platform (foreground; Ctrl-C stops it cleanly)."""
     from pangeohub.ops.bootstrap import ensure_initial_admin
     from pangeohub.resources.lifecycle import preflight, release
@@ -47,11 +50,13 @@ def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the bac
     created = ensure_initial_admin(rt)
     if detach:
         typer.echo("starting pangeohub in the background ...")
-        supervisor.start_detached(rt)
+        supervisor.start_detached(rt, upgrade=upgrade)
         typer.echo(f"pangeohub is up: {rt.public_url}")
     else:
-        code = supervisor.Supervisor(rt, log=lambda msg: typer.echo(msg, err=False)).run()
-        release(rt.config)
+        code = supervisor.Supervisor(rt, log=lambda msg: typer.echo(msg, err=False),
+                                     keep_servers_on_failure=upgrade).run()
+        if not (upgrade and code):  # the homes and processes of the servers left running stay theirs
+            release(rt.config)
         if code:
             raise typer.Exit(code)
     if created:
@@ -117,7 +122,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
 def collect_status(rt) -> dict:
     pid = supervisor.supervisor_pid(rt)
-    saved = (supervisor.read_status(rt) or {}).get("services", {}) if pid else {}
+    written = (supervisor.read_status(rt) or {}) if pid else {}
+    saved = written.get("services", {})
     services = {}
     for svc in rt.services():
         info = saved.get(svc.name, {})
@@ -140,6 +146,7 @@ def collect_status(rt) -> dict:
         "cleaned": last_report(rt),
         "running": pid is not None,
         "supervisor_pid": pid,
+        "install": written.get("install"),  # the installer's record of the runtime the platform runs from
         "healthy": pid is not None and all(s["healthy"] for s in services.values()),
         "url": rt.public_url,
         "services": services,

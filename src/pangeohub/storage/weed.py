@@ -81,7 +81,8 @@ def setup_commands(storage: StorageSection) -> str:
     """
     scratch = storage.scratch
     lines = [f"s3.bucket.create -name {bucket}" for bucket in [scratch.bucket, *storage.readable_buckets]]
-    lines.append(f"fs.configure -locationPrefix=/buckets/{scratch.bucket}/ -ttl={seaweed_ttl(scratch.expiry)} -apply")
+    ttl = seaweed_ttl(scratch.expiry)
+    lines.append(f"fs.configure -locationPrefix=/buckets/{scratch.bucket}/ -ttl={ttl} -apply")
     return "\n".join(lines) + "\n"
 
 
