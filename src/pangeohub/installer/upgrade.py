@@ -74,7 +74,12 @@ class Upgrade:
     # -- the upgrade -----------------------------------------------------------------------------------------
     def run(self, install) -> None:
         """``install()`` runs the installer's steps into the prefix (raising SystemExit on failure)."""
-        self.step("keep the current install for a rollback", self.keep_install)
+        try:
+            self.step("keep the current install for a rollback", self.keep_install)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            shutil.rmtree(self.previous, ignore_errors=True)
+            raise UpgradeFailed(f"could not copy the current install to {self.previous} ({exc}); nothing was "
+                                "changed (is the disk full?)") from None
         try:
             install()
             self.step("check that this version accepts the config", self.check_config)
