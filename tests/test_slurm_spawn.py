@@ -109,6 +109,14 @@ def test_server_runs_on_a_compute_node_as_the_person_and_writes_their_home(hub, 
     assert (int(uid), seen_job) == (account.pw_uid, job_id)
     # Bound to the node's own cluster address (not the hub's, not every interface).
     assert f"//{cluster.node_address(node)}:" in url and f"//{cluster.hub_address}:" not in url
+    # Its scratch space: the platform's S3 endpoint, on the hub's cluster address, reached from the node.
+    result = hub.run_code(name, token, "import os, s3fs\n"
+                          "path = os.environ['PANGEO_SCRATCH'] + 'from-node.txt'\n"
+                          "fs = s3fs.S3FileSystem()\n"
+                          "fs.pipe(path, b'written on a node')\n"
+                          "print(os.environ['AWS_ENDPOINT_URL_S3'], fs.cat(path).decode())")
+    assert result.stdout.split(" ", 1) == [f"http://{cluster.hub_address}:{hub.rt.config.storage.port}",
+                                           "written on a node\n"], result.stdout
     written = Path(account.pw_dir) / "from-node.txt"
     assert written.read_text() == node and written.stat().st_uid == account.pw_uid
     # The job's output is in the person's own private directory.
@@ -186,9 +194,33 @@ def test_another_person_cannot_reach_a_server_or_its_kernel(hub, cluster):
         assert "answered" not in found.values(), (where, found)
 
 
+def progress_of_a_failing_start(hub, name, options) -> list[dict]:
+    """Every event of the spawn's progress stream, up to the failure."""
+    async def go():
+        async with hub.sim(name) as user:
+            await user.login()
+            url = f"{user.base}/hub/api/users/{name}/server"
+            async with user.session.post(url, json=options, headers=user._auth) as resp:
+                assert resp.status in (201, 202), await resp.text()
+            events = []
+            async with user.session.get(f"{url}/progress", headers=user._auth) as resp:
+                async for raw in resp.content:
+                    line = raw.decode().strip()
+                    if line.startswith("data:"):
+                        events.append(json.loads(line[5:]))
+            return events
+
+    return run_sync(go())
+
+
 def test_a_job_slurm_never_starts_fails_with_its_reason_and_leaves_no_job(hub, cluster):
     name, _ = hub.add_user()
-    message = try_start(hub, name, {"profile": "later"})
+    events = progress_of_a_failing_start(hub, name, {"profile": "later"})
+    messages = [event.get("message", "") for event in events]
+    # While it waits, the person sees the job's state, Slurm's reason and when Slurm expects to start it.
+    assert any("Pending (BeginTime), expected start" in m for m in messages), messages
+    assert events[-1].get("failed"), events[-1]
+    message = messages[-1]
     assert "BeginTime" in message and "cancelled" in message, message
     account = hub.system_user(name)
     deadline = time.monotonic() + 15
