@@ -5,7 +5,8 @@ Runs in the gateway pod (our hub image). What it adds to upstream ``KubeBackend`
   machine, pangeohub.gateway.options);
 - per-user totals (clusters, cores, memory) across a person's clusters, checked on create and clamped on every
   heartbeat (upstream dropped per-user limits in 0.7), with the same checks as on one machine
-  (pangeohub.gateway.limits).
+  (pangeohub.gateway.limits);
+- the operator's cluster list and stop (pangeohub.gateway.admin), for ``pangeohub --hub-url ... clusters``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ class PangeoKubeBackend(KubeBackend):
                 msg = {**msg, "count": allowed}
             self.requested[cluster_name] = int(msg.get("count", 0))
         return await super().on_cluster_heartbeat(cluster_name, msg)
+
+    async def setup(self, app):
+        # The operator's API (pangeohub clusters, from the hub's machine or with --hub-url): on Kubernetes
+        # only the second reaches it, through the hub's proxy, with a hub admin's token.
+        from pangeohub.gateway.admin import AdminAPI
+
+        AdminAPI(self, app)
+        await super().setup(app)
 
     async def forward_message_to_scheduler(self, cluster, msg):
         allowed, why = await self._allowed(cluster)
