@@ -303,6 +303,8 @@ def test_a_hub_restart_cancels_orphan_jobs_and_forgets_ghost_servers(hub, cluste
     ghost, _, _ = start(hub)
     ghost_account = hub.system_user(ghost)
     ghost_job, _ = running_job(cluster, ghost_account.pw_name)
+    kept, kept_token, _ = start(hub)  # a server the hub knows: it must come through untouched
+    kept_job, _ = running_job(cluster, hub.system_user(kept).pw_name)
     orphan_owner, _ = hub.add_user()
     orphan_account = hub.rt.target.account(orphan_owner)
     rt = hub.rt
@@ -329,6 +331,8 @@ def test_a_hub_restart_cancels_orphan_jobs_and_forgets_ghost_servers(hub, cluste
         time.sleep(0.5)
     assert orphan not in jobs_of(cluster, orphan_account.pw_name)
     assert not server_running(hub, ghost)
+    assert running_job(cluster, hub.system_user(kept).pw_name)[0] == kept_job
+    assert hub.run_code(kept, kept_token, "print(6 * 7)").stdout.strip() == "42"
 
 
 def test_status_shows_the_cluster_and_the_platforms_jobs(hub, cluster):
