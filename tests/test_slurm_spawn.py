@@ -351,6 +351,8 @@ def test_up_refuses_a_partition_the_cluster_does_not_have(cluster):
         proc = other.cli("up", "--detach", check=False)
         assert proc.returncode != 0
         assert "partition 'nosuchpartition' does not exist" in proc.stdout + proc.stderr
+        # What differs on Slurm is said before the live checks.
+        assert "note: servers start as Slurm jobs" in proc.stdout, proc.stdout
         assert "Traceback" not in proc.stderr
     finally:
         other.close()

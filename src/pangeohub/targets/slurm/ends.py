@@ -1,8 +1,9 @@
 """Why a person's last server job ended, when Slurm (not the person or the hub) ended it.
 
 A job Slurm ends (its time limit, a node failure, preemption, an admin's ``scancel``) leaves the person with a
-stopped server and no word why. The hub writes one small record per person when it finds such an end, the next
-spawn's progress page shows it, and ``pangeohub users list`` and ``status`` show it to admins.
+stopped server and no word why. The hub writes one small record per person when it finds such an end;
+``pangeohub users list`` and ``status`` show it to admins, and the next spawn's progress shows it to the person
+(seen only when that spawn is slow enough to show a progress page: JupyterHub answers a fast one directly).
 """
 
 from __future__ import annotations
