@@ -42,7 +42,8 @@ def test_submit_poll_show_cancel_as_the_person(client, cluster, person):
     assert shown["JobState"] == "RUNNING" and shown["Partition"] == cluster.partition
     assert shown["NodeList"] == job.node and shown["UserId"].startswith(person.pw_name)
     client.cancel(job_id)
-    wait_for(lambda: client.job(job_id) is None or client.job(job_id).state not in ("RUNNING", "COMPLETING"))
+    # One squeue per check: the job may leave between two.
+    wait_for(lambda: (j := client.job(job_id)) is None or j.state not in ("RUNNING", "COMPLETING"))
 
 
 def test_pending_job_reports_its_reason_and_expected_start(client, cluster, person):

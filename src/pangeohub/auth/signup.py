@@ -148,7 +148,9 @@ class SignupAuthenticator(PangeoAuthenticator):
         from pangeohub.release import release_account
         from pangeohub.runtime import Runtime
 
-        release_account(Runtime(config=Config.model_validate(dict(self.config.PangeoSpawner.settings))), name)
+        # The settings are under the spawner's own class name (pangeohub.render.hub), which varies by target.
+        section = str(self.config.JupyterHub.spawner_class).rsplit(".", 1)[-1]
+        release_account(Runtime(config=Config.model_validate(dict(self.config[section].settings))), name)
 
     def get_handlers(self, app):
         return super().get_handlers(app) + [("/signup", SignupHandler), ("/signup/review", ReviewHandler)]

@@ -35,17 +35,21 @@ def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the bac
                                     "fails leaves them running for the version started again after it.")) -> None:
     """Start the platform (foreground; Ctrl-C stops it cleanly)."""
     from pangeohub.ops.bootstrap import ensure_initial_admin
-    from pangeohub.resources.lifecycle import preflight, release
+    from pangeohub.resources.lifecycle import release
+    from pangeohub.targets import checked_target
 
     require_root("up")
     rt = state.runtime()
     rt.target.services(rt)  # a target with nothing to run here (kubernetes) refuses before anything is made
+    checked_target(rt.config)  # what the target cannot honour in the config, all of it in one message
     pid = supervisor.supervisor_pid(rt)
     if pid is not None:
         typer.echo(f"pangeohub is already running (pid {pid}): {rt.public_url}")
         return
+    for note in rt.target.notes():
+        typer.echo(f"note: {note}")
     rt.paths.ensure()
-    preflight(rt.config)
+    rt.target.preflight(rt)  # live checks of where servers run (this machine's cgroups, a Slurm cluster)
     https_preflight(rt)
     created = ensure_initial_admin(rt)
     if detach:
@@ -109,6 +113,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
             for line in format_status(report["https"]):
                 typer.echo(line)
+        for line in rt.target.format_status(report["target"]) if report["target"] else []:
+            typer.echo(line)
         cleaned = report.get("cleaned")
         if cleaned and (cleaned["released"] or cleaned["problems"]):
             typer.echo(f"released at the start of {time.ctime(cleaned['at'])} (left by an interrupted run):")
@@ -141,8 +147,10 @@ def collect_status(rt) -> dict:
         from pangeohub.tls.status import certificate_status
 
         https = certificate_status(rt)
+    target = rt.target.status(rt)
     return {
         "https": https,
+        "target": target,
         "cleaned": last_report(rt),
         "running": pid is not None,
         "supervisor_pid": pid,

@@ -134,6 +134,7 @@ def list_users(as_json: bool = typer.Option(False, "--json", help="Machine-reada
         hub_user = hub_users.get(account.name, {})
         rows.append({
             "name": account.name,
+            "note": rt.target.server_note(account.name),
             "admin": account.admin or account.name in admins or bool(hub_user.get("admin")),
             "status": account.status if account.usable() else ("expired" if account.status == "active" else account.status),
             "system_user": system_name(account.name, rt.config.users.system_prefix),
@@ -143,6 +144,8 @@ def list_users(as_json: bool = typer.Option(False, "--json", help="Machine-reada
             "created": time.strftime("%Y-%m-%d", time.localtime(account.created)),
         })
     rows += _directory_users(rt, hub_users, {row["name"] for row in rows}, admins)
+    for row in rows:
+        row.setdefault("note", rt.target.server_note(row["name"]))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -150,6 +153,9 @@ def list_users(as_json: bool = typer.Option(False, "--json", help="Machine-reada
     for row in rows:
         typer.echo(f"{row['name']:<20} {'yes' if row['admin'] else '':<6} {row['status']:<8} {row['server']:<8} "
                    f"{','.join(row['groups']) or '-':<20} {row['system_user']}")
+    for row in rows:
+        if row["note"]:
+            typer.echo(f"{row['name']}: {row['note']}")
 
 
 def _directory_users(rt, hub_users: dict, listed: set, admins: set) -> list[dict]:

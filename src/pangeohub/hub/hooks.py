@@ -15,22 +15,21 @@ from typing import Awaitable, Callable
 SpawnHook = Callable[[object, pwd.struct_passwd], Awaitable[dict[str, str]]]
 
 
-def spawn_hooks() -> list[SpawnHook]:
-    """Every feature's hook, in the order they run. Imported lazily: the hub loads them at first spawn."""
+def shared_spawn_hooks() -> list[SpawnHook]:
+    """The hooks of features every target has, in the order they run; a target puts its own (home, limits)
+    before them (``Target.spawn_hooks``). Imported lazily: the hub loads them at first spawn."""
     from pangeohub.catalog.quickstart import quickstart_hook
     from pangeohub.catalog.setup import catalog_env
     from pangeohub.gateway.hook import gateway_spawn_hook
-    from pangeohub.resources.hook import resources_hook
     from pangeohub.storage.hook import scratch_hook
 
-    # resources first: it mounts the (quota'd) home that later hooks write into.
-    return [resources_hook, scratch_hook, gateway_spawn_hook, catalog_env, quickstart_hook]
+    return [scratch_hook, gateway_spawn_hook, catalog_env, quickstart_hook]
 
 
-async def run_spawn_hooks(spawner, account: pwd.struct_passwd) -> dict[str, str]:
+async def run_spawn_hooks(spawner, account: pwd.struct_passwd, hooks: list[SpawnHook]) -> dict[str, str]:
     env: dict[str, str] = {}
     took = []
-    for hook in spawn_hooks():
+    for hook in hooks:
         started = time.perf_counter()
         env.update(await hook(spawner, account) or {})
         took.append(f"{hook.__name__.removesuffix('_hook')} {time.perf_counter() - started:.2f}s")

@@ -26,9 +26,8 @@ import json
 import os
 import secrets
 
-from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
-from traitlets import Integer
+from traitlets import HasTraits, Integer
 
 PATH = "api/pangeohub/identity"
 NONCE_HEADER = "X-Pangeohub-Nonce"
@@ -103,7 +102,9 @@ async def ask(host: str, port: int, base_url: str, token: str) -> str:
         else "other"
 
 
-class ProvenStart(LocalProcessSpawner):
+# HasTraits, not Spawner: JupyterHub refuses a Spawner subclass without its own start/stop/poll, and a
+# mixin must leave those to the spawner it joins (its traits and @default handlers still register).
+class ProvenStart(HasTraits):
     """start() returns only once the server on the chosen port has proven itself; else retries elsewhere."""
 
     attempts = Integer(5, help="Ports tried before a spawn fails because none gave a proven server.").tag(
@@ -128,11 +129,15 @@ class ProvenStart(LocalProcessSpawner):
         raise RuntimeError(f"the server of {self.user.name} could not start on a port of its own in "
                            f"{self.attempts} attempts (see the warnings above)")
 
+    async def poll_starting(self):
+        """poll() while waiting for the proof (every 0.1 s): a spawner whose poll is costly answers cheaper."""
+        return await self.poll()
+
     async def _until_proven(self, ip: str, port: int, token: str) -> str | None:
         """None once proven; why not otherwise. Bounded by the hub's start_timeout around start()."""
         base_url = self.server.base_url if self.server else self.user.url
         while True:
-            status = await self.poll()
+            status = await self.poll_starting()
             if status is not None:
                 if await ask(ip, port, base_url, token) == "nobody":
                     # Died of something else than a taken port: another attempt would die the same way.

@@ -26,10 +26,13 @@ class HubSecrets:
 def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, public_url: str = "") -> dict:
     hub = config.hub
     extra_services, extra_roles = hub_services(config, secrets.gateway_token)
+    target = get_target(config)
     rendered = {
         "JupyterHub": {
             "bind_url": f"http://{_host(hub.ip)}:{hub.port}/",
-            "hub_bind_url": f"http://127.0.0.1:{hub.internal_port}",
+            # Where servers reach the hub's API: loopback when they run here, the cluster address when they run
+            # on compute nodes (never every interface). They are told the same URL (JUPYTERHUB_API_URL).
+            "hub_bind_url": f"http://{_host(target.service_host())}:{hub.internal_port}",
             # User servers outlive the hub process: a hub restart (upgrade, config change) must not stop them.
             "cleanup_servers": False,
             "cleanup_proxy": False,
@@ -45,7 +48,7 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, pu
             "tornado_settings": {"cookie_options": {"SameSite": "Lax"}},
             "pid_file": str(paths.hub / "jupyterhub.pid"),
             "authenticator_class": authenticator_class(config),
-            "spawner_class": get_target(config).spawner_class,
+            "spawner_class": target.spawner_class,
             "concurrent_spawn_limit": hub.concurrent_spawn_limit,
             "active_server_limit": 0,
             "services": [{"name": ADMIN_SERVICE, "api_token": secrets.admin_service_token}, *extra_services],
@@ -87,7 +90,8 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, pu
             "start_timeout": int(hub.start_timeout),
             "http_timeout": int(hub.start_timeout),
         },
-        "PangeoSpawner": {
+        # The spawner's own section, by its class name: every target's spawner reads the platform's config here.
+        target.spawner_class.rsplit(".", 1)[-1]: {
             "settings": config.model_dump(mode="json"),
         },
     }

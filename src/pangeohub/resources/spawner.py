@@ -1,8 +1,9 @@
-"""The resources part of PangeoSpawner: profile choice (form and API) and entering the user's cgroup.
+"""The resources part of the spawners: profile choice (form and API), and on this machine the user's cgroup.
 
-A mixin, so that the spawner module itself stays a thin list of features. It uses JupyterHub 5.3+'s
-``apply_user_options`` (runs for form and API spawns alike, and turns an HTTPError into the reply the person
-sees) rather than parsing options in ``start()``.
+Mixins, so that a spawner module stays a thin list of features. ``ProfilesMixin`` is every target's (it uses
+JupyterHub 5.3+'s ``apply_user_options``, which runs for form and API spawns alike and turns an HTTPError into
+the reply the person sees, rather than parsing options in ``start()``); ``ResourcesMixin`` adds entering the
+cgroup, which only a server started on this machine does.
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ import os
 
 from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
-from traitlets import default
+from traitlets import HasTraits, default
 
 from pangeohub.resources import profiles
 from pangeohub.resources.cgroups import enter_user_cgroup
 
 
-class ResourcesMixin(LocalProcessSpawner):  # a traitlets class, so that its @default handlers register
+class ProfilesMixin(HasTraits):  # not a Spawner: see pangeohub.hub.platformspawner; its @default handlers register
     profile = None  # the chosen config.Profile, set by apply_user_options before start()
-    cgroup = None  # the prepared UserCgroup (None when limits are off), set by the spawn hook
 
     def _groups(self) -> set[str]:
         return {group.name for group in getattr(self.user, "groups", [])}
@@ -36,6 +36,10 @@ class ResourcesMixin(LocalProcessSpawner):  # a traitlets class, so that its @de
     @default("apply_user_options")
     def _apply_profile_default(self):
         return _apply_profile
+
+
+class ResourcesMixin(ProfilesMixin, LocalProcessSpawner):
+    cgroup = None  # the prepared UserCgroup (None when limits are off), set by the spawn hook
 
     def make_preexec_fn(self, name):
         drop_privileges = super().make_preexec_fn(name)

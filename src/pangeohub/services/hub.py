@@ -50,7 +50,7 @@ class HubService(Service):
         return self.rt.paths.hub
 
     def probe(self) -> bool:
-        return http_ok(f"http://127.0.0.1:{self.port}/hub/health")
+        return http_ok(f"http://{self.rt.target.service_host()}:{self.port}/hub/health")
 
     def after_ready(self) -> None:
         """The platform's own accounts are hub users, with their admin flag and groups, from the start; the
@@ -59,6 +59,7 @@ class HubService(Service):
         from pangeohub.leftovers import forget_hub_users
 
         sync_hub_users(self.rt, forget=forget_hub_users(self.rt))
+        self.rt.target.reconcile(self.rt)
 
     def before_stop(self) -> None:
         """Stop every user server: the hub itself leaves them running (so that a hub restart is harmless)."""

@@ -63,6 +63,8 @@ class ObjectStoreService(Service):
             "cwd": str(layout.root),
             "s3_socket": str(layout.s3_socket),
             "port": storage.port,
+            # Loopback for the platform's own tools; the target's address too when servers run elsewhere.
+            "hosts": sorted({"127.0.0.1", self.rt.target.service_host()}),
             "weed_pid": str(layout.weed_pid),
             "start_timeout": self.start_timeout,
             # Checked by the S3 port's forwarder (pangeohub.storage.quota); the plan file is root-only.

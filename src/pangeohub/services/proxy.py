@@ -17,7 +17,7 @@ class ProxyService(Service):
         from pangeohub.tls.proxy import tls_command
 
         hub = self.rt.config.hub
-        hub_target = f"http://127.0.0.1:{hub.internal_port}"
+        hub_target = f"http://{self.rt.target.service_host()}:{hub.internal_port}"
         return tls_command(self.rt, [
             str(self.rt.node_bin("configurable-http-proxy")),
             "--ip", hub.ip,

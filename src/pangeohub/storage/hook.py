@@ -48,10 +48,11 @@ async def scratch_hook(spawner, account: pwd.struct_passwd) -> dict[str, str]:
     storage = rt.config.storage
     if storage.mode == "off":
         return {}
-    from pangeohub.storage.admin import endpoint_url
-
+    # The endpoint as the server sees it (the target's address when servers run elsewhere); a runtime of a
+    # store in a cluster (kubernetes) names its Service itself.
+    endpoint = getattr(rt, "s3_endpoint", None) or rt.target.addresses().s3_endpoint
     user = spawner.user.name
     loop = asyncio.get_running_loop()
     creds = await loop.run_in_executor(None, _credentials_for, rt, user)
     region = storage.external.region if storage.mode == "external" else "us-east-1"
-    return scratch_env(endpoint_url(rt), storage.scratch.bucket, user, creds, region)
+    return scratch_env(endpoint, storage.scratch.bucket, user, creds, region)

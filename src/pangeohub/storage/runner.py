@@ -78,8 +78,10 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             pass
 
 
-async def forward(port: int, unix_path: str, weed: subprocess.Popen, quota_plan: dict | None = None) -> int:
-    """Forward the loopback S3 port to SeaweedFS's socket; with a scratch quota, through its request check."""
+async def forward(port: int, unix_path: str, weed: subprocess.Popen, quota_plan: dict | None = None,
+                  hosts: tuple[str, ...] = ("127.0.0.1",)) -> int:
+    """Forward the S3 port (on each of ``hosts``) to SeaweedFS's socket; with a scratch quota, through its
+    request check."""
     quota = None
     if quota_plan and quota_plan["quota"] > 0:
         from pangeohub.storage.quota import AdminStore, ScratchQuota
@@ -103,12 +105,12 @@ async def forward(port: int, unix_path: str, weed: subprocess.Popen, quota_plan:
         for writer in (up_w, client_w):
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port, limit=_CHUNK, reuse_address=True)
+    server = await asyncio.start_server(handle, list(hosts), port, limit=_CHUNK, reuse_address=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log(f"S3 endpoint ready on 127.0.0.1:{port}")
+    log(f"S3 endpoint ready on {', '.join(hosts)} port {port}")
     async with server:
         while not stop.is_set() and weed.poll() is None:
             try:
@@ -146,7 +148,8 @@ def main(plan_path: str) -> int:
             time.sleep(0.2)
         output = run_shell(weed.pid, plan["shell"], plan["setup"])
         log("setup: " + " | ".join(line.strip() for line in output.splitlines() if line.strip())[:2000])
-        code = asyncio.run(forward(plan["port"], sock, weed, plan.get("scratch_quota")))
+        code = asyncio.run(forward(plan["port"], sock, weed, plan.get("scratch_quota"),
+                                   tuple(plan.get("hosts", ["127.0.0.1"]))))
         return code
     finally:
         stop_weed(weed)

@@ -11,8 +11,12 @@ JupyterHub ``Spawner`` subclass overrides ``start``/``poll``/``stop``. What a ta
   configs name. Those classes start, poll and stop servers and clusters; authentication, profiles, per-user
   totals, owner-only dashboards, the admin API, stop-with-server and scratch credentials are target-independent
   mixins (``pangeohub.hub``, ``pangeohub.gateway``) every target's classes reuse.
-- ``addresses()``: the hub API, the S3 endpoint and the gateway as seen from a person's server.
-- ``provision(user, ...)``: make a person ready to run (account, home, limits, environment).
+- ``addresses()``: the hub API, the S3 endpoint and the gateway as seen from a person's server;
+  ``service_host()``: the address on this machine the hub API and the object store listen on for them.
+- ``provision(user, ...)``: make a person ready to run (account, home, limits, environment), by running
+  ``spawn_hooks()``: the target-independent hooks plus the target's own.
+- ``preflight(rt)``: live checks ``up`` runs before starting anything; ``reconcile(rt)``: bring the target's
+  own records (jobs) in line with the hub's once the hub is up; ``status(rt)``: what ``status`` shows of it.
 
 Everything else (config, secrets, rendering, supervision) is the platform's and does not vary by target.
 """
@@ -63,6 +67,29 @@ class Target:
     def addresses(self) -> Addresses:
         raise NotImplementedError
 
+    def service_host(self) -> str:
+        """The address on this machine where the hub's API and the object store's S3 port listen for people's
+        servers (the proxy and the platform's own tools reach the hub there too)."""
+        return "127.0.0.1"
+
+    def preflight(self, rt) -> None:
+        """Live checks before ``up`` starts anything: raise a ``PangeoError`` for what cannot work."""
+
+    def reconcile(self, rt) -> None:
+        """Once the hub is up (after every start or restart): end what runs for people the hub does not know."""
+
+    def status(self, rt) -> dict | None:
+        """What ``pangeohub status --json`` shows of the target (None: nothing beyond the services)."""
+        return None
+
+    def server_note(self, user: str) -> str | None:
+        """Something an admin should know about a person's server (``users list``), e.g. why it stopped."""
+        return None
+
+    def format_status(self, info: dict) -> list[str]:
+        """``status()`` as lines for a person to read."""
+        return []
+
     def s3_endpoint_at(self, host: str) -> str:
         """The S3 endpoint a person's server uses when the platform's own object store is reached at ``host``:
         an external store's endpoint as configured, none when storage is off."""
@@ -77,7 +104,13 @@ class Target:
 
     async def provision(self, spawner, account: "pwd.struct_passwd") -> dict[str, str]:
         """Prepare everything a person's server needs before it starts (home, limits, storage, catalog) and
-        return the environment it gets. The default runs every feature's spawn hook, in order."""
+        return the environment it gets: runs ``spawn_hooks()`` in order."""
         from pangeohub.hub.hooks import run_spawn_hooks
 
-        return await run_spawn_hooks(spawner, account)
+        return await run_spawn_hooks(spawner, account, self.spawn_hooks())
+
+    def spawn_hooks(self) -> list:
+        """The spawn hooks a server gets here (``pangeohub.hub.hooks``): every target's, plus its own first."""
+        from pangeohub.hub.hooks import shared_spawn_hooks
+
+        return shared_spawn_hooks()

@@ -39,6 +39,17 @@ class LocalTarget(Target):
             gateway_proxy=f"gateway://{LOOPBACK}:{gw.scheduler_port}",
         )
 
+    def spawn_hooks(self) -> list:
+        from pangeohub.resources.hook import resources_hook
+
+        # resources first: it mounts the (quota'd) home that later hooks write into, and makes the cgroup.
+        return [resources_hook, *super().spawn_hooks()]
+
+    def preflight(self, rt) -> None:
+        from pangeohub.resources.lifecycle import preflight
+
+        preflight(rt.config)  # every limit the config sets must be enforceable on this machine
+
     def account(self, user: str):
         from pangeohub.sysusers import ensure_account
 

@@ -62,26 +62,39 @@ class SlurmClient:
             # runuser keeps the job's owner the person; SLURM_CONF is passed through env, which runuser keeps.
             argv = ["runuser", "-u", as_user, "--", "env", f"SLURM_CONF={self.slurm_conf}", *argv]
         bound = self.timeout if timeout is None else timeout
-        env = {**os.environ, "SLURM_CONF": self.slurm_conf}
         try:
-            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=bound, env=env,
-                                  cwd="/")
+            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=bound,
+                                  env=self.env(), cwd="/")
         except subprocess.TimeoutExpired:
-            raise PangeoError(
-                f"Slurm did not answer `{command}` within {bound:g} s (SLURM_CONF={self.slurm_conf})",
-                "check that slurmctld is running and reachable: `scontrol ping`") from None
+            raise self.no_answer(command, bound) from None
         except FileNotFoundError:
-            raise PangeoError(f"Slurm command `{exe}` not found",
-                              "install the Slurm client commands (Debian: slurm-client)") from None
-        if proc.returncode:
-            message = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-            message = message[-1] if message else f"exit {proc.returncode}"
+            raise self.not_found(exe) from None
+        return self.outcome(command, args, proc.returncode, proc.stdout, proc.stderr)
+
+    # -- shared with the asynchronous client (pangeohub.targets.slurm.aclient) ---------------------------
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SLURM_CONF": self.slurm_conf}
+
+    def no_answer(self, command: str, bound: float) -> PangeoError:
+        return PangeoError(f"Slurm did not answer `{command}` within {bound:g} s (SLURM_CONF={self.slurm_conf})",
+                           "check that slurmctld is running and reachable: `scontrol ping`")
+
+    @staticmethod
+    def not_found(exe: str) -> PangeoError:
+        return PangeoError(f"Slurm command `{exe}` not found",
+                           "install the Slurm client commands (Debian: slurm-client)")
+
+    def outcome(self, command: str, args, returncode: int, stdout: str, stderr: str) -> str:
+        """stdout of a finished command, or the PangeoError its failure means."""
+        if returncode:
+            message = (stderr.strip() or stdout.strip()).splitlines()
+            message = message[-1] if message else f"exit {returncode}"
             if any(marker in message for marker in _CONTROLLER_DOWN):
                 raise PangeoError(f"the Slurm controller is down or unreachable ({command}: {message})",
                                   "start slurmctld, or fix SlurmctldHost in " + self.slurm_conf)
             raise PangeoError(f"`{command} {' '.join(args)}` failed: {message}",
                               "see the Slurm message above; `sinfo` shows partitions and nodes")
-        return proc.stdout
+        return stdout
 
     # -- commands --------------------------------------------------------------------------------------
     def sbatch(self, script: str, *options: str, as_user: str | None = None) -> str:
@@ -95,13 +108,9 @@ class SlurmClient:
 
     def jobs(self, job_ids: list[str] | None = None, user: str | None = None) -> dict[str, Job]:
         """The jobs Slurm still knows (finished jobs drop out after MinJobAge), by id."""
-        args = ["--noheader", "--format=%i|%T|%r|%N|%S|%j|%u"]
-        if job_ids is not None:
-            if not job_ids:
-                return {}
-            args.append("--jobs=" + ",".join(job_ids))
-        if user:
-            args.append("--user=" + user)
+        args = squeue_args(job_ids, user)
+        if args is None:
+            return {}
         try:
             out = self.run("squeue", *args)
         except PangeoError as err:
@@ -109,13 +118,7 @@ class SlurmClient:
             if job_ids and "Invalid job id" in err.what:
                 return {}
             raise
-        found = {}
-        for line in out.splitlines():
-            fields = line.split("|")
-            if len(fields) == 7:
-                job = Job(*fields[:5], name=fields[5], user=fields[6])
-                found[job.job_id] = job
-        return found
+        return parse_squeue(out)
 
     def job(self, job_id: str) -> Job | None:
         return self.jobs([job_id]).get(job_id)
@@ -138,6 +141,31 @@ class SlurmClient:
             name = name.rstrip("*")
             found[name] = Partition(name, avail == "up", int(count), default)
         return found
+
+
+def squeue_args(job_ids: list[str] | None = None, user: str | None = None, name: str | None = None,
+                ) -> list[str] | None:
+    """squeue's arguments for ``jobs()`` (None: an empty list of ids, nothing to ask)."""
+    args = ["--noheader", "--format=%i|%T|%r|%N|%S|%j|%u"]
+    if job_ids is not None:
+        if not job_ids:
+            return None
+        args.append("--jobs=" + ",".join(job_ids))
+    if user:
+        args.append("--user=" + user)
+    if name:
+        args.append("--name=" + name)
+    return args
+
+
+def parse_squeue(out: str) -> dict[str, Job]:
+    found = {}
+    for line in out.splitlines():
+        fields = line.split("|")
+        if len(fields) == 7:
+            job = Job(*fields[:5], name=fields[5], user=fields[6])
+            found[job.job_id] = job
+    return found
 
 
 def parse_scontrol(text: str) -> dict[str, str]:

@@ -79,12 +79,71 @@ class SlurmTarget(Target):
             gateway_proxy=f"gateway://{here}:{gw.scheduler_port}",
         )
 
+    def service_host(self) -> str:
+        return self.slurm.address
+
+    def spawn_hooks(self) -> list:
+        from pangeohub.targets.slurm.hook import slurm_hook
+
+        return [slurm_hook, *super().spawn_hooks()]
+
+    def client(self):
+        from pangeohub.targets.slurm.client import SlurmClient
+
+        return SlurmClient(self.slurm.slurm_conf, timeout=float(self.slurm.command_timeout))
+
+    def preflight(self, rt) -> None:
+        from pangeohub.targets.slurm.checks import check_partitions, probe_runtime
+
+        client = self.client()
+        partitions = client.partitions()  # the controller answers, or a PangeoError says it does not
+        named = sorted({p.slurm.partition for p in self.config.profiles if p.slurm.partition}
+                       | ({self.slurm.partition} if self.slurm.partition else set()))
+        check_partitions(client, named)
+        probe = self.slurm.partition or next((p.name for p in partitions.values() if p.default), None)
+        if probe is None:
+            raise PangeoError("the Slurm cluster has no default partition to probe the compute nodes in",
+                              "set target.slurm.partition")
+        probe_runtime(client, probe, nodes_of(client, probe), python=str(self.config.install_dir / "bin" / "python"))
+
+    def reconcile(self, rt) -> None:
+        from pangeohub.targets.slurm.reconcile import cancel_orphans
+
+        cancel_orphans(rt, self.client())
+
+    def status(self, rt) -> dict:
+        from pangeohub.targets.slurm.reconcile import cluster_status
+
+        return cluster_status(rt, self.client())
+
+    def server_note(self, user: str) -> str | None:
+        from pangeohub.targets.slurm import ends
+
+        entry = ends.last_end(self.config.state_dir, user)
+        return ends.describe(entry) if entry else None
+
+    def format_status(self, info: dict) -> list[str]:
+        from pangeohub.targets.slurm.reconcile import format_cluster_status
+
+        return format_cluster_status(info)
+
     def account(self, user: str) -> pwd.struct_passwd:
         if self.slurm.accounts == "platform":
             from pangeohub.sysusers import ensure_account
 
             return ensure_account(user, self.config.users)
         return site_account(user)
+
+
+def nodes_of(client, partition: str) -> list[str]:
+    """The nodes of a partition that can take a job now (idle or partly used)."""
+    out = client.run("sinfo", "--noheader", "--Node", f"--partition={partition}", "--format=%N|%t")
+    usable = [line.split("|")[0] for line in out.splitlines()
+              if line.count("|") == 1 and line.split("|")[1].rstrip("*~#!%$@^-") in ("idle", "mix", "alloc")]
+    if not usable:
+        raise PangeoError(f"Slurm partition {partition!r} has no node up to probe",
+                          f"ask the site why (`sinfo -p {partition}`)")
+    return sorted(set(usable))
 
 
 def site_account(name: str) -> pwd.struct_passwd:
