@@ -141,10 +141,19 @@ class _Api:
         return next(o for o in self.created if o["metadata"]["name"] == name)
 
 
-def _backend(pods):
+def _backend(pods, gateway_objects=None, tmp_path=None):
     before, _ = pods
     config = parse_config(CONFIGS["research-ldap"])
-    backend = PangeoKubeBackend(settings=config.gateway.model_dump(mode="json"), gateway_instance="dask-gateway")
+    if gateway_objects is None:
+        backend = PangeoKubeBackend(settings=config.gateway.model_dump(mode="json"), gateway_instance="dask-gateway")
+    else:
+        # The dask-gateway chart's own config (its ConfigMap), as the gateway pod loads it.
+        from traitlets.config.loader import PyFileConfigLoader
+
+        path = tmp_path / "dask_gateway_config.py"
+        path.write_text(find(gateway_objects, "ConfigMap", "api-dask-gateway")["data"]["dask_gateway_config.py"])
+        loaded = PyFileConfigLoader(path.name, path=str(tmp_path)).load_config()
+        backend = PangeoKubeBackend(config=loaded, gateway_instance="dask-gateway")
     backend.clusters, backend.username_to_clusters = {}, {}
     api = _Api([before[p]["pvc"] for p in ("alice", "bob")])
     backend.core_client = backend.custom_client = backend.networking_client = api
@@ -162,6 +171,27 @@ def test_a_persons_dask_pods_run_as_their_uid(pods):
         assert ctx["runAsUser"] == _uid(pods[0]["bob"]["pod"]) and ctx["runAsNonRoot"] is True
         assert ctx["allowPrivilegeEscalation"] is False
         assert pod["spec"]["securityContext"]["runAsUser"] == ctx["runAsUser"]
+
+
+@needs_charts
+def test_workers_see_the_shared_folders_where_the_notebook_does_as_the_same_owner(research, pods, tmp_path):
+    _, _, gateway, _ = research
+    backend, _ = _backend(pods, gateway, tmp_path)
+    _, config = asyncio.run(backend.process_cluster_options(SimpleNamespace(name="bob", groups=set()), {}))
+    worker = KubeController(gateway_instance="dask-gateway").make_pod(
+        "climate", "c1", FrozenAttrDict(config.to_dict()), is_worker=True)
+    notebook = pods[0]["bob"]["pod"]
+
+    def shared(pod):
+        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
+                  if "persistentVolumeClaim" in v}
+        return {m["mountPath"]: (claims[m["name"]], bool(m.get("readOnly"))) for m in
+                pod["spec"]["containers"][0]["volumeMounts"] if claims.get(m["name"], "").startswith("pangeohub-")}
+
+    assert shared(worker) == shared(notebook) and len(shared(worker)) == 2
+    assert worker["spec"]["containers"][0]["securityContext"]["runAsUser"] == _uid(notebook)
+    # The controller's own credentials volume is kept beside ours.
+    assert "dask-credentials" in {v["name"] for v in worker["spec"]["volumes"]}
 
 
 @needs_charts
