@@ -1,4 +1,9 @@
-"""The hub REST API, called as pangeohub's own admin service (the CLI's only way into the hub)."""
+"""The hub REST API: the CLI's only way into the hub.
+
+On the hub's machine it speaks as pangeohub's own admin service (its token read from the state dir); for a hub
+elsewhere (``--hub-url``, see ``pangeohub.remote``) it speaks with the operator's own admin token. The same
+calls either way, so that a command behaves alike wherever its operator sits.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,35 @@ import urllib.request
 from pangeohub.errors import PangeoError
 
 
+LOCAL_FIX = "is the platform running? see `pangeohub status`"
+
+
 class HubAPI:
-    def __init__(self, rt, timeout: float = 30.0):
+    def __init__(self, rt=None, timeout: float = 30.0, *, url: str | None = None, token: str | None = None,
+                 unreachable_fix: str = LOCAL_FIX):
+        """From a Runtime (this machine's hub), or from ``url`` (a hub's REST API, ending in /hub/api) and
+        ``token`` (an admin's API token). The local token is read at each call: the state dir holds it."""
+        if (rt is None) == (url is None):
+            raise ValueError("HubAPI needs a Runtime or a url, not both")
         self.rt = rt
+        self.url = (url or rt.hub_api).rstrip("/")
+        self._token = token
         self.timeout = timeout
+        self.unreachable_fix = unreachable_fix
+
+    @property
+    def remote(self) -> bool:
+        return self.rt is None
+
+    def _auth(self) -> str:
+        return self._token if self._token is not None else self.rt.secret("hub_admin_token")
 
     def request(self, method: str, path: str, body: dict | None = None, *, missing_ok: bool = False):
         """Decoded JSON of the reply (None if empty, or on 404 with ``missing_ok``)."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
-            f"{self.rt.hub_api}{path}", data=data, method=method,
-            headers={"Authorization": f"token {self.rt.secret('hub_admin_token')}",
+            f"{self.url}{path}", data=data, method=method,
+            headers={"Authorization": f"token {self._auth()}",
                      "Content-Type": "application/json"},
         )
         try:
@@ -31,13 +54,26 @@ class HubAPI:
             if exc.code == 404 and missing_ok:
                 return None
             detail = _message(exc)
+            if self.remote and exc.code in (401, 403):
+                raise PangeoError(
+                    f"the hub at {self.url} refused {method} {path} with this token: {exc.code} {detail}",
+                    "give an admin's API token (--token-file, $PANGEOHUB_TOKEN); make one on the hub's machine "
+                    "with `pangeohub token NAME` (on Kubernetes: `pangeohub exec kubernetes -- token NAME`)",
+                ) from None
             raise PangeoError(f"the hub refused {method} {path}: {exc.code} {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise PangeoError(
-                f"cannot reach the hub at {self.rt.hub_api} ({getattr(exc, 'reason', exc)})",
-                "is the platform running? see `pangeohub status`",
+                f"cannot reach the hub at {self.url} ({getattr(exc, 'reason', exc)})", self.unreachable_fix,
             ) from None
-        return json.loads(payload) if payload else None
+        try:
+            return json.loads(payload) if payload else None
+        except ValueError:  # a web server that is not a JupyterHub (a wrong URL) answers with a page
+            raise PangeoError(f"{self.url}{path} did not answer as a JupyterHub REST API (no JSON)",
+                              "give the hub's address, as people open it, e.g. https://hub.example.org") from None
+
+    def whoami(self) -> dict:
+        """The token's owner, with the scopes the token holds."""
+        return self.request("GET", "/user")
 
     # -- users ------------------------------------------------------------------------------------------
     def user(self, name: str) -> dict | None:

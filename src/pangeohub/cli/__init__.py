@@ -23,9 +23,20 @@ def _global(
     config: str = typer.Option(None, "--config", "-c", help="Config file (default: $PANGEOHUB_CONFIG, "
                                "else /etc/pangeohub/config.yaml if it exists, else built-in defaults)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    hub_url: str = typer.Option(None, "--hub-url", envvar="PANGEOHUB_HUB_URL", show_envvar=False,
+                                help="Act on the hub at this address through its REST API, with an admin's "
+                                     "token (also $PANGEOHUB_HUB_URL): users, token, clusters, check. "
+                                     "Needs no local config, state dir or root."),
+    token: str = typer.Option(None, "--token", help="The admin's API token for --hub-url. Prefer --token-file "
+                              "or $PANGEOHUB_TOKEN: a token on the command line is seen in the process list "
+                              "and the shell history."),
+    token_file: str = typer.Option(None, "--token-file", help="File holding the admin's API token for --hub-url."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow --hub-url over plain http to another machine "
+                                  "(the token then travels in clear)."),
 ) -> None:
     state.config_file = config
     state.debug = debug
+    state.hub_url, state.token, state.token_file, state.insecure = hub_url, token, token_file, insecure
 
 
 platform.register(app)

@@ -17,23 +17,42 @@ from pangeohub.units import format_size
 app = typer.Typer(help="See and stop users' Dask clusters.", no_args_is_help=True)
 
 
-def _request(method: str, query: dict | None = None):
+def _endpoint() -> tuple[str, str, str]:
+    """(URL of the operator API, token, what to do when it does not answer).
+
+    On the hub's machine: the gateway's private port, with the secret only root can read. With --hub-url:
+    through the hub's proxy (/services/dask-gateway/ as every target routes it), with an admin's hub token,
+    which the operator API checks with the hub (gateway/admin.py)."""
+    remote = state.remote()
+    if remote:
+        return (f"{remote.gateway}{ADMIN_PATH}", remote.token,
+                "is Dask Gateway enabled on that hub (gateway.enabled)? see `pangeohub --hub-url ... check`")
     rt = state.runtime()
     if not rt.config.gateway.enabled:
         raise PangeoError("Dask Gateway is disabled (gateway.enabled: false)", "enable it in the config and restart")
-    url = f"http://127.0.0.1:{rt.config.gateway.api_port}{ADMIN_PATH}"
+    return (f"http://127.0.0.1:{rt.config.gateway.api_port}{ADMIN_PATH}", rt.secret("gateway_admin_token"),
+            "is the platform running? see `pangeohub status`")
+
+
+def _request(method: str, query: dict | None = None):
+    url, token, fix = _endpoint()
     if query:
         url += "?" + urllib.parse.urlencode(query)
-    request = urllib.request.Request(url, method=method,
-                                     headers={"Authorization": f"token {rt.secret('gateway_admin_token')}"})
+    request = urllib.request.Request(url, method=method, headers={"Authorization": f"token {token}"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
+        if exc.code == 404 and state.remote():
+            raise PangeoError(f"no Dask Gateway operator API at {url.split('?')[0]} (404)", fix) from None
+        if exc.code in (401, 403) and state.remote():
+            raise PangeoError(f"the gateway at {state.remote().gateway} refused this token: {exc.code} {exc.reason}",
+                              "give the token of a hub admin (one whose token holds admin:servers)") from None
         raise PangeoError(f"the gateway refused {method} {ADMIN_PATH}: {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise PangeoError(f"cannot reach Dask Gateway at {url} ({getattr(exc, 'reason', exc)})",
-                          "is the platform running? see `pangeohub status`") from None
+        raise PangeoError(f"cannot reach Dask Gateway at {url} ({getattr(exc, 'reason', exc)})", fix) from None
+    except ValueError:
+        raise PangeoError(f"{url} did not answer as the gateway's operator API (no JSON)", fix) from None
 
 
 def _age(seconds: float) -> str:

@@ -1,7 +1,8 @@
-"""Global CLI options and the lazily-built Runtime they describe."""
+"""Global CLI options and the lazily-built Runtime (or remote hub) they describe."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +14,20 @@ from pangeohub.runtime import Runtime
 class CliState:
     config_file: str | None = None
     debug: bool = False
+    hub_url: str | None = None
+    token: str | None = None
+    token_file: str | None = None
+    insecure: bool = False
     _runtime: Runtime | None = None
+    _remote: object = None
 
     def runtime(self) -> Runtime:
+        if self.hub_url:
+            # Every command that needs this machine's platform comes here: with --hub-url it is refused, by
+            # name, rather than quietly acting on a local state dir the operator did not mean.
+            from pangeohub.remote import not_remote
+
+            raise not_remote(" ".join(command_words(sys.argv[1:])))
         if self._runtime is None:
             path = config_path(self.config_file)
             self._runtime = Runtime(
@@ -24,6 +36,29 @@ class CliState:
                 debug=self.debug,
             )
         return self._runtime
+
+    def remote(self):
+        """The remote hub (``pangeohub.remote.RemoteHub``) with --hub-url, else None (this machine's hub)."""
+        if not self.hub_url:
+            return None
+        if self._remote is None:
+            from pangeohub.remote import connect
+
+            self._remote = connect(self.hub_url, self.token, self.token_file, self.insecure)
+        return self._remote
+
+
+GLOBAL_WITH_VALUE = {"--config", "-c", "--hub-url", "--token", "--token-file"}
+
+
+def command_words(argv: list[str]) -> list[str]:
+    """The command as typed, without the global options before it (a token given there is not repeated)."""
+    rest = list(argv)
+    while rest and rest[0].startswith("-"):
+        option = rest.pop(0)
+        if option in GLOBAL_WITH_VALUE and rest:
+            rest.pop(0)
+    return rest
 
 
 state = CliState()

@@ -188,20 +188,25 @@ def token(
     note: str = typer.Option("pangeohub token", help="Note stored with the token."),
     expires_in: str = typer.Option(None, "--expires-in", help="Lifetime, e.g. 1h or 30d (default: none)."),
 ) -> None:
-    """Print a new API token for USER, for scripts and the hub REST API."""
+    """Print a new API token for USER, for scripts and the hub REST API (with --hub-url: default USER is the
+    token's own owner)."""
     from pangeohub.hubapi import HubAPI
     from pangeohub.ops.bootstrap import default_admin
     from pangeohub.units import parse_duration
 
-    rt = state.runtime()
     lifetime = None
     if expires_in:
         try:
             lifetime = int(parse_duration(expires_in))
         except ValueError as exc:
             raise PangeoError(f"--expires-in: {exc}", "e.g. --expires-in 1h") from None
+    if state.remote():
+        from pangeohub.cli import remote_cmds
+
+        return remote_cmds.token(state.remote(), user, note, lifetime)
     from pangeohub.hubsync import sync_hub_users
 
+    rt = state.runtime()
     name = user or default_admin(rt)
     api = HubAPI(rt)
     sync_hub_users(rt, api, names=[name])  # an account of the platform's own: as the store has it
@@ -213,11 +218,21 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     full: bool = typer.Option(False, "--full", help="Also run the quickstart notebook (catalog, Dask, scratch)."),
 ) -> None:
-    """Run a synthetic user end to end; exit 0 only if every phase passed."""
-    from pangeohub.ops.check import run_check
+    """Run a synthetic user end to end; exit 0 only if every phase passed (with --hub-url: the phases the hub's
+    REST API allows, as an admin)."""
+    echo = None if as_json else typer.echo
+    if state.remote():
+        from pangeohub.ops.check_remote import run_remote_check
 
-    rt = state.runtime()
-    report = run_check(rt, echo=None if as_json else typer.echo, full=full)
+        if full:
+            raise PangeoError("`pangeohub check --full` cannot act on a remote hub (--hub-url): the quickstart "
+                              "notebook comes from the hub's own disk",
+                              "run it in the hub pod: pangeohub exec kubernetes -- check --full")
+        report = run_remote_check(state.remote(), echo=echo)
+    else:
+        from pangeohub.ops.check import run_check
+
+        report = run_check(state.runtime(), echo=echo, full=full)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     if not report["ok"]:

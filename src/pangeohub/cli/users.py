@@ -10,6 +10,7 @@ import time
 import typer
 
 from pangeohub.accounts import Account, AccountStore, generate_password
+from pangeohub.cli import remote_cmds
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
 from pangeohub.hubapi import HubAPI
@@ -57,7 +58,10 @@ def add(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
     group: list[str] = typer.Option([], "--group", help="Hub group(s) the user joins (repeatable)."),
 ) -> None:
-    """Create a user who can log in with a password (generated and printed unless given)."""
+    """Create a user who can log in with a password (generated and printed unless given).
+    With --hub-url: a hub user only (the hub's login decides who they are)."""
+    if state.remote():
+        return remote_cmds.users_add(state.remote(), name, admin, password_stdin, group)
     rt = state.runtime()
     check_username(name, rt.config.users.system_prefix)
     password, generated = _read_password(rt, password_stdin, name)
@@ -100,6 +104,8 @@ def admin_cmd(
     revoke: bool = typer.Option(False, "--revoke", help="Take the admin right away instead of giving it."),
 ) -> None:
     """Make a user an administrator (or, with --revoke, no longer one); the hub follows at once."""
+    if state.remote():
+        return remote_cmds.users_admin(state.remote(), name, revoke)
     rt = state.runtime()
     store = _store(rt)
     store.set_admin(name, not revoke)
@@ -116,7 +122,9 @@ def admin_cmd(
 
 @app.command("list")
 def list_users(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """List users: admin flag, status, Linux account, server state."""
+    """List users: admin flag, status, Linux account, server state (with --hub-url: the hub's users)."""
+    if state.remote():
+        return remote_cmds.users_list(state.remote(), as_json)
     rt = state.runtime()
     api = _hub(rt)
     hub_users = {u["name"]: u for u in api.users()} if api else {}
@@ -163,7 +171,10 @@ def remove(
     name: str = typer.Argument(...),
     keep_home: bool = typer.Option(False, "--keep-home", help="Keep the Linux account and home directory."),
 ) -> None:
-    """Remove a user: stop their server, revoke their login; delete their home unless --keep-home."""
+    """Remove a user: stop their server, revoke their login; delete their home unless --keep-home.
+    With --hub-url: the hub user (server stopped, tokens revoked) and what the hub's spawner keeps for them."""
+    if state.remote():
+        return remote_cmds.users_remove(state.remote(), name, keep_home)
     rt = state.runtime()
     rt.paths.ensure()
     released = release_account(rt, name, hub=_hub(rt), keep_home=keep_home)

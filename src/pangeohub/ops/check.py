@@ -160,19 +160,24 @@ def run_check(rt, echo=print, full: bool = False) -> dict:
 async def _run_phases(ctx: CheckContext, report: dict, echo, phases: list[Phase]) -> None:
     async with UserSim(ctx.rt.local_url, ctx.name, password=ctx.password, timeout=900) as sim:
         ctx.sim = sim
-        for phase, func in phases:
-            started = time.perf_counter()
-            try:
-                detail, ok = await func(ctx), True
-            except Exception as exc:  # report every failure as a failed phase, never as a crash
-                detail, ok = f"{type(exc).__name__}: {exc}" if str(exc) else traceback.format_exc(limit=2), False
-            seconds = time.perf_counter() - started
-            report["phases"].append({"name": phase, "ok": ok, "seconds": round(seconds, 3), "detail": detail})
-            if echo:
-                echo(f"  {'ok  ' if ok else 'FAIL'} {phase:<10} {seconds:6.2f}s  {detail}")
-            if not ok:
-                report["ok"] = False
-                return
+        await run_phase_list(ctx, report, echo, phases)
+
+
+async def run_phase_list(ctx, report: dict, echo, phases: list[Phase]) -> None:
+    """Run ``phases`` in order, each timed and reported (to ``report`` and ``echo``); stop at the first failure."""
+    for phase, func in phases:
+        started = time.perf_counter()
+        try:
+            detail, ok = await func(ctx), True
+        except Exception as exc:  # report every failure as a failed phase, never as a crash
+            detail, ok = f"{type(exc).__name__}: {exc}" if str(exc) else traceback.format_exc(limit=2), False
+        seconds = time.perf_counter() - started
+        report["phases"].append({"name": phase, "ok": ok, "seconds": round(seconds, 3), "detail": detail})
+        if echo:
+            echo(f"  {'ok  ' if ok else 'FAIL'} {phase:<10} {seconds:6.2f}s  {detail}")
+        if not ok:
+            report["ok"] = False
+            return
 
 
 def _cleanup(rt, store: AccountStore, name: str) -> None:

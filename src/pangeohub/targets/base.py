@@ -63,6 +63,14 @@ class Target:
     def addresses(self) -> Addresses:
         raise NotImplementedError
 
+    def s3_endpoint_at(self, host: str) -> str:
+        """The S3 endpoint a person's server uses when the platform's own object store is reached at ``host``:
+        an external store's endpoint as configured, none when storage is off."""
+        storage = self.config.storage
+        if storage.mode == "external":
+            return storage.external.endpoint_url
+        return f"http://{host}:{storage.port}" if storage.mode == "embedded" else ""
+
     def account(self, user: str) -> "pwd.struct_passwd":
         """The account a hub user's server and clusters run as, made if the target makes accounts."""
         raise NotImplementedError

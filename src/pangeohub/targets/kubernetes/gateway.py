@@ -8,7 +8,8 @@ Runs in the gateway pod (our hub image). What it adds to upstream ``KubeBackend`
   (pangeohub.gateway.limits);
 - isolation between people (``isolation``): a person's scheduler and workers run as that person's uid (read
   from the annotation the hub put on their home volume), and each cluster gets its own NetworkPolicy, owned by
-  its DaskCluster object, admitting only its own pods, the gateway's pods and the owner's notebook.
+  its DaskCluster object, admitting only its own pods, the gateway's pods and the owner's notebook;
+- the operator's cluster list and stop (pangeohub.gateway.admin), for ``pangeohub --hub-url ... clusters``.
 """
 
 from __future__ import annotations
@@ -64,10 +65,6 @@ class PangeoKubeBackend(KubeBackend):
         others = self._usage(await self.list_clusters(username=cluster.username), exclude=cluster.name)
         return limits.allowed_workers(self.gw.limits, others, cluster.config)
 
-    async def setup(self, app):
-        await super().setup(app)
-        self.networking_client = k8s.NetworkingV1Api(api_client=self.api_client)
-
     async def owner_uid(self, username: str, namespace: str) -> int:
         """The uid the hub gave this person, from the annotation on their home volume (only the hub writes it)."""
         claims = await self.core_client.list_namespaced_persistent_volume_claim(
@@ -122,6 +119,16 @@ class PangeoKubeBackend(KubeBackend):
                 msg = {**msg, "count": allowed}
             self.requested[cluster_name] = int(msg.get("count", 0))
         return await super().on_cluster_heartbeat(cluster_name, msg)
+
+    async def setup(self, app):
+        # The operator's API (pangeohub clusters, from the hub's machine or with --hub-url): on Kubernetes
+        # only the second reaches it, through the hub's proxy, with a hub admin's token.
+        from pangeohub.gateway.admin import AdminAPI
+
+        AdminAPI(self, app)
+        await super().setup(app)
+        # Each cluster's NetworkPolicy (start_cluster).
+        self.networking_client = k8s.NetworkingV1Api(api_client=self.api_client)
 
     async def forward_message_to_scheduler(self, cluster, msg):
         allowed, why = await self._allowed(cluster)

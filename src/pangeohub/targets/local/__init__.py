@@ -29,19 +29,12 @@ class LocalTarget(Target):
         # A person's server runs on this machine: every part is on loopback.
         config = self.config
         gw = config.gateway
-        storage = config.storage
-        if storage.mode == "external":
-            s3 = storage.external.endpoint_url
-        elif storage.mode == "embedded":
-            s3 = f"http://{LOOPBACK}:{storage.port}"
-        else:
-            s3 = ""
         # With TLS on, the public proxy speaks only HTTPS for a name that need not resolve here: kernels go
         # straight to the gateway's own proxy, which serves the same paths the hub's proxy forwards to it.
         http = f"http://{LOOPBACK}:{gw.proxy_port if config.hub.tls_mode != 'off' else config.hub.port}"
         return Addresses(
             hub_api=f"http://{LOOPBACK}:{config.hub.internal_port}/hub/api",
-            s3_endpoint=s3,
+            s3_endpoint=self.s3_endpoint_at(LOOPBACK),
             gateway=http,
             gateway_proxy=f"gateway://{LOOPBACK}:{gw.scheduler_port}",
         )

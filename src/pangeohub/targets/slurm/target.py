@@ -71,17 +71,10 @@ class SlurmTarget(Target):
         # Servers and workers run on other hosts: every part is reached on this machine's cluster address.
         config = self.config
         here = self.slurm.address
-        storage = config.storage
-        if storage.mode == "external":
-            s3 = storage.external.endpoint_url
-        elif storage.mode == "embedded":
-            s3 = f"http://{here}:{storage.port}"
-        else:
-            s3 = ""
         gw = config.gateway
         return Addresses(
             hub_api=f"http://{here}:{config.hub.internal_port}/hub/api",
-            s3_endpoint=s3,
+            s3_endpoint=self.s3_endpoint_at(here),
             gateway=f"http://{here}:{gw.proxy_port}",
             gateway_proxy=f"gateway://{here}:{gw.scheduler_port}",
         )
