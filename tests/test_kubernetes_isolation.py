@@ -123,7 +123,7 @@ class _Api:
     """What PangeoKubeBackend asks of the API server, answered from the objects the hub's spawner made."""
 
     def __init__(self, claims):
-        self.claims, self.created, self.policies = claims, [], []
+        self.claims, self.created, self.policies, self.patched = claims, [], [], []
 
     async def create_namespaced_network_policy(self, namespace, body):
         self.policies.append(body)
@@ -136,6 +136,9 @@ class _Api:
 
     async def create_namespaced_custom_object(self, group, version, namespace, plural, obj):
         self.created.append({**obj, "metadata": {**obj["metadata"], "namespace": namespace, "uid": "u-1"}})
+
+    async def patch_namespaced_custom_object(self, group, version, namespace, plural, name, patch):
+        self.patched.append((name, patch))
 
     async def get_namespaced_custom_object(self, group, version, namespace, plural, name):
         return next(o for o in self.created if o["metadata"]["name"] == name)
@@ -251,3 +254,19 @@ def test_the_gateway_may_make_policies_and_read_uids_in_its_namespace_only():
     assert rules == {"networkpolicies": {"get", "create", "delete"}, "persistentvolumeclaims": {"list"}}
     assert objs["RoleBinding"]["subjects"] == [{"kind": "ServiceAccount", "name": "api-dask-gateway",
                                                 "namespace": "climate"}]
+
+
+@needs_charts
+def test_a_cluster_whose_policy_cannot_be_made_is_stopped(pods):
+    from dask_gateway_server.backends.base import PublicException
+
+    backend, api = _backend(pods)
+
+    async def refused(namespace, body):
+        raise RuntimeError("403 Forbidden: networkpolicies")
+
+    api.create_namespaced_network_policy = refused
+    with pytest.raises(PublicException, match="could not be isolated"):
+        asyncio.run(backend.start_cluster(SimpleNamespace(name="bob", groups=set()), {}))
+    assert api.patched == [(api.created[0]["metadata"]["name"], [{"op": "add", "path": "/spec/active",
+                                                                  "value": False}])]
