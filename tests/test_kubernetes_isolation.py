@@ -148,7 +148,8 @@ def _backend(pods, gateway_objects=None, tmp_path=None):
     before, _ = pods
     config = parse_config(CONFIGS["research-ldap"])
     if gateway_objects is None:
-        backend = PangeoKubeBackend(settings=config.gateway.model_dump(mode="json"), gateway_instance="dask-gateway")
+        backend = PangeoKubeBackend(settings=config.gateway.model_dump(mode="json"),
+                                    gateway_instance="dask-gateway")
     else:
         # The dask-gateway chart's own config (its ConfigMap), as the gateway pod loads it.
         from traitlets.config.loader import PyFileConfigLoader
@@ -188,8 +189,9 @@ def test_workers_see_the_shared_folders_where_the_notebook_does_as_the_same_owne
     def shared(pod):
         claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
                   if "persistentVolumeClaim" in v}
-        return {m["mountPath"]: (claims[m["name"]], bool(m.get("readOnly"))) for m in
-                pod["spec"]["containers"][0]["volumeMounts"] if claims.get(m["name"], "").startswith("pangeohub-")}
+        mounts = pod["spec"]["containers"][0]["volumeMounts"]
+        return {m["mountPath"]: (claims[m["name"]], bool(m.get("readOnly")))
+                for m in mounts if claims.get(m["name"], "").startswith("pangeohub-")}
 
     assert shared(worker) == shared(notebook) and len(shared(worker)) == 2
     assert worker["spec"]["containers"][0]["securityContext"]["runAsUser"] == _uid(notebook)

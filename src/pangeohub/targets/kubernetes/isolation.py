@@ -66,7 +66,7 @@ def nonroot(uid: int) -> dict:
 
 
 def dask_pod_config(uid: int) -> dict:
-    """KubeClusterConfig options that the gateway's controller merges into a cluster's scheduler and worker pods."""
+    """KubeClusterConfig options the gateway's controller merges into a cluster's scheduler and worker pods."""
     pod = {"securityContext": {"runAsUser": uid, "runAsGroup": uid, "runAsNonRoot": True}}
     container = {"securityContext": nonroot(uid)}
     return {"scheduler_extra_pod_config": pod, "worker_extra_pod_config": pod,

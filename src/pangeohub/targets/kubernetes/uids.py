@@ -45,5 +45,6 @@ class UidRegistry:
         given = set(uids.values())
         uid = wanted if wanted not in given else max(given) + 1
         uids[name] = uid
-        write_private(self.path, json.dumps({"first_uid": self.first_uid, "uids": uids}, indent=1, sort_keys=True))
+        record = {"first_uid": self.first_uid, "uids": uids}
+        write_private(self.path, json.dumps(record, indent=1, sort_keys=True))
         return uid
