@@ -52,7 +52,7 @@ async def build_pods(spawner_cls, config, app, cases) -> dict:
 
     pods = {}
     for case in cases:
-        user = SimpleNamespace(name=case["user"], id=1, url=f"/user/{case['user']}/",
+        user = SimpleNamespace(name=case["user"], id=case.get("hub_id", 1), url=f"/user/{case['user']}/",
                                admin=case.get("admin", False),
                                groups=[SimpleNamespace(name=g) for g in case.get("groups", [])])
         spawner = spawner_cls(_mock=True, config=config, user=user, parent=app)
@@ -60,7 +60,8 @@ async def build_pods(spawner_cls, config, app, cases) -> dict:
         try:
             await spawner.load_user_options()
             pod = await spawner.get_pod_manifest()
-            pods[case["id"]] = {"pod": ApiClient().sanitize_for_serialization(pod)}
+            pods[case["id"]] = {"pod": ApiClient().sanitize_for_serialization(pod),
+                                "pvc": ApiClient().sanitize_for_serialization(spawner.get_pvc_manifest())}
         except Exception as exc:  # the refusal a person would see
             pods[case["id"]] = {"error": f"{type(exc).__name__}: {exc}"}
     return pods

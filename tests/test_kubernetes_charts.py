@@ -302,7 +302,10 @@ def test_network_policies_keep_people_apart(research, hub_loaded):
     # What must keep working:
     assert reachable(policies, proxy_pod, alice) and reachable(policies, hub_pod, alice)
     assert reachable(policies, alice, traefik), "notebooks reach their schedulers through the gateway's traefik"
-    assert reachable(policies, traefik, scheduler) and reachable(policies, worker, scheduler)
+    assert reachable(policies, traefik, scheduler)
+    # Dask pods reach each other only through their cluster's own policy, made with the cluster by the gateway
+    # (test_kubernetes_isolation): the static ones must not let another cluster's worker in.
+    assert not reachable(policies, controller.get_labels("alices-cluster", "dask-worker"), scheduler)
     ports = config.storage.ports
     assert reachable(policies, alice, store, config.storage.port)  # S3, with signed requests
     for port in (ports.master, ports.master_grpc, ports.filer, ports.filer_grpc):

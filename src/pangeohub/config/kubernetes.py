@@ -86,6 +86,13 @@ class KubernetesSection(Section):
         "profile's values are the limits). 1 reserves all of it, as on one machine; 0.5 packs twice as many "
         "servers onto nodes that are rarely all busy.",
     )
+    first_uid: int = Field(
+        100000, ge=10000, le=2_000_000_000,
+        description="Base of the uids people's pods run as: each person gets first_uid + their hub user id the "
+        "first time they start (or the next uid never given when that one was), recorded in the hub's volume "
+        "and never given to anyone else. Their notebook, Dask scheduler and workers run as it, so that files in "
+        "shared volumes have a real owner. Keep it above the uids of any system whose files people's pods mount.",
+    )
     service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] | None = Field(
         None, description="Type of the public proxy Service. Null: LoadBalancer, or ClusterIP when hub.ip is a "
         "loopback address (a private hub, reached with `kubectl port-forward`).",

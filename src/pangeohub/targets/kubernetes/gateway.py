@@ -6,6 +6,9 @@ Runs in the gateway pod (our hub image). What it adds to upstream ``KubeBackend`
 - per-user totals (clusters, cores, memory) across a person's clusters, checked on create and clamped on every
   heartbeat (upstream dropped per-user limits in 0.7), with the same checks as on one machine
   (pangeohub.gateway.limits);
+- isolation between people (``isolation``): a person's scheduler and workers run as that person's uid (read
+  from the annotation the hub put on their home volume), and each cluster gets its own NetworkPolicy, owned by
+  its DaskCluster object, admitting only its own pods, the gateway's pods and the owner's notebook;
 - the operator's cluster list and stop (pangeohub.gateway.admin), for ``pangeohub --hub-url ... clusters``.
 """
 
@@ -17,11 +20,14 @@ from functools import cached_property
 
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.kubernetes import KubeBackend
+from dask_gateway_server.backends.kubernetes.utils import merge_json_objects
+from kubernetes_asyncio import client as k8s
 from traitlets import Dict, default
 
 from pangeohub.config.gateway import GatewaySection
 from pangeohub.gateway import limits
 from pangeohub.gateway.options import build_options
+from pangeohub.targets.kubernetes import isolation
 
 
 @dataclass
@@ -59,13 +65,49 @@ class PangeoKubeBackend(KubeBackend):
         others = self._usage(await self.list_clusters(username=cluster.username), exclude=cluster.name)
         return limits.allowed_workers(self.gw.limits, others, cluster.config)
 
+    async def owner_uid(self, username: str, namespace: str) -> int:
+        """The uid the hub gave this person, from the annotation on their home volume (only the hub writes it)."""
+        claims = await self.core_client.list_namespaced_persistent_volume_claim(
+            namespace, label_selector=f"component=singleuser-storage,"
+                                      f"hub.jupyter.org/username={isolation.username_label(username)}")
+        for claim in claims.items:
+            value = (claim.metadata.annotations or {}).get(isolation.UID_ANNOTATION)
+            if value and value.isdigit() and int(value) > 0:
+                return int(value)
+        raise PublicException(f"{username} has no uid from the hub yet: start your notebook server once, then "
+                              "start the Dask cluster again")
+
+    async def process_cluster_options(self, user, cluster_options):
+        options, config = await super().process_cluster_options(user, cluster_options)
+        if getattr(self, "core_client", None) is not None:  # set up: the cluster's pods run as its owner
+            uid = await self.owner_uid(user.name, config.namespace)
+            values = config.to_dict()
+            for key, extra in isolation.dask_pod_config(uid).items():
+                values[key] = merge_json_objects(values.get(key) or {}, extra)
+            config = config.__class__(parent=self, **values)
+        return options, config
+
     async def start_cluster(self, user, cluster_options):
         if ":" in user.name:
             raise PublicException(f"{user.name} is not a hub user: only users can start Dask clusters")
         _, config = await self.process_cluster_options(user, cluster_options)
         mine = await self.list_clusters(username=user.name)
         limits.check_new_cluster(self.gw.limits, self._usage(mine), config.to_dict())
-        return await super().start_cluster(user, cluster_options)
+        cluster_name = await super().start_cluster(user, cluster_options)
+        namespace, name = cluster_name.split(".")
+        # The API server's copy carries the uid the policy's ownerReference needs.
+        cluster = await self.custom_client.get_namespaced_custom_object(
+            "gateway.dask.org", self.crd_version, namespace, "daskclusters", name)
+        policy = isolation.cluster_policy(cluster, self.gateway_instance, user.name)
+        try:
+            await self.networking_client.create_namespaced_network_policy(namespace, policy)
+        except Exception:
+            # Without its policy the cluster would be open to every Dask pod: it must not run.
+            self.log.exception("Could not create the network policy of cluster %s; stopping it", cluster_name)
+            await self.stop_cluster(cluster_name, failed=True)
+            raise PublicException("the cluster could not be isolated from other people's clusters; "
+                                  "ask an administrator to check the gateway's permissions") from None
+        return cluster_name
 
     async def on_cluster_heartbeat(self, cluster_name, msg):
         cluster = self.clusters.get(cluster_name)
@@ -85,6 +127,8 @@ class PangeoKubeBackend(KubeBackend):
 
         AdminAPI(self, app)
         await super().setup(app)
+        # Each cluster's NetworkPolicy (start_cluster).
+        self.networking_client = k8s.NetworkingV1Api(api_client=self.api_client)
 
     async def forward_message_to_scheduler(self, cluster, msg):
         allowed, why = await self._allowed(cluster)

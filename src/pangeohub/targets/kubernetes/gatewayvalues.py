@@ -13,6 +13,7 @@ from pangeohub.config import Config
 from pangeohub.render.gateway import SERVICE_NAME, SERVICE_PREFIX
 from pangeohub.targets.kubernetes import names
 from pangeohub.targets.kubernetes.gateway import extra_config
+from pangeohub.targets.kubernetes.hubvalues import shared_volumes
 
 
 def _resources(cores: float, memory: int) -> dict:
@@ -24,6 +25,10 @@ def _resources(cores: float, memory: int) -> dict:
 def gateway_values(config: Config) -> dict:
     gw = config.gateway
     k8s = config.kubernetes
+    worker = _resources(gw.options.worker_cores.default, gw.options.worker_memory.default)
+    # Workers see the shared folders where the notebook does, and, running as the same uid, as the same owner.
+    volumes, mounts = shared_volumes(config)
+    worker.update({"extraPodConfig": {"volumes": volumes}, "extraContainerConfig": {"volumeMounts": mounts}})
     return {
         # Fixed names: the hub's service URL and the notebooks' DASK_GATEWAY__PROXY_ADDRESS point at them.
         "fullnameOverride": names.gateway_fullname(config),
@@ -39,7 +44,7 @@ def gateway_values(config: Config) -> dict:
                 "image": {"name": names.image_name(config, "user"), "tag": k8s.images.tag},
                 "namespace": k8s.namespace,
                 "scheduler": _resources(gw.scheduler_cores, gw.scheduler_memory),
-                "worker": _resources(gw.options.worker_cores.default, gw.options.worker_memory.default),
+                "worker": worker,
             },
             "extraConfig": {"pangeohub": extra_config(gw)},
         },

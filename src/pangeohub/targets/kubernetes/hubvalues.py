@@ -140,17 +140,22 @@ def profile_list(config: Config) -> list[dict]:
     return profiles
 
 
+def shared_volumes(config: Config) -> tuple[list[dict], list[dict]]:
+    """The shared data (read-only) and scratch volumes and their mounts, for servers and Dask workers alike."""
+    volumes, mounts = [], []
+    for kind, read_only in (("data", True), ("scratch", False)):
+        claim = names.shared_claim(config, kind)
+        volumes.append({"name": claim, "persistentVolumeClaim": {"claimName": claim}})
+        mounts.append({"name": claim, "mountPath": names.shared_mount(config, kind), "readOnly": read_only})
+    return volumes, mounts
+
+
 def _singleuser(config: Config) -> dict:
     k8s = config.kubernetes
     env = {"DASK_TEMPORARY_DIRECTORY": f"{HOME}/.cache/dask"}
     if config.gateway.enabled:
         env.update(gateway_client_env(config))
-    volumes, mounts = [], []
-    for kind, link, read_only in (("data", config.shared.data_link, True),
-                                  ("scratch", config.shared.scratch_link, False)):
-        claim = names.shared_claim(config, kind)
-        volumes.append({"name": claim, "persistentVolumeClaim": {"claimName": claim}})
-        mounts.append({"name": claim, "mountPath": names.shared_mount(config, kind), "readOnly": read_only})
+    volumes, mounts = shared_volumes(config)
     env[CATALOG_ENV] = names.shared_mount(config, "data") + "/catalog/catalog.yaml"
     storage = {
         "type": "dynamic",

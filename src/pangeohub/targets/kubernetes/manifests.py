@@ -1,5 +1,6 @@
-"""Plain manifests for what the two charts do not cover (pure): shared folders, the in-cluster object store, and
-the network policy that keeps people's pods away from other people's Dask schedulers and workers.
+"""Plain manifests for what the two charts do not cover (pure): shared folders, the in-cluster object store, the
+network policy that keeps people's pods away from Dask schedulers and workers, and the gateway's permission to
+give each cluster a policy of its own (PangeoKubeBackend, see ``isolation``).
 
 The jupyterhub chart's own policies already keep a user pod from reaching another's server (only the hub and
 the proxy may); the dask-gateway chart has none, so any pod could otherwise reach any scheduler's dashboard.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 
 from pangeohub.config import Config
-from pangeohub.targets.kubernetes import names
+from pangeohub.targets.kubernetes import isolation, names
 from pangeohub.targets.kubernetes.hubvalues import in_cluster
 from pangeohub.targets.kubernetes.objectstore import ADMIN_KEY_ENV, ADMIN_SECRET_ENV, DATA
 from pangeohub.targets.kubernetes.mapping import IMAGE_PREFIX
@@ -43,8 +44,12 @@ def shared_volumes(config: Config) -> list[dict]:
 
 def dask_policy(config: Config) -> dict:
     """Scheduler and worker pods accept connections only from the gateway's own pods (traefik, which routes
-    clients and dashboards by cluster, the API server and controller) and from other Dask pods of the gateway."""
+    clients and dashboards by cluster, the API server and controller). Pods of the same cluster (and its owner's
+    notebook) are admitted by the cluster's own policy, which the gateway makes with it: NetworkPolicies add
+    up, so this one must not admit other Dask pods."""
     instance = {"gateway.dask.org/instance": names.gateway_fullname(config)}
+    gateway_pods = {"matchLabels": dict(instance), "matchExpressions": [
+        {"key": "app.kubernetes.io/component", "operator": "In", "values": isolation.GATEWAY_COMPONENTS}]}
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": _meta(config, "pangeohub-dask-clusters"),
@@ -53,9 +58,25 @@ def dask_policy(config: Config) -> dict:
                 {"key": "app.kubernetes.io/component", "operator": "In",
                  "values": ["dask-scheduler", "dask-worker"]}]},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": {"matchLabels": dict(instance)}}]}],
+            "ingress": [{"from": [{"podSelector": gateway_pods}]}],
         },
     }
+
+
+def gateway_rbac(config: Config) -> list[dict]:
+    """The gateway's API server (the chart's ClusterRole gives it only DaskClusters and Secrets) may, in this
+    namespace, make and remove clusters' NetworkPolicies and read the home volumes' uid annotation."""
+    name = "pangeohub-dask-isolation"
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(config, name),
+         "rules": [{"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+                    "verbs": ["get", "create", "delete"]},
+                   {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["list"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(config, name),
+         "subjects": [{"kind": "ServiceAccount", "name": names.gateway_api(config),
+                       "namespace": config.kubernetes.namespace}],
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}},
+    ]
 
 
 def objectstore(config: Config) -> list[dict]:
@@ -116,6 +137,7 @@ def manifests(config: Config) -> list[dict]:
     objects = shared_volumes(config)
     if config.gateway.enabled:
         objects.append(dask_policy(config))
+        objects += gateway_rbac(config)
     if config.storage.mode == "embedded":
         objects += objectstore(config)
     return objects

@@ -52,15 +52,15 @@ REFUSED: list[tuple[Refusal, Callable[[object], bool]]] = [
              "remove it"), unless(False)),
     (Refusal("hub.port", "the public Service (proxy-public) listens on port 80",
              "remove it and put a load balancer or ingress in front of the Service for another port"), unless()),
-    (Refusal("users.system_prefix", "there are no Linux accounts: each person's pod runs as uid 1000 (jovyan) "
-             "in a pod of its own", "remove it"), unless()),
+    (Refusal("users.system_prefix", "there are no Linux accounts: each person's pods run as their own uid "
+             "(kubernetes.first_uid + their hub id)", "remove it"), unless()),
     (Refusal("users.home_root", f"every home is mounted at {HOME} in the person's own pod", "remove it"),
      unless()),
     (Refusal("users.shell", "the user image's shell is used", "remove it, or change the user image"), unless()),
     (Refusal("users.extra_groups", "there are no Linux accounts whose groups could be set",
              "remove it; give files group access with the volume's fsGroup instead"), unless()),
-    (Refusal("users.umask", "each person's pod is theirs alone (uid 1000 in its own filesystem namespace); "
-             "the user image's umask applies", "remove it, or change the user image"), unless()),
+    (Refusal("users.umask", "each person's pod is theirs alone (their own uid, in its own filesystem "
+             "namespace); the user image's umask applies", "remove it, or change the user image"), unless()),
     (Refusal("limits.backend", "the kubelet enforces each profile's CPUs and memory (container limits), not "
              "pangeohub's cgroups", "remove it"), unless()),
     (Refusal("limits.cgroup_name", "the kubelet places every pod in a cgroup of its own", "remove it"), unless()),

@@ -6,11 +6,16 @@ What it adds to upstream ``KubeSpawner`` (which the chart configures as usual):
   (pangeohub.resources.profiles.allowed), and the first of them is their default.
 - Before each start, the storage spawn hook of one machine (pangeohub.storage.hook.scratch_hook) gives the
   server its own key, limited to its prefix of the scratch bucket, and the variables s3fs/fsspec read.
+- Each person's own uid (``uids``; the chart runs every server as uid 1000): the server runs as it, not root,
+  without privilege escalation; an init container makes the home volume theirs and the shared scratch root a
+  sticky-bit directory (``isolation``); the home volume carries the uid as an annotation, where the gateway
+  reads it to run the person's Dask pods as the same uid.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 from kubespawner import KubeSpawner
 from traitlets import Dict
@@ -18,8 +23,11 @@ from traitlets import Dict
 from pangeohub.config import Config
 from pangeohub.resources.profiles import allowed
 from pangeohub.storage.hook import scratch_hook
-from pangeohub.targets.kubernetes import names
+from pangeohub.targets.kubernetes import isolation, names
+from pangeohub.targets.kubernetes.mapping import HOME
 from pangeohub.targets.kubernetes.objectstore import KubeRuntime, StoreAddress
+from pangeohub.targets.kubernetes.uids import FILE, UidRegistry
+
 
 
 def kube_runtime(config: Config) -> KubeRuntime:
@@ -61,7 +69,35 @@ class PangeoKubeSpawner(KubeSpawner):
     def _known(self) -> set[str]:
         return {p.name for p in self.runtime.config.profiles}
 
+    def _own_uid(self) -> int:
+        config = self.runtime.config
+        uid = UidRegistry(Path(config.state_dir) / FILE, config.kubernetes.first_uid).uid(self.user.name,
+                                                                                          self.user.id)
+        self.uid = self.gid = uid
+        # No pod fsGroup (see isolation): the init container gives the home to its owner instead.
+        self.fs_gid = None
+        self.supplemental_gids = []
+        self.container_security_context = isolation.nonroot(uid)
+        self.storage_extra_annotations = {**self.storage_extra_annotations, isolation.UID_ANNOTATION: str(uid)}
+        volumes = self.volumes.values() if isinstance(self.volumes, dict) else self.volumes
+        claim = names.shared_claim(config, "scratch")
+        scratch = claim if any(v.get("name") == claim for v in volumes) else None
+        # The chart names the home volume from singleuser.storage.dynamic.volumeNameTemplate, a template that
+        # KubeSpawner expands in init containers as in volumes.
+        home = next((v["name"] for v in volumes
+                     if v.get("persistentVolumeClaim", {}).get("claimName") == "{pvc_name}"), "home")
+        self.init_containers = [isolation.owner_init_container(self.image, uid, home, scratch)]
+        # The image has no passwd entry for this uid: the runtime would give HOME=/.
+        self.environment.update({"HOME": HOME, "USER": self.user.name})
+        return uid
+
+    async def get_pod_manifest(self):
+        self._own_uid()
+        return await super().get_pod_manifest()
+
     async def start(self):
+        # Before upstream's start creates the home volume, so that it carries the uid annotation.
+        self._own_uid()
         env = await scratch_hook(self, None)
         self.environment.update(env)
         return await super().start()
