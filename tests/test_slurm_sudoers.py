@@ -18,9 +18,9 @@ LAUNCHER = "/opt/pangeohub/bin/dask-gateway-jobqueue-launcher"
 
 def test_rules_name_one_command_as_the_people_group_never_root():
     rules = sudoers_rules("pangeohub-gw", "pangeohub-people", LAUNCHER)
-    assert "Runas_Alias PANGEOHUB_PEOPLE = %pangeohub-people, !root" in rules
-    assert f'Cmnd_Alias PANGEOHUB_LAUNCHER = {LAUNCHER} ""' in rules
-    assert "pangeohub-gw ALL = (PANGEOHUB_PEOPLE) NOPASSWD: PANGEOHUB_LAUNCHER" in rules
+    assert "Runas_Alias PANGEOHUB_PEOPLE_PANGEOHUB_GW = %pangeohub-people, !root" in rules
+    assert f'Cmnd_Alias PANGEOHUB_LAUNCHER_PANGEOHUB_GW = {LAUNCHER} ""' in rules
+    assert "pangeohub-gw ALL = (PANGEOHUB_PEOPLE_PANGEOHUB_GW) NOPASSWD: PANGEOHUB_LAUNCHER_PANGEOHUB_GW" in rules
     assert "ALL = (ALL" not in rules and "SETENV" not in rules
 
 

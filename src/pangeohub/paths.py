@@ -30,6 +30,20 @@ class StatePaths:
         return self.root / "hub"
 
     @property
+    def gateway(self) -> Path:
+        """The Dask Gateway's home: its rendered config and database (0711: people reach their own clusters)."""
+        return self.root / "gateway"
+
+    @property
+    def gateway_db(self) -> Path:
+        return self.gateway / "gateway.sqlite"
+
+    @property
+    def gateway_clusters(self) -> Path:
+        """Parent of every local cluster's private working directory (root-owned, 0711)."""
+        return self.gateway / "clusters"
+
+    @property
     def accounts_db(self) -> Path:
         return self.root / "accounts.sqlite"
 

@@ -8,11 +8,14 @@ import tempfile
 from pathlib import Path
 
 
-def write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` so that readers see the old file or the new one, never a partial or world-readable one."""
+def write_private(path: Path, text: str, mode: int = 0o600, gid: int | None = None) -> None:
+    """Write ``text`` so that readers see the old file or the new one, never a partial or world-readable one.
+    ``gid``: the group that may read it (with a ``mode`` that lets it), set before the file has any content."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        if gid is not None:
+            os.fchown(fd, -1, gid)
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w") as handle:
             handle.write(text)

@@ -19,7 +19,7 @@ from pangeohub.names import GECOS_MARK, check_username, is_ours, system_name
 _LOCK = threading.Lock()
 
 
-def _run_locked(argv: list[str]) -> subprocess.CompletedProcess:
+def run_locked(argv: list[str]) -> subprocess.CompletedProcess:
     with _LOCK:
         for attempt in range(20):
             proc = subprocess.run(argv, capture_output=True, text=True)
@@ -57,7 +57,7 @@ def _create(hub_name: str, name: str, users: UsersSection) -> pwd.struct_passwd:
     ]
     if users.extra_groups:
         argv += ["--groups", ",".join(users.extra_groups)]
-    proc = _run_locked(argv + [name])
+    proc = run_locked(argv + [name])
     if proc.returncode not in (0, 9):  # 9: created meanwhile by a concurrent spawn
         raise PangeoError(f"could not create Linux account {name!r}: {proc.stderr.strip()}")
     try:
@@ -77,7 +77,7 @@ def remove_account(hub_name: str, users: UsersSection, keep_home: bool = False) 
     if not is_ours(entry):
         raise PangeoError(f"refusing to remove {name!r}: it is not an account pangeohub created")
     _kill_all(entry.pw_uid)
-    proc = _run_locked(["userdel", name])
+    proc = run_locked(["userdel", name])
     if proc.returncode not in (0, 6):
         raise PangeoError(f"could not remove Linux account {name!r}: {proc.stderr.strip()}")
     if not keep_home:

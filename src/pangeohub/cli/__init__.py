@@ -7,7 +7,7 @@ import sys
 import typer
 
 from pangeohub.cli import (access, backup, catalog, certs, clusters, config_cmd, kubernetes, loadtest, migrate_cmd,
-                           platform, users)
+                           platform, slurm, users)
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
 
@@ -49,6 +49,7 @@ access.register(users.app)
 app.add_typer(clusters.app, name="clusters")
 kubernetes.register(app)
 app.add_typer(certs.app, name="certs")
+app.add_typer(slurm.app, name="slurm")
 backup.register(app)
 migrate_cmd.register(app)
 

@@ -88,17 +88,23 @@ class SlurmGatewaySection(Section):
         "scheduler and workers through sudo and dask-gateway's launcher, as that person only; "
         "`pangeohub slurm sudoers` prints the rules it needs.",
     )
+    people_group: str = Field(
+        "pangeohub-people",
+        description="Linux group of the people the gateway may start Dask jobs as (the sudo rule names it, "
+        "and no one outside it). With platform accounts the platform makes it and adds each person; with "
+        "site accounts it is the site's group of the hub's people (LDAP or local), and `up` checks it exists.",
+    )
     resources: SlurmResources = Field(
         default_factory=SlurmResources,
         description="Partition, account, QOS, time limit and extra options of scheduler and worker jobs "
         "(their CPUs and memory are the cluster options people choose within gateway limits).",
     )
 
-    @field_validator("user")
+    @field_validator("user", "people_group")
     @classmethod
     def _user(cls, value: str) -> str:
         if not LINUX_NAME_RE.match(value) or value == "root":
-            raise ValueError("must be a Linux account name other than root")
+            raise ValueError("must be a Linux name other than root")
         return value
 
 

@@ -102,6 +102,10 @@ class PangeoBackendMixin(DBBackendBase):  # a traitlets class, so that its trait
         })
         return env
 
+    def dashboard_tls_paths(self, cluster) -> tuple[str, str]:
+        """The cluster's certificate and key as files the gateway can read, for the dashboard proxy."""
+        return self.get_tls_paths(cluster)
+
     def get_scheduler_command(self, cluster):
         return super().get_scheduler_command(cluster) + ["--preload", "pangeohub.gateway.scheduler_preload"]
 

@@ -160,7 +160,7 @@ class DashboardProxy:
     def _context(self, cluster) -> ssl.SSLContext:
         context = self._contexts.get(cluster.name)
         if context is None:
-            cert, key = self.backend.get_tls_paths(cluster)
+            cert, key = self.backend.dashboard_tls_paths(cluster)
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cert)
             context.check_hostname = False  # the certificate names the cluster, not the loopback address
             context.load_cert_chain(cert, key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import pwd
 from pathlib import Path
 
 from pangeohub.secrets import write_private
@@ -31,15 +32,22 @@ def userenv_file(state_dir: Path, hub_name: str) -> Path:
     return Path(state_dir) / "userenv" / f"{hub_name}.json"
 
 
-def record_server_environ(state_dir: Path, hub_name: str, env: dict[str, str]) -> None:
+def record_server_environ(state_dir: Path, hub_name: str, env: dict[str, str], reader: str | None = None) -> None:
     """Called by the spawner at each start. Read back by the gateway for that user's Dask processes.
 
     Read from a file, not from /proc/<server>/environ: a server forked by the fork server sets its environment
     after it starts, which /proc never shows (it keeps the environment the process was exec'd with).
+    ``reader``: the gateway's account when it does not run as root; its group may read, nobody else.
     """
     path = userenv_file(state_dir, hub_name)
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    write_private(path, json.dumps(env))
+    if reader is None:
+        write_private(path, json.dumps(env))
+        return
+    gid = pwd.getpwnam(reader).pw_gid
+    os.chown(path.parent, 0, gid)
+    path.parent.chmod(0o750)
+    write_private(path, json.dumps(env), mode=0o640, gid=gid)
 
 
 def server_environ(state_dir: Path, hub_name: str) -> dict[str, str]:
@@ -52,3 +60,14 @@ def server_environ(state_dir: Path, hub_name: str) -> dict[str, str]:
 
 def forwarded_env(state_dir: Path, hub_name: str, patterns: list[str]) -> dict[str, str]:
     return {k: v for k, v in server_environ(state_dir, hub_name).items() if allowed(k, patterns)}
+
+
+def person_env(entry, install_dir: Path, lang: str = "C.UTF-8") -> dict[str, str]:
+    """What a person's Dask process knows of them, on every target: their account, their home, the platform's
+    runtime first on PATH and their ``pip install --user`` packages (as in their notebook)."""
+    return {
+        "USER": entry.pw_name, "LOGNAME": entry.pw_name, "HOME": entry.pw_dir, "SHELL": entry.pw_shell,
+        "PATH": os.pathsep.join([str(Path(install_dir) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "LANG": lang,
+        "PYTHONPATH": usersite_pythonpath(),
+    }

@@ -52,5 +52,6 @@ class PlatformSpawner(HasTraits):
         self.account = await loop.run_in_executor(None, target.account, self.user.name)
         # Upstream's start() reads get_env(), which must stay synchronous: hooks run first, get_env merges.
         self._hook_env = await target.provision(self, self.account)
-        record_server_environ(self.runtime.config.state_dir, self.user.name, self._hook_env)
+        record_server_environ(self.runtime.config.state_dir, self.user.name, self._hook_env,
+                              reader=target.gateway_account())
         return await super().start()

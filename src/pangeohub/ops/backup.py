@@ -70,10 +70,8 @@ class BackupLayout:
 
 def databases(rt) -> dict[str, Path]:
     """The platform's SQLite databases, by the name their copy has in the backup."""
-    from pangeohub.render.gateway import gateway_db
-
     return {"jupyterhub.sqlite": rt.paths.hub / "jupyterhub.sqlite", "accounts.sqlite": rt.paths.accounts_db,
-            "gateway.sqlite": gateway_db(rt.paths)}
+            "gateway.sqlite": rt.paths.gateway_db}
 
 
 def repository(rt, location: Path | None, password_file: Path | None = None) -> Repository:

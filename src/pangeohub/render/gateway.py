@@ -1,6 +1,6 @@
 """Render dask-gateway-server's config from ours: a pure function to a traitlets dict (written as JSON).
 
-Addresses, all on loopback:
+Addresses, on loopback (the proxy's two on the target's service host, when people's work runs elsewhere):
 - ``gateway.api_port``: the private API (aiohttp). Only the gateway's own proxy talks to it.
 - ``gateway.proxy_port``: the gateway's HTTP proxy, registered as the hub service ``dask-gateway``, so that the
   hub's proxy serves it at ``/services/dask-gateway/`` (API for clients, dashboards for browsers).
@@ -10,7 +10,6 @@ Addresses, all on loopback:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from pangeohub.config import Config
 from pangeohub.paths import StatePaths
@@ -27,19 +26,6 @@ ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
 class GatewayUrls:
     hub_api: str  # e.g. http://127.0.0.1:8081/hub/api
     public_url: str  # the hub as people reach it, ending in '/'
-
-
-def gateway_dir(paths: StatePaths) -> Path:
-    return paths.root / "gateway"
-
-
-def gateway_db(paths: StatePaths) -> Path:
-    return gateway_dir(paths) / "gateway.sqlite"
-
-
-def clusters_dir(paths: StatePaths) -> Path:
-    """Parent of every cluster's private working directory (root-owned, 0711: users reach only their own)."""
-    return gateway_dir(paths) / "clusters"
 
 
 def render_gateway_config(config: Config, paths: StatePaths, urls: GatewayUrls) -> dict:
@@ -59,10 +45,14 @@ def render_gateway_config(config: Config, paths: StatePaths, urls: GatewayUrls) 
     for key in ("cluster_max_workers", "cluster_max_cores", "cluster_max_memory"):
         if getattr(limits, key) is not None:
             cluster[key] = getattr(limits, key)
-    return {
+    target = get_target(config)
+    # People's servers and Dask processes reach the proxy (API, heartbeats) and its scheduler port here: on
+    # loopback when they run on this machine, on its cluster address when they run on other hosts.
+    host = target.service_host()
+    rendered = {
         "DaskGateway": {
             "address": f"127.0.0.1:{gw.api_port}",
-            "backend_class": get_target(config).gateway_backend_class,
+            "backend_class": target.gateway_backend_class,
             "authenticator_class": "dask_gateway_server.auth.JupyterHubAuthenticator",
             "log_level": "INFO",
         },
@@ -72,23 +62,25 @@ def render_gateway_config(config: Config, paths: StatePaths, urls: GatewayUrls) 
             "use_service_access_scopes": True,
         },
         "Proxy": {
-            "address": f"127.0.0.1:{gw.proxy_port}",
-            "tcp_address": f"127.0.0.1:{gw.scheduler_port}",
+            "address": f"{host}:{gw.proxy_port}",
+            "tcp_address": f"{host}:{gw.scheduler_port}",
             "prefix": SERVICE_PREFIX,
             "log_level": "warn",
         },
-        "PangeoBackend": {
-            "clusters_directory": str(clusters_dir(paths)),
+        target.gateway_backend_class.rsplit(".", 1)[1]: {
             # Cluster state on disk (its keys encrypted, DASK_GATEWAY_ENCRYPT_KEYS): a gateway that dies and is
             # restarted takes its clusters back, whose schedulers and workers run in sessions of their own.
             # An orderly stop (`pangeohub down`) still stops them.
-            "db_url": f"sqlite:///{gateway_db(paths)}",
+            "db_url": f"sqlite:///{paths.gateway_db}",
             "stop_clusters_on_shutdown": True,
             "settings": config.model_dump(mode="json"),
             "hub_api_url": urls.hub_api,
         },
         "ClusterConfig": cluster,
     }
+    for section, values in target.gateway_config(paths).items():
+        rendered.setdefault(section, {}).update(values)
+    return rendered
 
 
 def gateway_client_env(addresses, public_url: str) -> dict[str, str]:
@@ -112,7 +104,7 @@ def hub_services(config: Config, gateway_token: str) -> tuple[list[dict], list[d
     else:
         services = [{
             "name": SERVICE_NAME,
-            "url": f"http://127.0.0.1:{gw.proxy_port}",
+            "url": f"http://{get_target(config).service_host()}:{gw.proxy_port}",
             "api_token": gateway_token,
             # Browsers log in to dashboards through hub OAuth; no "authorize this service?" page.
             "oauth_client_id": f"service-{SERVICE_NAME}",

@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 
-from pangeohub.render.gateway import GatewayUrls, clusters_dir, gateway_db, gateway_dir, render_gateway_config
+from pangeohub.render.gateway import GatewayUrls, render_gateway_config
 from pangeohub.secrets import write_private
 from pangeohub.services.base import Service, http_ok
 
@@ -28,25 +29,45 @@ class GatewayService(Service):
 
     @property
     def config_file(self):
-        return gateway_dir(self.rt.paths) / "dask_gateway_config.json"
+        return self.rt.paths.gateway / "dask_gateway_config.json"
+
+    @property
+    def account(self) -> pwd.struct_passwd | None:
+        """The account the gateway runs as when its target names one (None: root)."""
+        name = self.rt.target.gateway_account()
+        return pwd.getpwnam(name) if name else None
 
     def prepare(self) -> None:
-        home = gateway_dir(self.rt.paths)
+        home = self.rt.paths.gateway
         home.mkdir(mode=0o700, exist_ok=True)
-        home.chmod(0o711)  # users traverse it to reach their own cluster directory, never list it
-        clusters = clusters_dir(self.rt.paths)
-        clusters.mkdir(exist_ok=True)
-        clusters.chmod(0o711)
-        # Root's alone (it holds every cluster's encrypted keys): made before the gateway can create it.
-        db = gateway_db(self.rt.paths)
+        account = self.account
+        # The database holds every cluster's encrypted keys: its owner's alone, made before the gateway runs.
+        db = self.rt.paths.gateway_db
         os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
         db.chmod(0o600)
         urls = GatewayUrls(hub_api=self.rt.hub_api, public_url=self.rt.public_url)
         rendered = render_gateway_config(self.rt.config, self.rt.paths, urls)
         write_private(self.config_file, json.dumps(rendered, indent=2, sort_keys=True) + "\n")
+        if account is None:
+            home.chmod(0o711)  # users traverse it to reach their own cluster directory, never list it
+            clusters = self.rt.paths.gateway_clusters
+            clusters.mkdir(exist_ok=True)
+            clusters.chmod(0o711)
+            return
+        # Run as its own account: its home, database and config are that account's, and nobody else's.
+        home.chmod(0o700)
+        for path in [home, *home.rglob("*")]:
+            os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
 
     def command(self) -> list[str]:
-        return [str(self.rt.python_bin("dask-gateway-server")), "-f", str(self.config_file)]
+        server = [str(self.rt.python_bin("dask-gateway-server")), "-f", str(self.config_file)]
+        account = self.account
+        if account is None:
+            return server
+        # setpriv execs in place (no process in between for the supervisor to signal): the gateway's own uid,
+        # gid and groups. Not --no-new-privs: the gateway's one privilege is sudo, which that would disable.
+        return ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups", "--",
+                *server]
 
     def env(self) -> dict[str, str]:
         return {
@@ -62,10 +83,11 @@ class GatewayService(Service):
         }
 
     def cwd(self):
-        return gateway_dir(self.rt.paths)
+        return self.rt.paths.gateway
 
     def probe(self) -> bool:
         # Through its own proxy: both the API server and the proxy answer.
-        return http_ok(f"http://127.0.0.1:{self.port}/services/dask-gateway/api/health")
+        host = self.rt.target.service_host()
+        return http_ok(f"http://{host}:{self.port}/services/dask-gateway/api/health")
 
 

@@ -72,6 +72,15 @@ class Target:
         servers (the proxy and the platform's own tools reach the hub there too)."""
         return "127.0.0.1"
 
+    def gateway_config(self, paths) -> dict[str, dict]:
+        """The target's own sections of the gateway's traitlets config (its backend's traits, by class name),
+        merged over the platform's (``pangeohub.render.gateway``)."""
+        return {}
+
+    def gateway_account(self) -> str | None:
+        """The Linux account the gateway runs as (None: root, which starts each cluster as its owner)."""
+        return None
+
     def preflight(self, rt) -> None:
         """Live checks before ``up`` starts anything: raise a ``PangeoError`` for what cannot work."""
 

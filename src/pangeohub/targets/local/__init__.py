@@ -39,6 +39,9 @@ class LocalTarget(Target):
             gateway_proxy=f"gateway://{LOOPBACK}:{gw.scheduler_port}",
         )
 
+    def gateway_config(self, paths) -> dict[str, dict]:
+        return {"PangeoBackend": {"clusters_directory": str(paths.gateway_clusters)}}
+
     def spawn_hooks(self) -> list:
         from pangeohub.resources.hook import resources_hook
 

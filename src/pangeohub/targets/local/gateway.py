@@ -19,7 +19,7 @@ from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.local import LocalBackend
 
 from pangeohub.gateway.backend import PangeoBackendMixin
-from pangeohub.gateway.userenv import forwarded_env, usersite_pythonpath
+from pangeohub.gateway.userenv import forwarded_env, person_env
 from pangeohub.names import is_ours, system_name
 from pangeohub.resources.cgroups import enter_user_cgroup
 
@@ -100,13 +100,10 @@ class PangeoBackend(PangeoBackendMixin, LocalBackend):
         workdir = cluster.state["workdir"]
         env = forwarded_env(self.pconfig.state_dir, cluster.username, self.gw.forward_env)
         env.update(super().get_env(cluster))  # the gateway's own variables win over forwarded ones
+        env.update(person_env(entry, self.pconfig.install_dir, env.get("LANG", "C.UTF-8")))
         env.update({
-            "USER": entry.pw_name, "LOGNAME": entry.pw_name, "HOME": entry.pw_dir, "SHELL": entry.pw_shell,
-            "PATH": os.pathsep.join([str(self.pconfig.install_dir / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
-            "LANG": env.get("LANG", "C.UTF-8"),
             "DASK_TEMPORARY_DIRECTORY": self.get_temporary_directory(workdir),
             # Private like the rest of the cluster's working directory, not the machine's shared /tmp.
             "TMPDIR": self.get_temporary_directory(workdir),
-            "PYTHONPATH": usersite_pythonpath(),
         })
         return env

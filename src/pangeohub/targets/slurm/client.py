@@ -16,7 +16,7 @@ from pangeohub.errors import PangeoError
 
 DEFAULT_TIMEOUT = 15.0
 # Slurm prints these when it cannot reach the controller (22.05 wording).
-_CONTROLLER_DOWN = ("Unable to contact slurm controller", "Socket timed out", "Connection refused",
+_CONTROLLER_DOWN = ("Unable to contact slurm controller", "Socket timed out", "Connection refused", "is DOWN",
                     "connect failure")
 
 

@@ -39,12 +39,16 @@ def slurm_time(seconds: float) -> str:
 
 def resources(config, profile) -> list[str]:
     """The sbatch options of a profile: its CPUs and memory, then its Slurm resources, else the target's."""
-    own = profile.slurm
+    options = [f"--cpus-per-task={int(profile.cpus)}", f"--mem={max(1, int(profile.memory) >> 20)}M"]
+    return options + slurm_options(config, profile.slurm)
+
+
+def slurm_options(config, own) -> list[str]:
+    """sbatch options from a ``SlurmResources`` (a profile's, or the gateway's), else the target's defaults."""
     defaults = config.target.slurm
-    options = [f"--cpus-per-task={int(profile.cpus)}", f"--mem={max(1, int(profile.memory) >> 20)}M",
-               # A server whose node fails ends there: requeued, it would come back elsewhere under the same job
-               # id with a new port the hub never hears of.
-               "--no-requeue"]
+    # A job whose node fails ends there: requeued, it would come back elsewhere under the same job id, where
+    # nothing that started it (the hub, the gateway) expects it.
+    options = ["--no-requeue"]
     for option, value in (("partition", own.partition or defaults.partition),
                           ("account", own.account or defaults.account),
                           ("qos", own.qos or defaults.qos),

@@ -105,6 +105,10 @@ class SlurmTarget(Target):
             raise PangeoError("the Slurm cluster has no default partition to probe the compute nodes in",
                               "set target.slurm.partition")
         probe_runtime(client, probe, nodes_of(client, probe), python=str(self.config.install_dir / "bin" / "python"))
+        if self.config.gateway.enabled:
+            from pangeohub.targets.slurm.gatewaysetup import prepare_gateway
+
+            prepare_gateway(self.config)
 
     def reconcile(self, rt) -> None:
         from pangeohub.targets.slurm.reconcile import cancel_orphans
@@ -131,8 +135,50 @@ class SlurmTarget(Target):
         if self.slurm.accounts == "platform":
             from pangeohub.sysusers import ensure_account
 
-            return ensure_account(user, self.config.users)
+            entry = ensure_account(user, self.config.users)
+            if self.config.gateway.enabled:
+                from pangeohub.targets.slurm.gatewaysetup import join_people_group
+
+                join_people_group(entry.pw_name, self.slurm.gateway.people_group)
+            return entry
         return site_account(user)
+
+    def existing_account(self, user: str) -> pwd.struct_passwd:
+        """The account a hub user's jobs run as, as ``account`` finds it, but never made here (the gateway's
+        use: it runs unprivileged and only after the person's server, which made it, has started)."""
+        if self.slurm.accounts == "site":
+            return site_account(user)
+        from pangeohub.names import is_ours, system_name
+
+        name = system_name(user, self.config.users.system_prefix)
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise PangeoError(f"user {user} has no account {name} yet") from None
+        if not is_ours(entry):
+            raise PangeoError(f"refusing to run as {name}: it is not an account pangeohub created")
+        return entry
+
+    # -- Dask Gateway ----------------------------------------------------------------------------------
+    def gateway_account(self) -> str | None:
+        return self.slurm.gateway.user if self.config.gateway.enabled else None
+
+    def gateway_config(self, paths) -> dict[str, dict]:
+        umask = f"umask {self.config.users.umask}"
+        return {
+            "PangeoSlurmBackend": {
+                "tls_cache_dir": str(paths.gateway / "certs"),
+                "dask_gateway_jobqueue_launcher": launcher_path(self.config),
+            },
+            # The job script's lines before the Dask process (upstream's hook): files people's Dask writes
+            # get the platform's umask, as their notebook's do.
+            "JobQueueClusterConfig": {"scheduler_setup": umask, "worker_setup": umask},
+        }
+
+
+def launcher_path(config) -> str:
+    """dask-gateway's launcher in the platform's runtime: the one command the gateway may sudo to."""
+    return str(config.install_dir / "bin" / "dask-gateway-jobqueue-launcher")
 
 
 def nodes_of(client, partition: str) -> list[str]:
