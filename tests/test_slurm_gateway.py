@@ -282,7 +282,7 @@ def test_the_gateway_runs_unprivileged_and_its_sudo_rule_cannot_become_root(hub)
     with open(f"/proc/{pid}/status") as status:
         uids = next(line for line in status if line.startswith("Uid:")).split()[1:]
     assert set(uids) == {str(pwd.getpwnam(gateway_user).pw_uid)}
-    from pangeohub.targets.slurm.target import launcher_path
+    from pangeohub.targets.slurm.sudoers import launcher_path
 
     launcher = launcher_path(config)
     person, _ = hub.started_user()

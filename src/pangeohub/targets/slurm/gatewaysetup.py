@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pangeohub.errors import PangeoError
 from pangeohub.sysusers import run_locked
-from pangeohub.targets.slurm.sudoers import sudoers_rules
+from pangeohub.targets.slurm.sudoers import launcher_path, sudoers_rules
 
 SUDOERS_DIR = Path("/etc/sudoers.d")
 
@@ -32,8 +32,6 @@ def sudoers_file(config) -> Path:
 
 
 def rules(config) -> str:
-    from pangeohub.targets.slurm.target import launcher_path
-
     gateway = config.target.slurm.gateway
     return sudoers_rules(gateway.user, gateway.people_group, launcher_path(config))
 

@@ -17,6 +17,11 @@ from pangeohub.errors import PangeoError
 _NAME = re.compile(r"^[a-z_][a-z0-9_.-]*$")
 
 
+def launcher_path(config) -> str:
+    """dask-gateway's launcher in the platform's runtime: the one command the gateway may sudo to."""
+    return str(config.install_dir / "bin" / "dask-gateway-jobqueue-launcher")
+
+
 def sudoers_rules(gateway_user: str, people_group: str, launcher: str) -> str:
     """The sudoers file (for /etc/sudoers.d/) that lets ``gateway_user`` launch jobs as ``people_group``."""
     for what, value in (("gateway account", gateway_user), ("people group", people_group)):

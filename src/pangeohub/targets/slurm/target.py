@@ -164,6 +164,8 @@ class SlurmTarget(Target):
         return self.slurm.gateway.user if self.config.gateway.enabled else None
 
     def gateway_config(self, paths) -> dict[str, dict]:
+        from pangeohub.targets.slurm.sudoers import launcher_path
+
         umask = f"umask {self.config.users.umask}"
         return {
             "PangeoSlurmBackend": {
@@ -174,11 +176,6 @@ class SlurmTarget(Target):
             # get the platform's umask, as their notebook's do.
             "JobQueueClusterConfig": {"scheduler_setup": umask, "worker_setup": umask},
         }
-
-
-def launcher_path(config) -> str:
-    """dask-gateway's launcher in the platform's runtime: the one command the gateway may sudo to."""
-    return str(config.install_dir / "bin" / "dask-gateway-jobqueue-launcher")
 
 
 def nodes_of(client, partition: str) -> list[str]:
