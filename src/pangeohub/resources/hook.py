@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from pangeohub.resources import cgroups, homes, profiles, shared
+from pangeohub.resources.cgroup_base import keyed, read
 from pangeohub.units import format_size
 
 # Two servers of one person (named servers) must not both mount the home at once.
@@ -81,12 +82,12 @@ async def resources_hook(spawner, account: pwd.struct_passwd) -> dict[str, str]:
     if cgroup is not None:
         # The kernel extension (kernel_notice) reports OOM kills past this count to the person.
         env["PANGEO_MEMORY_EVENTS"] = cgroup.memory_events
-        env["PANGEO_OOM_BASELINE"] = str(cgroups.keyed(cgroups.read(Path(cgroup.memory_events)), "oom_kill"))
+        env["PANGEO_OOM_BASELINE"] = str(keyed(read(Path(cgroup.memory_events)), "oom_kill"))
         env["PANGEO_SPAWN_ID"] = secrets.token_hex(8)
         if cgroup.pids_events:
             env["PANGEO_PIDS_EVENTS"] = cgroup.pids_events
             env["PANGEO_PROCESS_LIMIT"] = str(cgroup.processes)
-            env["PANGEO_PIDS_BASELINE"] = str(cgroups.keyed(cgroups.read(Path(cgroup.pids_events)), "max"))
+            env["PANGEO_PIDS_BASELINE"] = str(keyed(read(Path(cgroup.pids_events)), "max"))
     if config.homes.quota:
         env["PANGEO_HOME_QUOTA"] = format_size(config.homes.quota)
     return env

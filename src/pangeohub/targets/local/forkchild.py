@@ -16,15 +16,14 @@ it will serve the server on.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import signal
 import socket
 import struct
 import sys
-import threading
-import traceback
+
+from pangeohub.hub.program import run_as_program, set_title
 
 HEADER = struct.Struct("!I")
 MAX_REQUEST = 1 << 20
@@ -211,23 +210,6 @@ def _check_dropped(entry, gids: list[int]) -> None:
         raise PermissionError(f"capabilities survived the uid change: {caps}")
 
 
-def set_title(title: str) -> None:
-    """Show up as ``title`` in ps, top and pkill (the command line), not as the fork server."""
-    try:
-        from setproctitle import setproctitle
-
-        setproctitle(title)
-        return
-    except ImportError:
-        pass
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).prctl(15, title.split()[0].encode()[-15:], 0, 0, 0)  # PR_SET_NAME: the 15-char comm
-    except (OSError, AttributeError):
-        pass
-
-
 def _reply(conn: socket.socket, message: dict) -> None:
     try:
         conn.sendall(json.dumps(message).encode() + b"\n")
@@ -245,26 +227,3 @@ def _serve(argv: list[str]) -> int:
         main()
 
     return run_as_program(main)
-
-
-def run_as_program(main) -> int:
-    """Run ``main()`` as the main code of a process, and what the interpreter does when that returns (wait
-    for non-daemon threads, run the exit handlers, flush); returns the exit code. The caller ends in
-    ``os._exit``: a forked child must not unwind into its parent's code."""
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        threading._shutdown()
-        atexit._run_exitfuncs()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-    return code

@@ -207,7 +207,7 @@ def _start_kernel_template(sock_path: Path, handle) -> None:
 
             ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
             if os.getppid() == parent:
-                from pangeohub.targets.local.forkchild import set_title
+                from pangeohub.hub.program import set_title
 
                 set_title("pangeohub-forkserver: kernel template")
                 code = _accept_forever(listener, handle, f"forkserver: kernel template ready on {sock_path}")
