@@ -30,7 +30,7 @@ from harness import Platform  # noqa: E402
 from slurm_cluster import SlurmCluster  # noqa: E402
 from spawn import burst, one_by_one  # noqa: E402
 
-from pangeohub.ops.loadtest import create_users, remove_users  # noqa: E402
+from pangeohub.ops.people import create_users, remove_users  # noqa: E402
 from pangeohub.ops.loadtest_report import percentile  # noqa: E402
 
 SHORT = {"local": "l", "local-plain": "p", "slurm": "s"}  # in the benchmark's account names

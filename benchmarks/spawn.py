@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from harness import Platform  # noqa: E402
 
-from pangeohub.ops.loadtest import create_users, remove_users  # noqa: E402
+from pangeohub.ops.people import create_users, remove_users  # noqa: E402
 from pangeohub.ops.loadtest_report import percentile  # noqa: E402
 from pangeohub.usersim import UserSim  # noqa: E402
 

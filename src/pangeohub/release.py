@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pangeohub.config.model import LINUX_NAME_RE
 from pangeohub.errors import PangeoError
-from pangeohub.names import is_ours, system_name
+from pangeohub.names import is_ours, system_name, uses_site_accounts
 
 
 @dataclass
@@ -76,6 +76,12 @@ def release_account(rt, name: str, *, hub=None, keep_home: bool = False) -> Rele
     out.store = AccountStore(rt.paths.accounts_db).remove(name)
     step("scratch", forget_user, rt, name, delete_data=not keep_home)
     userenv_file(config.state_dir, name).unlink(missing_ok=True)
+    if uses_site_accounts(config):
+        # The person is a site's account (a Slurm cluster's): the account, its home and its processes are the
+        # site's. Their server (a job) went with the hub user.
+        if not out.problems:
+            marker.unlink(missing_ok=True)
+        return out
     entry = _ours(linux)
     if keep_home:
         step("processes", lock_account, name, config.users)

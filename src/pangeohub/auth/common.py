@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 
-from traitlets import Float, Integer, Set, Unicode
+from traitlets import Bool, Float, Integer, Set, Unicode
 from traitlets.config import LoggingConfigurable
 
 from pangeohub.accounts import AccountStore
@@ -27,6 +27,8 @@ from pangeohub.names import check_username
 class PangeoAuthMixin(LoggingConfigurable):
     accounts_db = Unicode(help="Path of pangeohub's account store (SQLite).").tag(config=True)
     system_prefix = Unicode("jupyter-", help="Prefix of the Linux accounts users run as.").tag(config=True)
+    site_accounts = Bool(False, help="Hub users are a site's existing accounts of the same name (a Slurm "
+                         "cluster's): such an account must exist and be a person's.").tag(config=True)
     failed_login_limit = Integer(10, help="Failed logins allowed per name and address within the window.").tag(
         config=True)
     failed_login_window = Float(900.0, help="Seconds over which failed logins are counted.").tag(config=True)
@@ -38,7 +40,7 @@ class PangeoAuthMixin(LoggingConfigurable):
 
     def validate_username(self, username: str) -> bool:
         try:
-            check_username(username, self.system_prefix)
+            check_username(username, self.system_prefix, self.site_accounts)
         except PangeoError as exc:
             self.log.warning("Refusing username %r: %s", username, exc.what)
             return False

@@ -15,6 +15,7 @@ from pangeohub.auth import AUTHENTICATOR_CLASSES
 from pangeohub.auth.expiry import SCOPES as EXPIRY_SCOPES
 from pangeohub.auth.expiry import SERVICE as EXPIRY_SERVICE
 from pangeohub.config import Config
+from pangeohub.names import uses_site_accounts
 from pangeohub.paths import StatePaths
 from pangeohub.secrets import write_private
 
@@ -36,6 +37,8 @@ def render_auth(config: Config, paths: StatePaths) -> dict:
         "failed_login_window": float(auth.failed_login_window),
         "pangeo_admin_groups": sorted(auth.admin_groups),
     }
+    if uses_site_accounts(config):
+        common["site_accounts"] = True
     sections = {
         "Authenticator": {
             "admin_users": sorted(config.hub.admin_users),

@@ -14,7 +14,7 @@ from pangeohub.cli import remote_cmds
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
 from pangeohub.hubapi import HubAPI
-from pangeohub.names import check_username, system_name
+from pangeohub.names import check_username, system_name, uses_site_accounts
 from pangeohub.supervisor import supervisor_pid
 from pangeohub.ops.prepare import prepare_accounts
 from pangeohub.hubsync import sync_hub_users
@@ -63,7 +63,7 @@ def add(
     if state.remote():
         return remote_cmds.users_add(state.remote(), name, admin, password_stdin, group)
     rt = state.runtime()
-    check_username(name, rt.config.users.system_prefix)
+    check_username(name, rt.config.users.system_prefix, uses_site_accounts(rt.config))
     password, generated = _read_password(rt, password_stdin, name)
     _store(rt).add(Account(name=name, admin=admin, groups=sorted(set(group))), password)
     api = _hub(rt)

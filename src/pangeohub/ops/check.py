@@ -12,11 +12,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from pangeohub.accounts import Account, AccountStore, generate_password
 from pangeohub.errors import PangeoError
-from pangeohub.hubapi import HubAPI
-from pangeohub.leftovers import temporary_owner
-from pangeohub.release import release_account
+from pangeohub.ops.people import Person, give_back, take_people
 from pangeohub.usersim import SimError, UserSim, run_sync
 
 IMPORTS = "import xarray, dask, zarr, intake, fsspec"
@@ -25,16 +22,17 @@ IMPORTS = "import xarray, dask, zarr, intake, fsspec"
 @dataclass
 class CheckContext:
     rt: object
-    name: str
-    password: str
+    person: Person
     sim: UserSim | None = None
     kernel: str | None = None
     notes: dict = field(default_factory=dict)
 
 
 async def _login(ctx: CheckContext) -> str:
+    if not ctx.person.temporary:
+        return f"skipped: {ctx.person.name} is a site account whose password is the site's; it uses an API token"
     await ctx.sim.login()
-    return f"logged in as {ctx.name}"
+    return f"logged in as {ctx.person.name}"
 
 
 async def _spawn(ctx: CheckContext) -> str:
@@ -65,7 +63,8 @@ async def _home(ctx: CheckContext) -> str:
     if value != token:
         raise SimError(f"read back {value!r} from the home, wrote {token!r}")
     if mode != "0o700":
-        raise SimError(f"the home is {mode}, expected private (0o700)")
+        raise SimError(f"the home is {mode}, expected private (0o700): other people can list it; make homes 0700 "
+                       "(with a site's accounts, the site's setting)")
     return "wrote and read a file in the private home"
 
 
@@ -140,17 +139,17 @@ def run_check(rt, echo=print, full: bool = False) -> dict:
 
     if supervisor_pid(rt) is None:
         raise PangeoError("pangeohub is not running", "start it with `pangeohub up --detach`")
-    name = f"check-{secrets.token_hex(3)}"
-    password = generate_password()
-    store = AccountStore(rt.paths.accounts_db)
     # Marked temporary, with this process as its owner: if the check is killed, the next `up` releases it.
-    store.add(Account(name=name, info={"temporary": "pangeohub check", **temporary_owner()}), password)
-    ctx = CheckContext(rt=rt, name=name, password=password)
-    report = {"ok": True, "user": name, "phases": []}
+    people = take_people(rt, [f"check-{secrets.token_hex(3)}"], "pangeohub check")
+    ctx = CheckContext(rt=rt, person=people[0])
+    report = {"ok": True, "user": ctx.person.name, "phases": []}
     try:
         run_sync(_run_phases(ctx, report, echo, full_phases() if full else PHASES))
     finally:
-        _cleanup(rt, store, name)
+        problems = give_back(rt, people)
+        if problems:
+            raise PangeoError("the check could not give back its test person:\n" + "\n".join(problems),
+                              "the next `pangeohub up` releases what is left")
     if echo:
         total = sum(p["seconds"] for p in report["phases"])
         echo(f"{'PASS' if report['ok'] else 'FAIL'}  ({total:.1f}s in all)")
@@ -158,7 +157,7 @@ def run_check(rt, echo=print, full: bool = False) -> dict:
 
 
 async def _run_phases(ctx: CheckContext, report: dict, echo, phases: list[Phase]) -> None:
-    async with UserSim(ctx.rt.local_url, ctx.name, password=ctx.password, timeout=900) as sim:
+    async with ctx.person.sim(ctx.rt.local_url, timeout=900) as sim:
         ctx.sim = sim
         await run_phase_list(ctx, report, echo, phases)
 
@@ -178,10 +177,3 @@ async def run_phase_list(ctx, report: dict, echo, phases: list[Phase]) -> None:
         if not ok:
             report["ok"] = False
             return
-
-
-def _cleanup(rt, store: AccountStore, name: str) -> None:
-    released = release_account(rt, name, hub=HubAPI(rt))
-    if released.problems:
-        raise PangeoError("the check could not remove its temporary user:\n" + "\n".join(released.problems),
-                          "the next `pangeohub up` releases what is left")

@@ -11,11 +11,8 @@ from __future__ import annotations
 import json
 import secrets
 
-from pangeohub.accounts import Account, AccountStore, generate_password
-from pangeohub.hubapi import HubAPI
-from pangeohub.leftovers import temporary_owner
-from pangeohub.release import release_account
-from pangeohub.usersim import SimError, UserSim
+from pangeohub.ops.people import give_back, take_people
+from pangeohub.usersim import SimError
 
 # Run in the neighbour's kernel: leave something of each kind and say where it is.
 PLANT = """
@@ -63,16 +60,32 @@ print(json.dumps(result))
 """
 
 
+# Run in the neighbour's kernel after the probe: remove what PLANT left (the cluster ends with the kernel).
+CLEAN = """
+import json, os
+found = json.loads({found!r})
+for key in ('home', 'temp'):
+    try:
+        os.unlink(found[key])
+    except OSError:
+        pass
+if 'scratch' in found:
+    import fsspec
+    fs = fsspec.core.url_to_fs(found['scratch'])[0]
+    if fs.exists(found['scratch']):
+        fs.rm(found['scratch'])
+"""
+
+
 async def isolation_phase(ctx) -> str:
     rt = ctx.rt
-    name = f"check-{secrets.token_hex(3)}"
-    password = generate_password()
-    store = AccountStore(rt.paths.accounts_db)
-    # Temporary, owned by this process: a killed check leaves it for the next `up` to release.
-    store.add(Account(name=name, info={"temporary": "pangeohub check", **temporary_owner()}), password)
+    # The second person: a temporary one, or the second of the site's test accounts.
+    people = take_people(rt, [f"check-{secrets.token_hex(3)}"], "pangeohub check", start=1)
+    neighbour_person = people[0]
     try:
-        async with UserSim(rt.local_url, name, password=password, timeout=900) as neighbour:
-            await neighbour.login()
+        async with neighbour_person.sim(rt.local_url, timeout=900) as neighbour:
+            if neighbour_person.temporary:
+                await neighbour.login()
             await neighbour.start_server()
             kernel = await neighbour.start_kernel()
             plant = PLANT.format(token=secrets.token_hex(8), gateway=bool(rt.config.gateway.enabled))
@@ -81,16 +94,18 @@ async def isolation_phase(ctx) -> str:
                 raise SimError(f"the second person could not set up: {planted.error}\n{planted.stderr[-500:]}")
             found = planted.stdout.strip().splitlines()[-1]
             probed = await ctx.sim.execute(ctx.kernel, PROBE.format(found=found))
+            # What was planted goes now: a site's test account keeps its home after the check.
+            await neighbour.execute(kernel, CLEAN.format(found=found))
             if not probed.ok:
                 raise SimError(f"the probe failed: {probed.error}\n{probed.stderr[-500:]}")
             result = json.loads(probed.stdout.strip().splitlines()[-1])
             await neighbour.stop_kernel(kernel)
     finally:
-        released = release_account(rt, name, hub=HubAPI(rt))
-        if released.problems:
-            raise SimError("could not remove the second check user: " + "; ".join(released.problems))
+        problems = give_back(rt, people)
+        if problems:
+            raise SimError("could not give back the second check person: " + "; ".join(problems))
     bad = {key: value for key, value in result.items() if value != "refused"}
     if bad:
         raise SimError("another person's things are reachable: "
                        + ", ".join(f"{key}: {value}" for key, value in bad.items()))
-    return f"{name}'s " + ", ".join(result) + ": each refused"
+    return f"{neighbour_person.name}'s " + ", ".join(result) + ": each refused"

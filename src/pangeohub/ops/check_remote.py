@@ -16,8 +16,9 @@ import urllib.request
 
 from pangeohub.errors import PangeoError
 from pangeohub.ops.check import CheckContext, _imports, _kernel, _stop, run_phase_list
+from pangeohub.ops.people import Person
 from pangeohub.remote import RemoteHub, require_admin
-from pangeohub.usersim import UserSim, run_sync
+from pangeohub.usersim import run_sync
 
 
 def run_remote_check(hub: RemoteHub, echo=print) -> dict:
@@ -32,9 +33,9 @@ def run_remote_check(hub: RemoteHub, echo=print) -> dict:
         echo(f"  ok   {'hub':<10} {0:6.2f}s  {detail}")
     api.ensure_user(name)
     try:
-        ctx = CheckContext(rt=None, name=name, password="")
         token = api.token(name, note="pangeohub check (remote)", expires_in=3600)
-        run_sync(_run(hub, ctx, token, report, echo))
+        ctx = CheckContext(rt=None, person=Person(name, token=token))
+        run_sync(_run(hub, ctx, report, echo))
     finally:
         # The hub user, its server and tokens; what the target made (a home) follows the hub's own rules.
         api.delete_user(name)
@@ -44,10 +45,10 @@ def run_remote_check(hub: RemoteHub, echo=print) -> dict:
     return report
 
 
-async def _run(hub: RemoteHub, ctx: CheckContext, token: str, report: dict, echo) -> None:
+async def _run(hub: RemoteHub, ctx: CheckContext, report: dict, echo) -> None:
     async def spawn(ctx):
         events = await ctx.sim.start_server()
-        return f"server of {ctx.name} ready through {hub.base} ({len(events)} progress events)"
+        return f"server of {ctx.person.name} ready through {hub.base} ({len(events)} progress events)"
 
     async def gateway(ctx):
         if not _gateway_answers(hub):
@@ -57,7 +58,7 @@ async def _run(hub: RemoteHub, ctx: CheckContext, token: str, report: dict, echo
         return await check_gateway(ctx.sim)
 
     phases = [("spawn", spawn), ("kernel", _kernel), ("imports", _imports), ("gateway", gateway), ("stop", _stop)]
-    async with UserSim(hub.base, ctx.name, token=token, timeout=900) as sim:
+    async with ctx.person.sim(hub.base, timeout=900) as sim:
         ctx.sim = sim
         await run_phase_list(ctx, report, echo, phases)
 

@@ -14,16 +14,11 @@ import importlib
 import os
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from pangeohub.accounts import Account, AccountStore
 from pangeohub.errors import PangeoError
-from pangeohub.hubapi import HubAPI
-from pangeohub.ops.prepare import prepare_accounts
-from pangeohub.release import release_accounts
-from pangeohub.leftovers import temporary_owner
+from pangeohub.ops.people import Person, give_back, take_people
 from pangeohub.usersim import UserSim
 
 PHASES = ("login", "spawn", "kernel", "execute", "gateway", "stop")
@@ -85,29 +80,6 @@ def gateway_check(plan: Plan, config=None) -> Callable | None:
     return check
 
 
-def create_users(rt, names: list[str]) -> dict[str, str]:
-    """Temporary accounts, made as `pangeohub users add` makes them (store, Linux account, hub); returns passwords.
-    In parallel: each password costs an argon2 hash."""
-    store, api = AccountStore(rt.paths.accounts_db), HubAPI(rt)
-    passwords = {name: secrets.token_urlsafe(16) for name in names}
-    owner = temporary_owner()  # if the load test is killed, the next `up` releases them
-
-    def make(name: str) -> None:
-        store.add(Account(name=name, info={"temporary": "loadtest", **owner}), passwords[name])
-        api.ensure_user(name)
-
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(make, names))
-    prepare_accounts(rt, names)  # as `users add` and `users generate` do
-    return passwords
-
-
-def remove_users(rt, names: list[str]) -> list[str]:
-    """Release users whatever state they are in, as `pangeohub users remove` does (pangeohub.release); returns
-    what could not be cleaned."""
-    return [problem for released in release_accounts(rt, names, hub=HubAPI(rt)) for problem in released.problems]
-
-
 def _mark_failed(events: list, phase: str, error: str) -> None:
     """Record ``error`` on the last step of ``phase`` (or as a step of its own if it never started)."""
     for index in range(len(events) - 1, -1, -1):
@@ -124,7 +96,7 @@ class LoadTest:
         self.check_gateway = gateway_check(plan, rt.config)
         tag = secrets.token_hex(2)
         self.journeys = [Journey(i, f"lt{tag}x{i:03d}") for i in range(plan.users)]
-        self.passwords: dict[str, str] = {}
+        self.people: dict[str, Person] = {}
         self.started = 0.0
         self.load_before: tuple[float, ...] = ()
         self.load_after: tuple[float, ...] = ()
@@ -132,10 +104,13 @@ class LoadTest:
 
     # -- accounts --------------------------------------------------------------------------------------
     def create_users(self) -> None:
-        self.passwords = create_users(self.rt, [j.name for j in self.journeys])
+        people = take_people(self.rt, [j.name for j in self.journeys], "loadtest")
+        for journey, person in zip(self.journeys, people):
+            journey.name = person.name  # a site's named test account where the platform cannot make people
+        self.people = {person.name: person for person in people}
 
     def remove_users(self) -> list[str]:
-        return remove_users(self.rt, [j.name for j in self.journeys])
+        return give_back(self.rt, list(self.people.values()))
 
     # -- the run ---------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -154,8 +129,8 @@ class LoadTest:
 
     async def _person(self, journey: Journey, delay: float) -> None:
         await asyncio.sleep(delay)
-        async with UserSim(self.rt.local_url, journey.name, password=self.passwords[journey.name],
-                           timeout=self.plan.timeout) as sim:
+        person = self.people[journey.name]
+        async with person.sim(self.rt.local_url, timeout=self.plan.timeout) as sim:
             try:
                 await self._steps(journey, sim)
             except Exception as exc:
@@ -173,7 +148,9 @@ class LoadTest:
                 self.on_update(self)
 
     async def _steps(self, journey: Journey, sim: UserSim) -> None:
-        for phase, action in (("login", sim.login), ("spawn", sim.start_server)):
+        # A named test account has a token already (its password is the site's): it does not log in.
+        steps = (("login", sim.login),) if sim.password else ()
+        for phase, action in (*steps, ("spawn", sim.start_server)):
             journey.phase = phase
             self.on_update(self)
             await action()

@@ -107,6 +107,15 @@ class Target:
             return storage.external.endpoint_url
         return f"http://{host}:{storage.port}" if storage.mode == "embedded" else ""
 
+    def prepare_person(self, user: str) -> None:
+        """Make what a person needs before their first spawn (`users add`, `users generate`), so that a
+        workshop's opening minute only starts servers. Nothing by default: the spawn does it."""
+
+    def test_accounts(self) -> list[str] | None:
+        """The existing accounts `check` and `loadtest` must use, where the target cannot make people (None:
+        they make temporary people and remove them afterwards)."""
+        return None
+
     def account(self, user: str) -> "pwd.struct_passwd":
         """The account a hub user's server and clusters run as, made if the target makes accounts."""
         raise NotImplementedError

@@ -53,6 +53,11 @@ class LocalTarget(Target):
 
         preflight(rt.config)  # every limit the config sets must be enforceable on this machine
 
+    def prepare_person(self, user: str) -> None:
+        from pangeohub.resources.homes import prepare_image
+
+        prepare_image(self.config, self.account(user))
+
     def account(self, user: str):
         from pangeohub.sysusers import ensure_account
 

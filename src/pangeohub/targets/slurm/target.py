@@ -12,10 +12,9 @@ from __future__ import annotations
 import pwd
 
 from pangeohub.errors import PangeoError
+from pangeohub.names import site_account
 from pangeohub.targets.base import Addresses, Target
 
-# Accounts below this uid are the system's (Debian's UID_MIN): never a person a job may run as.
-FIRST_PERSON_UID = 1000
 # Login modes in which people choose their own hub name. With site accounts a hub name is a Linux account
 # on the cluster, so these would let anyone run jobs as any site user whose name they type.
 SELF_NAMED_MODES = ("github", "signup", "shared")
@@ -105,6 +104,13 @@ class SlurmTarget(Target):
             raise PangeoError("the Slurm cluster has no default partition to probe the compute nodes in",
                               "set target.slurm.partition")
         probe_runtime(client, probe, nodes_of(client, probe), python=str(self.config.install_dir / "bin" / "python"))
+        if self.slurm.accounts == "site":
+            for name in self.config.hub.admin_users:
+                try:
+                    site_account(name)
+                except PangeoError as err:
+                    raise PangeoError(f"hub.admin_users: {err.what}", "with site accounts every admin is a "
+                                      "person's existing account on the cluster; fix the name") from None
         if self.config.gateway.enabled:
             from pangeohub.targets.slurm.gatewaysetup import prepare_gateway
 
@@ -142,6 +148,15 @@ class SlurmTarget(Target):
                 join_people_group(entry.pw_name, self.slurm.gateway.people_group)
             return entry
         return site_account(user)
+
+    def prepare_person(self, user: str) -> None:
+        # The account (platform: made, and joined to the gateway's people group; site: it must exist). No home
+        # image: homes are on the cluster's shared filesystem.
+        self.account(user)
+
+    def test_accounts(self) -> list[str] | None:
+        # A site's accounts are the site's to make: the check uses the test accounts it names.
+        return list(self.slurm.check_users) if self.slurm.accounts == "site" else None
 
     def existing_account(self, user: str) -> pwd.struct_passwd:
         """The account a hub user's jobs run as, as ``account`` finds it, but never made here (the gateway's
@@ -187,17 +202,3 @@ def nodes_of(client, partition: str) -> list[str]:
         raise PangeoError(f"Slurm partition {partition!r} has no node up to probe",
                           f"ask the site why (`sinfo -p {partition}`)")
     return sorted(set(usable))
-
-
-def site_account(name: str) -> pwd.struct_passwd:
-    """A site's existing account for hub user ``name``: it must exist (nothing is created) and be a person's."""
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        raise PangeoError(f"there is no account {name!r} on this cluster",
-                          "site accounts are not created by pangeohub: ask the site to create it, or log in "
-                          "with your cluster username") from None
-    if entry.pw_uid < FIRST_PERSON_UID:
-        raise PangeoError(f"{name!r} is a system account (uid {entry.pw_uid}): jobs never run as one",
-                          "log in with a person's account")
-    return entry
