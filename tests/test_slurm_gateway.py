@@ -217,6 +217,11 @@ print(json.dumps(report))
     # The owner gets it, through the gateway on the hub's machine, from the scheduler on its node.
     status, body = run_sync(dashboard(alice_token))
     assert status == 200 and "Bokeh" in body
+    # The operator sees it and stops it: its jobs are cancelled.
+    rows = {row["name"]: row for row in json.loads(hub.cli("clusters", "list", "--json").stdout)}
+    assert rows[started["name"]]["user"] == alice
+    hub.cli("clusters", "stop", started["name"])
+    wait_for(lambda: not dask_jobs(cluster, hub.system_user(alice).pw_name), what="alice's Dask jobs to end")
     stop_server(hub, alice, alice_token)
     stop_server(hub, bob, bob_token)
 
