@@ -231,6 +231,7 @@ class Supervisor:
                 continue
             svc = item.service
             self.log(f"  {svc.name} exited unexpectedly (code {item.proc.returncode})")
+            self._end_leftovers(item)
             now = time.time()
             item.restarts = [t for t in item.restarts if now - t < RESTART_WINDOW] + [now]
             if not svc.restartable or len(item.restarts) > RESTART_BURST:
@@ -249,6 +250,23 @@ class Supervisor:
                 except PangeoError as exc:
                     self.log(f"  restart of {restart.service.name} failed: {exc}")
             self._write_status()
+
+    def _end_leftovers(self, item: Running) -> None:
+        """Kill what the dead service left in its process group: a child it ran (SeaweedFS under the object
+        store's runner, the gateway's proxy) outlives a SIGKILL of its parent and would hold the ports, the
+        database locks and the data directory the restarted service needs. People's servers and Dask processes
+        run in sessions of their own and are not touched."""
+        group = item.proc.pid
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not any(_pgid(p.pid) == group for p in psutil.process_iter()):
+                return
+            time.sleep(0.1)
+        self.log(f"  processes of the dead {item.service.name} are still there after SIGKILL (group {group})")
 
     def _write_status(self) -> None:
         status = {
@@ -271,6 +289,13 @@ class Supervisor:
 
 
 # -- commands used by the CLI ---------------------------------------------------------------------------
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:  # gone meanwhile
+        return None
+
+
 def supervisor_pid(rt: Runtime) -> int | None:
     """PID of the running supervisor, judged by its lock (a stale pidfile does not count)."""
     path = rt.paths.supervisor_pid
