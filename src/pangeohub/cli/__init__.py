@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 import typer
 
-from pangeohub.cli import (access, backup, catalog, certs, clusters, config_cmd, kubernetes, loadtest, migrate_cmd,
-                           platform, slurm, users)
+from pangeohub.cli import (
+    access,
+    backup,
+    catalog,
+    certs,
+    clusters,
+    config_cmd,
+    kubernetes,
+    loadtest,
+    migrate_cmd,
+    platform,
+    slurm,
+    users,
+)
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
 
@@ -65,3 +78,29 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except (OSError, sqlite3.Error) as exc:
+        full = full_disk(exc)
+        if full is None or state.debug:
+            raise
+        print(f"error: {full}", file=sys.stderr)
+        sys.exit(full.exit_code)
+
+
+def full_disk(exc: BaseException) -> PangeoError | None:
+    """The one clear error a full state disk deserves, or None when ``exc`` is something else. SQLite reports a
+    full disk as "database or disk is full" or, when its journal cannot be written, as "disk I/O error"."""
+    import errno
+    import shutil
+
+    runtime = state._runtime
+    where = runtime.config.state_dir if runtime is not None else None
+    if where is None or not where.exists():
+        return None
+    free = shutil.disk_usage(where).free
+    no_room = getattr(exc, "errno", None) == errno.ENOSPC or free < (1 << 20)
+    if not no_room:
+        return None
+    return PangeoError(f"the disk of the state directory {where} is full ({free >> 10} KiB free): the command "
+                       f"did not finish ({exc})",
+                       f"free space on that filesystem (`df -h {where}`), then run the command again; the "
+                       "platform's databases are not damaged by this")
