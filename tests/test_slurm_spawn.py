@@ -122,6 +122,13 @@ def test_server_runs_on_a_compute_node_as_the_person_and_writes_their_home(hub, 
     # The job's output is in the person's own private directory.
     log_dir = Path(account.pw_dir) / ".pangeohub" / "slurm"
     assert (log_dir / f"server-{job_id}.log").exists() and log_dir.stat().st_mode & 0o077 == 0
+    # The shared folders are linked into the home, as on one machine; a file put in scratch from the node is
+    # in the platform's shared scratch folder.
+    hub.run_code(name, token, "import os, pathlib\n"
+                 "(pathlib.Path.home() / 'scratch' / os.environ['JUPYTERHUB_USER']).write_text('from a node')")
+    from pangeohub.resources.shared import scratch_dir
+
+    assert (scratch_dir(hub.rt.config) / name).read_text() == "from a node"
 
 
 def test_a_profiles_partition_and_limits_reach_the_job(hub, cluster):

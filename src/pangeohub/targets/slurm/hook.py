@@ -13,7 +13,7 @@ import pwd
 from pathlib import Path
 
 from pangeohub.errors import PangeoError
-from pangeohub.resources import profiles
+from pangeohub.resources import profiles, shared
 from pangeohub.targets.slurm.spawner import log_dir
 from pangeohub.units import format_size
 
@@ -28,13 +28,28 @@ async def slurm_hook(spawner, account: pwd.struct_passwd) -> dict[str, str]:
     home = Path(account.pw_dir)
     tmp = home / ".cache" / "tmp"
     await _make_private_dirs(account.pw_name, [log_dir(account.pw_dir), str(tmp)])
+    await asyncio.get_running_loop().run_in_executor(None, _shared_folders, config, account, admin, spawner.log)
     return {
+        "PANGEO_SHARED_DATA": str(shared.data_dir(config)),
+        "PANGEO_SHARED_SCRATCH": str(shared.scratch_dir(config)),
         "PANGEO_PROFILE": profile.name,
         "PANGEO_MEMORY_LIMIT": format_size(profile.memory),
         "PANGEO_CPU_LIMIT": f"{profile.cpus:g}",
         # Private and in the home (not the node's shared /tmp); Jupyter's runtime files stay in the home too.
         "TMPDIR": str(tmp),
     }
+
+
+def _shared_folders(config, account: pwd.struct_passwd, admin: bool, log) -> None:
+    """The shared data and scratch folders, linked into the home as on one machine. They must be on the
+    cluster's shared filesystem (`up` says so when they are in the state directory)."""
+    shared.ensure_shared_dirs(config)
+    if config.target.slurm.accounts == "platform":  # a site's accounts' groups are the site's
+        shared.join_admin_group(config, account, admin)
+    try:
+        shared.link_into_home(config, account, log)
+    except OSError as exc:  # a home on NFS that squashes root: the folders are still at their paths
+        log.warning("shared folders not linked into %s: %s", account.pw_dir, exc)
 
 
 async def _make_private_dirs(user: str, paths: list[str]) -> None:

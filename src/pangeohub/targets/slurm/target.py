@@ -61,10 +61,16 @@ class SlurmTarget(Target):
 
     def notes(self) -> list[str]:
         """What differs on Slurm from the defaults a reader might expect, said once at `up`."""
-        return [
+        found = [
             "servers start as Slurm jobs: fast spawn (a local-target feature) is off",
             "home quotas and CPU/memory enforcement are the site's (Slurm's task/cgroup, the shared filesystem)",
         ]
+        shared = self.config.shared
+        if shared.data_dir is None or shared.scratch_dir is None:
+            found.append(f"the shared data and scratch folders are in the state directory ({self.config.state_dir}"
+                         "/shared): compute nodes see them only if it is on the cluster's shared filesystem; set "
+                         "shared.data_dir and shared.scratch_dir to folders there")
+        return found
 
     def addresses(self) -> Addresses:
         # Servers and workers run on other hosts: every part is reached on this machine's cluster address.
