@@ -4,17 +4,21 @@ each person's own non-root uid, stable across hub restarts and never reused; the
 NetworkPolicy, evaluated against the labels of the pods it must admit or keep out."""
 
 import asyncio
+import copy
+import logging
 from types import SimpleNamespace
 
 import pytest
 from dask_gateway_server.backends.kubernetes.controller import KubeController
 from dask_gateway_server.utils import FrozenAttrDict
+from kubernetes_asyncio.client.rest import ApiException
 
 from k8s_charts import find, load_hub, needs_charts
 from pangeohub.config import parse_config
 from pangeohub.errors import PangeoError
-from pangeohub.targets.kubernetes import isolation
+from pangeohub.targets.kubernetes import isolation, names
 from pangeohub.targets.kubernetes.gateway import PangeoKubeBackend
+from pangeohub.targets.kubernetes.spawner import PangeoKubeSpawner
 from pangeohub.targets.kubernetes.uids import UidRegistry
 from test_kubernetes_charts import CONFIGS, _templated, reachable
 
@@ -250,12 +254,72 @@ def test_the_gateway_may_make_policies_and_read_uids_in_its_namespace_only():
     from pangeohub.targets.kubernetes.manifests import manifests
 
     config = parse_config("kubernetes: {namespace: climate}")
-    objs = {o["kind"]: o for o in manifests(config) if o["kind"] in ("Role", "RoleBinding")}
-    assert objs["Role"]["metadata"]["namespace"] == "climate"
-    rules = {r["resources"][0]: set(r["verbs"]) for r in objs["Role"]["rules"]}
+    objects = manifests(config)
+    role, binding = find(objects, "Role", "pangeohub-dask-isolation"), find(objects, "RoleBinding",
+                                                                            "pangeohub-dask-isolation")
+    assert role["metadata"]["namespace"] == "climate"
+    rules = {r["resources"][0]: set(r["verbs"]) for r in role["rules"]}
     assert rules == {"networkpolicies": {"get", "create", "delete"}, "persistentvolumeclaims": {"list"}}
-    assert objs["RoleBinding"]["subjects"] == [{"kind": "ServiceAccount", "name": "api-dask-gateway",
-                                                "namespace": "climate"}]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "api-dask-gateway", "namespace": "climate"}]
+
+
+# -- a home volume made before the uid annotation (an older render, a stock deployment moved here) -----------
+
+
+@needs_charts
+def test_the_hub_may_annotate_home_volumes_and_nothing_more(research):
+    config, hub, _, ours = research
+    role, binding = find(ours, "Role", names.HOME_OWNER_ROLE), find(ours, "RoleBinding", names.HOME_OWNER_ROLE)
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["patch"]}]
+    # Bound to the account the chart's hub pod runs as, in its namespace.
+    account = binding["subjects"][0]
+    hub_pod = find(hub, "Deployment", "hub")["spec"]["template"]["spec"]
+    assert account["name"] == hub_pod["serviceAccountName"] == find(hub, "ServiceAccount", account["name"])[
+        "metadata"]["name"]
+    assert account["namespace"] == role["metadata"]["namespace"] == config.kubernetes.namespace  # helm's --namespace
+
+
+class _Claims:
+    """What the hub's spawner asks of the API server about home volumes (none can run here)."""
+
+    def __init__(self, claims, refuse: bool = False):
+        self.claims, self.refuse = {c["metadata"]["name"]: c for c in claims}, refuse
+
+    async def patch_namespaced_persistent_volume_claim(self, name, namespace, body):
+        if self.refuse:
+            raise ApiException(status=403, reason="Forbidden")
+        self.claims[name]["metadata"].setdefault("annotations", {}).update(body["metadata"]["annotations"])
+
+
+def _spawner_of(pods, name: str, api, log):
+    pod, pvc = pods[0][name]["pod"], pods[0][name]["pvc"]
+    return SimpleNamespace(storage_pvc_ensure=True, uid=_uid(pod), pvc_name=pvc["metadata"]["name"],
+                           namespace="climate", api=api, k8s_api_request_timeout=3, log=log,
+                           user=SimpleNamespace(name=name))
+
+
+@needs_charts
+def test_a_home_volume_made_without_the_uid_gets_it_at_the_next_start(pods):
+    old = copy.deepcopy(pods[0]["bob"]["pvc"])
+    old["metadata"]["annotations"].pop(isolation.UID_ANNOTATION)
+    backend, api = _backend(pods)
+    api.claims = [old]
+    person = SimpleNamespace(name="bob", groups=set())
+    with pytest.raises(Exception, match="start your notebook server once"):
+        asyncio.run(backend.process_cluster_options(person, {}))
+    # bob starts his server: upstream finds the volume there and leaves it as it was; ours annotates it.
+    asyncio.run(PangeoKubeSpawner._annotate_home(_spawner_of(pods, "bob", _Claims([old]), logging.getLogger())))
+    _, config = asyncio.run(backend.process_cluster_options(person, {}))
+    assert config.to_dict()["scheduler_extra_pod_config"]["securityContext"]["runAsUser"] == \
+        _uid(pods[0]["bob"]["pod"])
+
+
+@needs_charts
+def test_a_hub_that_may_not_annotate_says_what_it_needs_and_the_server_starts(pods, caplog):
+    log = logging.getLogger("hub-spawner")
+    with caplog.at_level(logging.ERROR, "hub-spawner"):
+        asyncio.run(PangeoKubeSpawner._annotate_home(_spawner_of(pods, "bob", _Claims([], refuse=True), log)))
+    assert "Dask clusters will be refused" in caplog.text and names.HOME_OWNER_ROLE in caplog.text
 
 
 @needs_charts

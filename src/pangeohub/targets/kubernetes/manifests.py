@@ -79,6 +79,20 @@ def gateway_rbac(config: Config) -> list[dict]:
     ]
 
 
+def hub_rbac(config: Config) -> list[dict]:
+    """The hub (the chart's Role lets it create and delete volume claims, not change them) may put the uid
+    annotation on a person's home volume that was made without it (see PangeoKubeSpawner)."""
+    name = names.HOME_OWNER_ROLE
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(config, name),
+         "rules": [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["patch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(config, name),
+         "subjects": [{"kind": "ServiceAccount", "name": names.hub_service_account(config),
+                       "namespace": config.kubernetes.namespace}],
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}},
+    ]
+
+
 def objectstore(config: Config) -> list[dict]:
     storage = config.storage
     k8s = config.kubernetes
@@ -137,7 +151,7 @@ def manifests(config: Config) -> list[dict]:
     objects = shared_volumes(config)
     if config.gateway.enabled:
         objects.append(dask_policy(config))
-        objects += gateway_rbac(config)
+        objects += gateway_rbac(config) + hub_rbac(config)
     if config.storage.mode == "embedded":
         objects += objectstore(config)
     return objects

@@ -11,6 +11,7 @@ HUB_FILES_SECRET = "pangeohub-hub-files"
 OBJECTSTORE = "pangeohub-objectstore"
 OBJECTSTORE_SECRET = "pangeohub-objectstore-admin"
 GATEWAY_CHART = "dask-gateway"
+HOME_OWNER_ROLE = "pangeohub-home-owner"  # lets the hub annotate home volumes (manifests.hub_rbac)
 
 
 def image_name(config: Config, which: Literal["user", "hub"]) -> str:
@@ -37,6 +38,11 @@ def gateway_api(config: Config) -> str:
 def gateway_service_url(config: Config) -> str:
     """Where the hub's proxy sends /services/dask-gateway/: the gateway's traefik (as daskhub does)."""
     return f"http://{gateway_traefik(config)}.{config.kubernetes.namespace}"
+
+
+def hub_service_account(config: Config) -> str:
+    """The chart's ``jupyterhub.hub-serviceaccount.fullname`` with its default values (no fullname prefix)."""
+    return "hub"
 
 
 def hub_api_url(config: Config) -> str:

@@ -9,14 +9,18 @@ What it adds to upstream ``KubeSpawner`` (which the chart configures as usual):
 - Each person's own uid (``uids``; the chart runs every server as uid 1000): the server runs as it, not root,
   without privilege escalation; an init container makes the home volume theirs and the shared scratch root a
   sticky-bit directory (``isolation``); the home volume carries the uid as an annotation, where the gateway
-  reads it to run the person's Dask pods as the same uid.
+  reads it to run the person's Dask pods as the same uid. Fixed in upstream: KubeSpawner leaves a home volume
+  that already exists as it is, so one made before (by an older render, or by a stock deployment moved here)
+  would never get the annotation and its person could never start a Dask cluster: it is annotated at start.
 """
 
 from __future__ import annotations
 
+import asyncio
 from functools import cached_property
 from pathlib import Path
 
+from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Dict
 
@@ -100,4 +104,20 @@ class PangeoKubeSpawner(KubeSpawner):
         self._own_uid()
         env = await scratch_hook(self, None)
         self.environment.update(env)
-        return await super().start()
+        url = await super().start()
+        await self._annotate_home()
+        return url
+
+    async def _annotate_home(self) -> None:
+        """Put the uid on the home volume upstream's start found or made (by then under its final name: upstream
+        may switch to a legacy-named one). Failing leaves the server running: only Dask clusters need it."""
+        if not self.storage_pvc_ensure:
+            return
+        body = {"metadata": {"annotations": {isolation.UID_ANNOTATION: str(self.uid)}}}
+        try:
+            await asyncio.wait_for(self.api.patch_namespaced_persistent_volume_claim(
+                name=self.pvc_name, namespace=self.namespace, body=body), self.k8s_api_request_timeout)
+        except (ApiException, asyncio.TimeoutError) as exc:
+            self.log.error("could not put the uid annotation on %s's home volume %s (%s): their Dask clusters "
+                           "will be refused; the hub needs the Role %s of manifests.yaml", self.user.name,
+                           self.pvc_name, getattr(exc, "reason", None) or type(exc).__name__, names.HOME_OWNER_ROLE)
