@@ -63,34 +63,30 @@ def dask_policy(config: Config) -> dict:
     }
 
 
+def _role(config: Config, name: str, account: str, rules: list[dict]) -> list[dict]:
+    """A Role in the deployment's namespace and its binding to one service account."""
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(config, name),
+         "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(config, name),
+         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": config.kubernetes.namespace}],
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}},
+    ]
+
+
 def gateway_rbac(config: Config) -> list[dict]:
     """The gateway's API server (the chart's ClusterRole gives it only DaskClusters and Secrets) may, in this
     namespace, make and remove clusters' NetworkPolicies and read the home volumes' uid annotation."""
-    name = "pangeohub-dask-isolation"
-    return [
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(config, name),
-         "rules": [{"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
-                    "verbs": ["get", "create", "delete"]},
-                   {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["list"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(config, name),
-         "subjects": [{"kind": "ServiceAccount", "name": names.gateway_api(config),
-                       "namespace": config.kubernetes.namespace}],
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}},
-    ]
+    return _role(config, "pangeohub-dask-isolation", names.gateway_api(config), [
+        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "create", "delete"]},
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["list"]}])
 
 
 def hub_rbac(config: Config) -> list[dict]:
     """The hub (the chart's Role lets it create and delete volume claims, not change them) may put the uid
     annotation on a person's home volume that was made without it (see PangeoKubeSpawner)."""
-    name = names.HOME_OWNER_ROLE
-    return [
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(config, name),
-         "rules": [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["patch"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(config, name),
-         "subjects": [{"kind": "ServiceAccount", "name": names.hub_service_account(config),
-                       "namespace": config.kubernetes.namespace}],
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}},
-    ]
+    return _role(config, names.HOME_OWNER_ROLE, names.hub_service_account(config), [
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["patch"]}])
 
 
 def objectstore(config: Config) -> list[dict]:
