@@ -23,14 +23,17 @@ def fill(directory: Path) -> Path:
     filler = directory / "filler"
     free = os.statvfs(directory).f_bfree * os.statvfs(directory).f_frsize
     subprocess.run(["fallocate", "-l", str(max(free - (16 << 20), 4096)), str(filler)], check=True)
-    with open(filler, "ab") as handle:  # the last blocks, until the filesystem says no
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except OSError:
-            pass
+    # The last blocks, until the filesystem says no. Unbuffered: a buffered file would try the refused bytes
+    # again when closed and raise there.
+    fd = os.open(filler, os.O_WRONLY | os.O_APPEND)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+            os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     return filler
 
 
@@ -87,6 +90,7 @@ def test_a_full_state_disk_gives_clear_errors_damages_nothing_and_recovers_once_
         assert run_sync(later(before)) == "42"  # added before the disk filled: nothing of theirs was lost
         assert "PASS" in platform.cli("check", timeout=600).stdout
     finally:
+        (state / "filler").unlink(missing_ok=True)  # a failure while full: the teardown needs the space
         platform.close()
         subprocess.run(["umount", "-l", str(state)], capture_output=True)
         image.unlink(missing_ok=True)
