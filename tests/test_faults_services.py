@@ -155,9 +155,13 @@ def servers_running(hub, people) -> None:
 def test_a_killed_service_comes_back_and_people_lose_nothing(hub, people, service):
     with Load(hub, people) as load:
         load.wait_for_progress(time.time())
+        before = read_status(hub.rt)["services"]
         old, killed = kill_service(hub, service)
         back = wait_restarted(hub, service, old)
-        load.wait_for_progress(back)
+        load.wait_for_progress(back)  # through the proxy: a new one has every person's route again
+    if service == "proxy":  # the hub gives the new proxy its routes: nothing else is restarted for it
+        after = read_status(hub.rt)["services"]
+        assert [s for s in before if s != "proxy" and after[s]["pid"] != before[s]["pid"]] == []
     print(f"\n{service}: killed, back {back - killed:.1f}s later; "
           f"{sum(len(f) for f in load.failed.values())} failed steps, {sum(len(d) for d in load.done.values())} done")
     servers_running(hub, people)  # the servers outlive the service: no restart, no ghost

@@ -238,8 +238,8 @@ class Supervisor:
                 item.state = "failed"
                 self._write_status()
                 continue
-            # Services after this one may hold state about it (the hub re-registers routes with a new proxy
-            # only at its own start), so restart them too.
+            # Services after this one may hold state about the dead process, so restart them too, unless the
+            # service puts that state back itself once restarted (``after_restart``).
             dependants = [d for d in self.running[index + 1:] if d.proc is not None and svc.restart_dependants]
             for dep in reversed(dependants):
                 self._stop(dep)
@@ -249,6 +249,11 @@ class Supervisor:
                     self._wait_ready(restart)
                 except PangeoError as exc:
                     self.log(f"  restart of {restart.service.name} failed: {exc}")
+            if item.state == "running":
+                try:
+                    svc.after_restart()
+                except PangeoError as exc:
+                    self.log(f"  {svc.name}: {exc}")
             self._write_status()
 
     def _end_leftovers(self, item: Running) -> None:

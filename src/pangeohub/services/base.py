@@ -57,6 +57,10 @@ class Service:
     def after_ready(self) -> None:
         """Called once the probe first succeeds after each (re)start, before the service counts as running."""
 
+    def after_restart(self) -> None:
+        """Called once ready after the supervisor restarted it because it died (never at `up`): put back what
+        the services after it held about the dead process, for a service that does not restart them."""
+
     def before_stop(self) -> None:
         """Called while every service still runs, just before this one is stopped."""
 

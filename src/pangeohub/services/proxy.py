@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pangeohub.errors import PangeoError
 from pangeohub.services.base import Service, http_ok
 
 
 class ProxyService(Service):
     name = "proxy"
+    # A new proxy starts with no routes, but the hub can put them back through its API: restarting the hub,
+    # the object store and the gateway after it (the default) took 20 s and broke people's uploads for nothing.
+    restart_dependants = False
 
     @property
     def port(self) -> int:
@@ -35,3 +39,13 @@ class ProxyService(Service):
     def probe(self) -> bool:
         url = f"http://127.0.0.1:{self.rt.config.hub.proxy_api_port}/api/routes"
         return http_ok(url, {"Authorization": f"token {self.rt.secret('proxy_token')}"})
+
+    def after_restart(self) -> None:
+        """Ask the hub to give the new proxy every route (people's servers, services): JupyterHub checks an
+        external proxy's routes only at its own start."""
+        from pangeohub.hubapi import HubAPI
+
+        try:
+            HubAPI(self.rt, timeout=30).request("POST", "/proxy")
+        except PangeoError as exc:  # a hub that is down gives the routes itself when it starts
+            raise PangeoError(f"the hub could not give the new proxy its routes: {exc}") from exc
