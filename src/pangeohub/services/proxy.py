@@ -8,8 +8,8 @@ from pangeohub.services.base import Service, http_ok
 
 class ProxyService(Service):
     name = "proxy"
-    # A new proxy starts with no routes, but the hub can put them back through its API: restarting the hub,
-    # the object store and the gateway after it (the default) took 20 s and broke people's uploads for nothing.
+    # A new proxy starts with no routes, but the hub can put them back through its API: restarting the
+    # hub, the object store and the gateway after it (the default) took 20 s and broke uploads for nothing.
     restart_dependants = False
 
     @property
@@ -47,5 +47,7 @@ class ProxyService(Service):
 
         try:
             HubAPI(self.rt, timeout=30).request("POST", "/proxy")
-        except PangeoError as exc:  # a hub that is down gives the routes itself when it starts
-            raise PangeoError(f"the hub could not give the new proxy its routes: {exc}") from exc
+        except PangeoError as exc:
+            raise PangeoError(f"the hub could not give the new proxy its routes: {exc}",
+                              "a hub that was down too gives them when it starts; else see "
+                              "`pangeohub logs hub`") from exc

@@ -78,7 +78,8 @@ def gateway_rbac(config: Config) -> list[dict]:
     """The gateway's API server (the chart's ClusterRole gives it only DaskClusters and Secrets) may, in this
     namespace, make and remove clusters' NetworkPolicies and read the home volumes' uid annotation."""
     return _role(config, "pangeohub-dask-isolation", names.gateway_api(config), [
-        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "create", "delete"]},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+         "verbs": ["get", "create", "delete"]},
         {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["list"]}])
 
 

@@ -9,9 +9,10 @@ What it adds to upstream ``KubeSpawner`` (which the chart configures as usual):
 - Each person's own uid (``uids``; the chart runs every server as uid 1000): the server runs as it, not root,
   without privilege escalation; an init container makes the home volume theirs and the shared scratch root a
   sticky-bit directory (``isolation``); the home volume carries the uid as an annotation, where the gateway
-  reads it to run the person's Dask pods as the same uid. Fixed in upstream: KubeSpawner leaves a home volume
-  that already exists as it is, so one made before (by an older render, or by a stock deployment moved here)
-  would never get the annotation and its person could never start a Dask cluster: it is annotated at start.
+  reads it to run the person's Dask pods as the same uid. What it fixes in upstream: KubeSpawner leaves a home
+  volume that already exists as it is, so one made before (by an older render, or by a stock deployment moved
+  here) would never get the annotation and its person could never start a Dask cluster: it is annotated at
+  start.
 """
 
 from __future__ import annotations
@@ -109,8 +110,9 @@ class PangeoKubeSpawner(KubeSpawner):
         return url
 
     async def _annotate_home(self) -> None:
-        """Put the uid on the home volume upstream's start found or made (by then under its final name: upstream
-        may switch to a legacy-named one). Failing leaves the server running: only Dask clusters need it."""
+        """Put the uid on the home volume upstream's start found or made (by then under its final name:
+        upstream may switch to a legacy-named one). Failing leaves the server running: only Dask clusters need
+        it."""
         if not self.storage_pvc_ensure:
             return
         body = {"metadata": {"annotations": {isolation.UID_ANNOTATION: str(self.uid)}}}
@@ -118,6 +120,7 @@ class PangeoKubeSpawner(KubeSpawner):
             await asyncio.wait_for(self.api.patch_namespaced_persistent_volume_claim(
                 name=self.pvc_name, namespace=self.namespace, body=body), self.k8s_api_request_timeout)
         except (ApiException, asyncio.TimeoutError) as exc:
-            self.log.error("could not put the uid annotation on %s's home volume %s (%s): their Dask clusters "
-                           "will be refused; the hub needs the Role %s of manifests.yaml", self.user.name,
-                           self.pvc_name, getattr(exc, "reason", None) or type(exc).__name__, names.HOME_OWNER_ROLE)
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            self.log.error("could not put the uid annotation on %s's home volume %s (%s): their Dask "
+                           "clusters will be refused; the hub needs the Role %s of manifests.yaml",
+                           self.user.name, self.pvc_name, reason, names.HOME_OWNER_ROLE)
