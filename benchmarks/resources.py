@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 from pangeohub.config import Config
-from pangeohub.resources import homes, lifecycle
-from pangeohub.resources.hook import prepare_user
-from pangeohub.sysusers import ensure_account
+from pangeohub.targets.local import homes
+from pangeohub.targets.local import lifecycle
+from pangeohub.targets.local.hook import prepare_user
+from pangeohub.targets.sysusers import ensure_account
 
 
 def main(users: int = 5) -> None:

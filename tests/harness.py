@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from pangeohub.config import load_config
-from pangeohub.runtime import Runtime
+from pangeohub.services.runtime import Runtime
 from pangeohub.usersim import UserSim, run_sync
 
 
@@ -171,8 +171,8 @@ class Platform:
 
     def traces_of(self, name: str) -> list[str]:
         """Everything the platform made for hub user ``name`` that still exists (empty once it is released)."""
-        from pangeohub.resources import homes
-        from pangeohub.resources.lifecycle import runtime_root
+        from pangeohub.targets.local import homes
+        from pangeohub.targets.local.lifecycle import runtime_root
 
         config = self.rt.config
         linux = self.prefix + name

@@ -21,7 +21,7 @@ from pangeohub.accounts import Account, AccountStore
 from pangeohub.hubapi import HubAPI
 from pangeohub.storage.admin import admin_client, endpoint_url, s3_client
 from pangeohub.storage.credentials import CredentialStore
-from pangeohub.sysusers import ensure_account
+from pangeohub.targets.sysusers import ensure_account
 from pangeohub.usersim import UserSim, run_sync
 
 pytestmark = pytest.mark.platform

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pangeohub.supervisor import supervisor_pid
+from pangeohub.services.supervisor import supervisor_pid
 
 pytestmark = pytest.mark.platform
 
@@ -61,7 +61,7 @@ def _cgroup_dirs(pids: set[int]) -> set[Path]:
 
 
 def test_a_power_cut_loses_no_account_file_or_login_and_up_brings_everything_back(fresh_platform):
-    from pangeohub.resources import homes
+    from pangeohub.targets.local import homes
 
     hub = fresh_platform
     hub.up()

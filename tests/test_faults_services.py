@@ -18,7 +18,7 @@ import time
 import pytest
 
 from harness import Platform
-from pangeohub.supervisor import read_status, supervisor_pid
+from pangeohub.services.supervisor import read_status, supervisor_pid
 from pangeohub.usersim import UserSim, run_sync
 
 pytestmark = pytest.mark.platform

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pangeohub.supervisor import supervisor_pid
+from pangeohub.services.supervisor import supervisor_pid
 
 pytestmark = pytest.mark.platform
 
@@ -61,7 +61,7 @@ def test_users_add_with_a_name_whose_linux_account_clashes_with_a_group_is_one_c
 def test_an_interrupted_run_is_released_at_the_next_up_and_status_says_what(fresh_platform, monkeypatch):
     from pangeohub import leftovers, release
     from pangeohub.hubapi import HubAPI
-    from pangeohub.resources import lifecycle
+    from pangeohub.targets.local import lifecycle
 
     hub = fresh_platform
     hub.up()

@@ -304,7 +304,7 @@ def _kill_node(cluster, node):
 
 
 def test_a_hub_restart_cancels_orphan_jobs_and_forgets_ghost_servers(hub, cluster):
-    from pangeohub import supervisor
+    from pangeohub.services import supervisor
     from pangeohub.targets.slurm.jobscript import job_name
 
     ghost, _, _ = start(hub)

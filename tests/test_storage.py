@@ -108,7 +108,7 @@ def test_every_seaweedfs_port_is_explicit_and_extras_are_off(tmp_path):
 
 def test_external_endpoint_prefers_a_users_own_credentials(tmp_path):
     from pangeohub.config import Config
-    from pangeohub.runtime import Runtime
+    from pangeohub.services.runtime import Runtime
     from pangeohub.secrets import write_private
     from pangeohub.storage.external import external_credentials
 

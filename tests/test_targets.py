@@ -13,7 +13,7 @@ from pangeohub.gateway.backend import PangeoBackendMixin
 from pangeohub.paths import StatePaths
 from pangeohub.render.gateway import GatewayUrls, gateway_client_env, render_gateway_config
 from pangeohub.render.hub import HubSecrets, render_hub_config
-from pangeohub.runtime import Runtime
+from pangeohub.services.runtime import Runtime
 from pangeohub.targets import get_target
 from pangeohub.targets.local import LocalTarget
 

@@ -69,8 +69,8 @@ def _owner_alive(info: dict) -> bool:
 
 def find(rt) -> list[Leftover]:
     from pangeohub.accounts import AccountStore
-    from pangeohub.resources import homes
-    from pangeohub.resources.lifecycle import runtime_root
+    from pangeohub.targets.local import homes
+    from pangeohub.targets.local.lifecycle import runtime_root
 
     config = rt.config
     prefix = config.users.system_prefix
@@ -111,7 +111,7 @@ def find(rt) -> list[Leftover]:
 def clean(rt, log=print) -> dict:
     """Release every leftover; write and return the report ``pangeohub status`` shows."""
     from pangeohub.release import release_account
-    from pangeohub.resources import homes
+    from pangeohub.targets.local import homes
 
     released, problems, hub_users = [], [], []
     for item in find(rt):

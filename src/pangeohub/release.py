@@ -48,9 +48,9 @@ def release_account(rt, name: str, *, hub=None, keep_home: bool = False) -> Rele
     """
     from pangeohub.accounts import AccountStore
     from pangeohub.gateway.userenv import userenv_file
-    from pangeohub.resources.lifecycle import release_user
+    from pangeohub.targets.local.lifecycle import release_user
     from pangeohub.storage.admin import forget_user
-    from pangeohub.sysusers import lock_account, remove_account
+    from pangeohub.targets.sysusers import lock_account, remove_account
 
     out = Released(name)
     if not LINUX_NAME_RE.match(name or ""):

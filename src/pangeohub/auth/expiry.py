@@ -24,7 +24,7 @@ import urllib.request  # noqa: E402
 from pangeohub.accounts import AccountStore  # noqa: E402
 from pangeohub.auth.workshop import expired  # noqa: E402
 from pangeohub.config.model import UsersSection  # noqa: E402
-from pangeohub.sysusers import lock_account  # noqa: E402
+from pangeohub.targets.sysusers import lock_account  # noqa: E402
 
 SERVICE = "pangeohub-expiry"
 SCOPES = ["list:users", "read:users", "read:servers", "admin:servers"]

@@ -146,7 +146,7 @@ class SignupAuthenticator(PangeoAuthenticator):
         applicant never had a hub user, so the hub is not asked; the platform's settings are the spawner's."""
         from pangeohub.config import Config
         from pangeohub.release import release_account
-        from pangeohub.runtime import Runtime
+        from pangeohub.services.runtime import Runtime
 
         # The settings are under the spawner's own class name (pangeohub.render.hub), which varies by target.
         section = str(self.config.JupyterHub.spawner_class).rsplit(".", 1)[-1]

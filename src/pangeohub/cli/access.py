@@ -13,7 +13,7 @@ from pangeohub.auth import applications, workshop
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
 from pangeohub.ops.prepare import prepare_accounts
-from pangeohub.sysusers import lock_account
+from pangeohub.targets.sysusers import lock_account
 
 
 def register(app: typer.Typer) -> None:

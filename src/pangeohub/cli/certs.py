@@ -36,7 +36,7 @@ def renew(force: bool = typer.Option(False, "--force", help="Ask the CA now, eve
                                      "due or a back-off is running.")) -> None:
     """Renew the certificate if due (ACME), or reload the certificate files (mode 'files'). No restart: open
     connections stay; new ones get the new certificate."""
-    from pangeohub.supervisor import supervisor_pid
+    from pangeohub.services.supervisor import supervisor_pid
     from pangeohub.tls import renew as tls_renew
     from pangeohub.tls.store import read_installed, tls_paths
 

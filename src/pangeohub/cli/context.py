@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pangeohub.config import config_path, load_config
-from pangeohub.runtime import Runtime
+from pangeohub.services.runtime import Runtime
 
 
 @dataclass

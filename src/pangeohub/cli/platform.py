@@ -9,7 +9,7 @@ import time
 
 import typer
 
-from pangeohub import supervisor
+from pangeohub.services import supervisor
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
 from pangeohub.services.base import Service
@@ -35,7 +35,7 @@ def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the bac
                                     "fails leaves them running for the version started again after it.")) -> None:
     """Start the platform (foreground; Ctrl-C stops it cleanly)."""
     from pangeohub.ops.bootstrap import ensure_initial_admin
-    from pangeohub.resources.lifecycle import release
+    from pangeohub.targets.local.lifecycle import release
     from pangeohub.targets import checked_target
 
     require_root("up")
@@ -86,7 +86,7 @@ def down() -> None:
     """Stop the platform: user servers, then the hub, then the proxy."""
     require_root("down")
     rt = state.runtime()
-    from pangeohub.resources.lifecycle import release
+    from pangeohub.targets.local.lifecycle import release
 
     stopped = supervisor.stop(rt)
     release(rt.config)

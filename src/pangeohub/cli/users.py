@@ -14,11 +14,12 @@ from pangeohub.cli import remote_cmds
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
 from pangeohub.hubapi import HubAPI
-from pangeohub.names import check_username, system_name, uses_site_accounts
-from pangeohub.supervisor import supervisor_pid
-from pangeohub.ops.prepare import prepare_accounts
 from pangeohub.hubsync import sync_hub_users
+from pangeohub.names import check_username, system_name, uses_site_accounts
+from pangeohub.ops.prepare import prepare_accounts
 from pangeohub.release import release_account
+from pangeohub.services.supervisor import supervisor_pid
+from pangeohub.units import format_size
 
 app = typer.Typer(help="Manage who can log in.", no_args_is_help=True)
 
@@ -192,10 +193,21 @@ def remove(
     typer.echo(f"removed {name}" + (" (home kept)" if keep_home else ""))
 
 
-def _register_usage() -> None:
-    from pangeohub.resources.usage import usage
+@app.command()
+def usage(as_json: bool = typer.Option(False, "--json", help="Machine-readable output (sizes in bytes).")) -> None:
+    """Show each user's home usage and quota, and their server's memory use and limits."""
+    from pangeohub.targets.local.usage import collect
 
-    app.command()(usage)
-
-
-_register_usage()
+    rt = state.runtime()
+    rows = collect(rt)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    size = lambda n: "-" if n is None else format_size(n)  # noqa: E731
+    typer.echo(f"{'NAME':<20} {'HOME USED':>10} {'QUOTA':>8} {'USE%':>6} {'MEMORY':>9} {'LIMIT':>8} {'CPUS':>5} "
+               "OOM-KILLS PROCS-REFUSED")
+    for row in rows:
+        percent = "-" if row["home_percent"] is None else f"{row['home_percent']:.0f}%"
+        cpus = "-" if row["cpus"] is None else f"{row['cpus']:g}"
+        typer.echo(f"{row['name']:<20} {size(row['home_used']):>10} {size(row['home_quota']):>8} {percent:>6} "
+                   f"{size(row['memory_used']):>9} {size(row['memory_limit']):>8} {cpus:>5} {row['oom_kills']:>9} {row['processes_refused']}")

@@ -15,7 +15,7 @@ from traitlets import Dict, HasTraits
 
 from pangeohub.config import Config
 from pangeohub.gateway.userenv import record_server_environ
-from pangeohub.runtime import Runtime
+from pangeohub.services.runtime import Runtime
 
 
 # HasTraits, not Spawner: JupyterHub refuses a Spawner subclass without its own start/stop/poll, and a

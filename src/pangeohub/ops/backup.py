@@ -139,7 +139,7 @@ def copy_database(source: Path, target: Path) -> bool:
 def mount_homes(rt, everyone: dict[str, dict]) -> None:
     """Homes whose image exists but is not mounted (their person has not started a server since `up`) are
     mounted where the platform mounts them, so that their files are read, not an empty directory."""
-    from pangeohub.resources.homes import ensure_home, image_path
+    from pangeohub.targets.local.homes import ensure_home, image_path
 
     if not rt.config.homes.quota:
         return
@@ -166,7 +166,7 @@ def trees(rt, everyone: dict[str, dict]) -> dict[str, str]:
 def excludes(rt) -> list[str]:
     """Parts of the state dir that are not stored as files: live databases (their copies are), the object store's
     volumes (its objects are), home images (their files are), and what is rebuilt on start."""
-    from pangeohub.resources.homes import images_dir
+    from pangeohub.targets.local.homes import images_dir
     from pangeohub.storage.weed import StoreLayout
 
     root = rt.paths.root

@@ -135,7 +135,7 @@ def full_phases() -> list[Phase]:
 
 def run_check(rt, echo=print, full: bool = False) -> dict:
     """Run every phase; returns {"ok": bool, "user": name, "phases": [{name, ok, seconds, detail}]}."""
-    from pangeohub.supervisor import supervisor_pid
+    from pangeohub.services.supervisor import supervisor_pid
 
     if supervisor_pid(rt) is None:
         raise PangeoError("pangeohub is not running", "start it with `pangeohub up --detach`")

@@ -52,7 +52,7 @@ def _scratch_tmp(rt) -> Path:
 
 
 def restore_all(rt, repo: Repository, snapshot_id: str | None, step: Callable[[str], None]) -> dict:
-    from pangeohub import supervisor
+    from pangeohub.services import supervisor
 
     if supervisor.supervisor_pid(rt) is not None:
         raise PangeoError("the platform is running; a full restore replaces all of its state",
@@ -71,7 +71,7 @@ def restore_all(rt, repo: Repository, snapshot_id: str | None, step: Callable[[s
 
         people = manifest["people"]
         step(f"making {len(people)} accounts")
-        from pangeohub.sysusers import ensure_account
+        from pangeohub.targets.sysusers import ensure_account
 
         for name in sorted(people):
             ensure_account(name, rt.config.users)
@@ -162,7 +162,7 @@ def restore_user(rt, repo: Repository, snapshot_id: str | None, name: str, step:
         old_objects = BackupLayout.under(old_state).objects / bucket / name
         repo.restore(snapshot, tmp, [old_home, str(old_objects)])
 
-        from pangeohub import supervisor
+        from pangeohub.services import supervisor
 
         if supervisor.supervisor_pid(rt) is not None:
             step(f"stopping {name}'s server, so that nothing writes the old files back")

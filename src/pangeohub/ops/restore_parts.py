@@ -71,8 +71,8 @@ def empty_dir(path: Path) -> None:
 
 def ready_home(rt, hub_name: str) -> pwd.struct_passwd:
     """``hub_name``'s Linux account and home as a spawn makes them (its quota image mounted, if quotas are on)."""
-    from pangeohub.resources.homes import ensure_home
-    from pangeohub.sysusers import ensure_account
+    from pangeohub.targets.local.homes import ensure_home
+    from pangeohub.targets.sysusers import ensure_account
 
     entry = ensure_account(hub_name, rt.config.users)
     ensure_home(rt.config, entry)

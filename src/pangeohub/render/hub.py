@@ -81,7 +81,7 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, pu
             # output stream and read everything it prints. CurveZMQ keys, made per kernel and kept in the
             # owner's 0600 connection file, close that; a kernel that cannot use them does not start (and the
             # person is told why: pangeohub.hub.kernelmanager).
-            # The provisioner also forks kernels in servers that have a kernel forker (pangeohub.hub.kernelfork).
+            # The provisioner also forks kernels in servers that have a kernel forker (pangeohub.targets.local.kernelfork).
             "args": ["--LabApp.extension_manager=readonly", "--KernelManager.cache_ports=False",
                      "--LanguageServerManager.autodetect=False",
                      "--KernelProvisionerFactory.default_provisioner_name=pangeohub",

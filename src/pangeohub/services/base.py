@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pangeohub.runtime import Runtime
+    from pangeohub.services.runtime import Runtime
 
 
 class Service:

@@ -136,7 +136,7 @@ def ensure_certificate(rt) -> CertInfo | None:
     info = read_installed(tls_paths(rt))
     if usable(info, domain(config)):
         return info
-    from pangeohub.supervisor import supervisor_pid
+    from pangeohub.services.supervisor import supervisor_pid
 
     # `up --detach` asks here once, then again in the background supervisor: that second call finds it done.
     return obtain(rt, listener_running=supervisor_pid(rt) is not None)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pangeohub.config.storage import StorageSection
-from pangeohub.runtime import Runtime
+from pangeohub.services.runtime import Runtime
 from pangeohub.storage.identities import Credentials, static_config
 from pangeohub.storage.weed import LOOPBACK, StoreLayout, server_command, setup_commands, shell_command
 

@@ -43,22 +43,22 @@ class LocalTarget(Target):
         return {"PangeoBackend": {"clusters_directory": str(paths.gateway_clusters)}}
 
     def spawn_hooks(self) -> list:
-        from pangeohub.resources.hook import resources_hook
+        from pangeohub.targets.local.hook import resources_hook
 
         # resources first: it mounts the (quota'd) home that later hooks write into, and makes the cgroup.
         return [resources_hook, *super().spawn_hooks()]
 
     def preflight(self, rt) -> None:
-        from pangeohub.resources.lifecycle import preflight
+        from pangeohub.targets.local.lifecycle import preflight
 
         preflight(rt.config)  # every limit the config sets must be enforceable on this machine
 
     def prepare_person(self, user: str) -> None:
-        from pangeohub.resources.homes import prepare_image
+        from pangeohub.targets.local.homes import prepare_image
 
         prepare_image(self.config, self.account(user))
 
     def account(self, user: str):
-        from pangeohub.sysusers import ensure_account
+        from pangeohub.targets.sysusers import ensure_account
 
         return ensure_account(user, self.config.users)

@@ -111,7 +111,7 @@ class ForkLaunch(LocalProcessSpawner):
         }
 
     def fork_cgroup_args(self) -> dict:
-        """Keyword arguments for ``pangeohub.resources.cgroups.enter_cgroup_files`` in the forked child."""
+        """Keyword arguments for ``pangeohub.targets.local.cgroups.enter_cgroup_files`` in the forked child."""
         return {"procs_files": []}
 
     # -- a forked server is not our child: poll it by pid, and do not mistake a zombie for a server ----------

@@ -23,7 +23,7 @@ import socket
 import struct
 import sys
 
-from pangeohub.hub.program import run_as_program, set_title
+from pangeohub.targets.local.program import run_as_program, set_title
 
 HEADER = struct.Struct("!I")
 MAX_REQUEST = 1 << 20
@@ -55,7 +55,7 @@ def prepare(kernel_template: str | None = None) -> None:
     except ImportError:
         pass
     try:
-        from pangeohub.resources.cgroups import enter_cgroup_files
+        from pangeohub.targets.local.cgroups import enter_cgroup_files
     except ImportError:
         enter_cgroup_files = None
     _enter_user_cgroup = enter_cgroup_files
@@ -68,7 +68,7 @@ def run(conn: socket.socket) -> int:
         return 1
     request, _, forker = became
     if forker is not None:
-        from pangeohub.hub import kernelfork
+        from pangeohub.targets.local import kernelfork
 
         kernelfork.use_forker(forker)
     return _serve(request["argv"])
@@ -80,7 +80,7 @@ def run_forker(conn: socket.socket) -> int:
     if became is None:
         return 1
     _, (control,), _ = became
-    from pangeohub.hub import kernelforker
+    from pangeohub.targets.local import kernelforker
 
     return kernelforker.serve(socket.socket(fileno=control))
 

@@ -61,7 +61,7 @@ PRELOAD = [
     "codeop",
     "getopt",
     "httpx",
-    "pangeohub.hub.kernelfork",
+    "pangeohub.targets.local.kernelfork",
 ]
 
 
@@ -88,8 +88,8 @@ KERNEL_PRELOAD = [
     "faulthandler",
     "runpy",
     "psutil",
-    "pangeohub.hub.kernelforker",
-    "pangeohub.resources.kernel_notice",
+    "pangeohub.targets.local.kernelforker",
+    "pangeohub.targets.local.kernel_notice",
 ]
 
 
@@ -177,7 +177,7 @@ def _listen(sock_path: Path) -> socket.socket:
 
 
 def serve(path: str) -> None:
-    from pangeohub.hub import kernelforker
+    from pangeohub.targets.local import kernelforker
     from pangeohub.targets.local import forkchild  # the children's code, imported before any user exists
 
     kernels = Path(path).with_name("kernels.sock") if kernelforker.supported() else None
@@ -207,7 +207,7 @@ def _start_kernel_template(sock_path: Path, handle) -> None:
 
             ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
             if os.getppid() == parent:
-                from pangeohub.hub.program import set_title
+                from pangeohub.targets.local.program import set_title
 
                 set_title("pangeohub-forkserver: kernel template")
                 code = _accept_forever(listener, handle, f"forkserver: kernel template ready on {sock_path}")

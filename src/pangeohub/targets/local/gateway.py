@@ -21,7 +21,7 @@ from dask_gateway_server.backends.local import LocalBackend
 from pangeohub.gateway.backend import PangeoBackendMixin
 from pangeohub.gateway.userenv import forwarded_env, person_env
 from pangeohub.names import is_ours, system_name
-from pangeohub.resources.cgroups import enter_user_cgroup
+from pangeohub.targets.local.cgroups import enter_user_cgroup
 
 
 class PangeoBackend(PangeoBackendMixin, LocalBackend):
@@ -45,7 +45,7 @@ class PangeoBackend(PangeoBackendMixin, LocalBackend):
         """The user's cgroup (the one their notebook server is in, with its profile's limits), or None when
         limits are off. Every scheduler and worker joins it from the child before exec, so there is no window
         in which a Dask process runs unlimited, and the profile's memory covers notebook and Dask together."""
-        from pangeohub.resources.cgroups import user_cgroup
+        from pangeohub.targets.local.cgroups import user_cgroup
 
         return user_cgroup(self.pconfig, self.account(cluster.username).pw_name)
 

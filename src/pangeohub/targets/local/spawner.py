@@ -15,7 +15,7 @@ from pangeohub.config.model import UsersSection
 from pangeohub.hub.platformspawner import PlatformSpawner
 from pangeohub.hub.serverproof import ProvenStart
 from pangeohub.names import system_name
-from pangeohub.resources.spawner import ResourcesMixin
+from pangeohub.targets.local.resources import ResourcesMixin
 from pangeohub.targets.local.fastspawn import ForkLaunch
 
 

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from pangeohub.errors import PangeoError
-from pangeohub.sysusers import run_locked
+from pangeohub.targets.sysusers import run_locked
 from pangeohub.targets.slurm.sudoers import launcher_path, sudoers_rules
 
 SUDOERS_DIR = Path("/etc/sudoers.d")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pangeohub.hub.platformspawner import PlatformSpawner
 from pangeohub.hub.serverproof import ProvenStart
-from pangeohub.resources.spawner import ProfilesMixin
+from pangeohub.hub.profiles import ProfilesMixin
 from pangeohub.targets.slurm.jobs import SlurmServerJob
 
 

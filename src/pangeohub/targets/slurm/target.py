@@ -145,7 +145,7 @@ class SlurmTarget(Target):
 
     def account(self, user: str) -> pwd.struct_passwd:
         if self.slurm.accounts == "platform":
-            from pangeohub.sysusers import ensure_account
+            from pangeohub.targets.sysusers import ensure_account
 
             entry = ensure_account(user, self.config.users)
             if self.config.gateway.enabled:

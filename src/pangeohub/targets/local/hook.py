@@ -15,8 +15,10 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
-from pangeohub.resources import cgroups, homes, profiles, shared
-from pangeohub.resources.cgroup_base import keyed, read
+from pangeohub.resources import profiles, shared
+from pangeohub.targets.local import homes
+from pangeohub.targets.local import cgroups
+from pangeohub.targets.local.cgroup_base import keyed, read
 from pangeohub.units import format_size
 
 # Two servers of one person (named servers) must not both mount the home at once.

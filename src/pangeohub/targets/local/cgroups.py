@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from pangeohub.errors import PangeoError
-from pangeohub.resources.cgroup_base import (
+from pangeohub.targets.local.cgroup_base import (
     CgroupBackend,
     UserCgroup,
     cgroup_mounts,
@@ -28,8 +28,8 @@ __all__ = ["CgroupBackend", "UserCgroup", "backend_for", "cgroup_mounts", "enfor
 
 def backend_for(limits, pid: int | None = None, mounts=None) -> CgroupBackend:
     """The backend the config asks for (``limits.backend``), or the one this machine offers ('auto')."""
-    from pangeohub.resources.cgroup_v1 import CgroupV1
-    from pangeohub.resources.cgroup_v2 import CgroupV2
+    from pangeohub.targets.local.cgroup_v1 import CgroupV1
+    from pangeohub.targets.local.cgroup_v2 import CgroupV2
 
     mounts = mounts if mounts is not None else cgroup_mounts()
     if limits.backend == "v1":

@@ -1,17 +1,13 @@
-"""``pangeohub users usage``: each person's home use against their quota, and their server's live memory."""
+"""What ``pangeohub users usage`` shows on this machine: each person's home use against their quota, and their
+server's live memory and limits from their cgroup."""
 
 from __future__ import annotations
 
-import json
 import pwd
 
-import typer
-
 from pangeohub.accounts import AccountStore
-from pangeohub.cli.context import state
 from pangeohub.names import system_name
-from pangeohub.resources import cgroups, homes
-from pangeohub.units import format_size
+from pangeohub.targets.local import cgroups, homes
 
 
 def collect(rt) -> list[dict]:
@@ -19,7 +15,7 @@ def collect(rt) -> list[dict]:
     backend = None
     if config.limits.enforce:
         try:
-            from pangeohub.supervisor import supervisor_pid
+            from pangeohub.services.supervisor import supervisor_pid
 
             # v1 user cgroups sit below the cgroup the platform runs in: look from the supervisor's.
             backend = cgroups.backend_for(config.limits, pid=supervisor_pid(rt))
@@ -50,19 +46,3 @@ def collect(rt) -> list[dict]:
         rows.append(row)
     return rows
 
-
-def usage(as_json: bool = typer.Option(False, "--json", help="Machine-readable output (sizes in bytes).")) -> None:
-    """Show each user's home usage and quota, and their server's memory use and limits."""
-    rt = state.runtime()
-    rows = collect(rt)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    size = lambda n: "-" if n is None else format_size(n)  # noqa: E731
-    typer.echo(f"{'NAME':<20} {'HOME USED':>10} {'QUOTA':>8} {'USE%':>6} {'MEMORY':>9} {'LIMIT':>8} {'CPUS':>5} "
-               "OOM-KILLS PROCS-REFUSED")
-    for row in rows:
-        percent = "-" if row["home_percent"] is None else f"{row['home_percent']:.0f}%"
-        cpus = "-" if row["cpus"] is None else f"{row['cpus']:g}"
-        typer.echo(f"{row['name']:<20} {size(row['home_used']):>10} {size(row['home_quota']):>8} {percent:>6} "
-                   f"{size(row['memory_used']):>9} {size(row['memory_limit']):>8} {cpus:>5} {row['oom_kills']:>9} {row['processes_refused']}")

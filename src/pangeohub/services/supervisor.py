@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from pangeohub.errors import PangeoError
-from pangeohub.runtime import Runtime
+from pangeohub.services.runtime import Runtime
 from pangeohub.secrets import write_private
 from pangeohub.services.base import Service
 

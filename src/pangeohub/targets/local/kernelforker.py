@@ -24,7 +24,7 @@ import sys
 import time
 from collections import namedtuple
 
-from pangeohub.hub.program import run_as_program, set_title
+from pangeohub.targets.local.program import run_as_program, set_title
 
 MAX_MESSAGE = 1 << 20
 # Modules that read the kernel's environment when they are imported (ipykernel.kernelapp: JPY_PARENT_PID):

@@ -7,7 +7,9 @@ images keep the files) and removes the users' now empty cgroups.
 
 from __future__ import annotations
 
-from pangeohub.resources import cgroups, homes, shared
+from pangeohub.resources import shared
+from pangeohub.targets.local import homes
+from pangeohub.targets.local import cgroups
 
 
 def preflight(config) -> None:
@@ -18,7 +20,7 @@ def preflight(config) -> None:
 
 
 def release(config) -> None:
-    from pangeohub.sysusers import end_leftover_processes
+    from pangeohub.targets.sysusers import end_leftover_processes
 
     end_leftover_processes(config.users)  # before the homes go: nothing may run in an unmounted home
     homes.release_all(config)

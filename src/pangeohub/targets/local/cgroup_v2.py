@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pangeohub.resources.cgroup_base import CgroupBackend, UserCgroup, keyed, read, write
+from pangeohub.targets.local.cgroup_base import CgroupBackend, UserCgroup, keyed, read, write
 
 CONTROLLERS = ("cpu", "memory", "pids")
 CPU_PERIOD_US = 100_000
