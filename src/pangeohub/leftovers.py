@@ -20,23 +20,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from pangeohub.targets.base import Leftover
+
 PASSWD = Path("/etc/passwd")
-
-
-@dataclass(frozen=True)
-class Leftover:
-    kind: str  # "unfinished removal" | "temporary account" | "home mount" | "runtime dir"
-    name: str  # the Linux account (or, for a temporary account, the hub user) it belonged to
-    path: str = ""
-    keep_home: bool = False  # an unfinished `users remove --keep-home` is finished as that, keeping the home
-
-    def describe(self) -> str:
-        return f"{self.kind} of {self.name}" + (f" ({self.path})" if self.path else "")
 
 
 def local_accounts(passwd: Path | None = None) -> set[str] | None:
@@ -69,8 +59,6 @@ def _owner_alive(info: dict) -> bool:
 
 def find(rt) -> list[Leftover]:
     from pangeohub.accounts import AccountStore
-    from pangeohub.targets.local import homes
-    from pangeohub.targets.local.lifecycle import runtime_root
 
     config = rt.config
     prefix = config.users.system_prefix
@@ -92,26 +80,14 @@ def find(rt) -> list[Leftover]:
             if (account.info.get("temporary") and not _owner_alive(account.info)
                     and prefix + account.name not in unfinished):
                 found.append(Leftover("temporary account", account.name))
-    # Their image, mount and runtime dir go with the unfinished removal. An image whose account is missing for
-    # another reason (a state dir restored on a new machine, before its people's accounts are made again)
-    # holds someone's files and is kept; it is unmounted here, so that no process of a reused uid can reach it.
-    images = homes.images_dir(config)
-    for point, device in sorted(homes.mounted_homes().items()):
-        image = Path(homes.backing_file(device) or "/")
-        if (image.parent == images and image.name.startswith(prefix) and image.stem not in accounts
-                and image.stem not in unfinished):
-            found.append(Leftover("home mount", image.stem, point))
-    if runtime_root(config).is_dir():
-        for path in sorted(runtime_root(config).glob(f"{prefix}*")):
-            if path.name not in accounts and path.name not in unfinished:
-                found.append(Leftover("runtime dir", path.name, str(path)))
+    # Their image, mount and runtime dir go with the unfinished removal; what else the target finds is its own.
+    found += rt.target.leftovers(rt, accounts, unfinished)
     return found
 
 
 def clean(rt, log=print) -> dict:
     """Release every leftover; write and return the report ``pangeohub status`` shows."""
     from pangeohub.release import release_account
-    from pangeohub.targets.local import homes
 
     released, problems, hub_users = [], [], []
     for item in find(rt):
@@ -121,10 +97,8 @@ def clean(rt, log=print) -> dict:
             result = release_account(rt, item.name, keep_home=item.keep_home)
             problems += result.problems
             hub_users.append(item.name)
-        elif item.kind == "home mount":
-            homes.release_home(rt.config, Path(item.path))
-        elif item.kind == "runtime dir":
-            shutil.rmtree(item.path, ignore_errors=True)
+        else:
+            rt.target.release_leftover(rt, item)
         released.append(asdict(item))
         log(f"  released {item.describe()}")
     report = {"at": time.time(), "released": released, "problems": problems, "hub_users": hub_users}

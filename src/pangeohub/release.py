@@ -10,15 +10,12 @@ interrupted run (a killed ``check``, a killed supervisor) left anyway, and relea
 from __future__ import annotations
 
 import json
-import os
-import pwd
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pangeohub.config.model import LINUX_NAME_RE
 from pangeohub.errors import PangeoError
-from pangeohub.names import is_ours, system_name, uses_site_accounts
+from pangeohub.names import system_name
 
 
 @dataclass
@@ -48,9 +45,7 @@ def release_account(rt, name: str, *, hub=None, keep_home: bool = False) -> Rele
     """
     from pangeohub.accounts import AccountStore
     from pangeohub.gateway.userenv import userenv_file
-    from pangeohub.targets.local.lifecycle import release_user
     from pangeohub.storage.admin import forget_user
-    from pangeohub.targets.sysusers import lock_account, remove_account
 
     out = Released(name)
     if not LINUX_NAME_RE.match(name or ""):
@@ -76,22 +71,9 @@ def release_account(rt, name: str, *, hub=None, keep_home: bool = False) -> Rele
     out.store = AccountStore(rt.paths.accounts_db).remove(name)
     step("scratch", forget_user, rt, name, delete_data=not keep_home)
     userenv_file(config.state_dir, name).unlink(missing_ok=True)
-    if uses_site_accounts(config):
-        # The person is a site's account (a Slurm cluster's): the account, its home and its processes are the
-        # site's. Their server (a job) went with the hub user.
-        if not out.problems:
-            marker.unlink(missing_ok=True)
-        return out
-    entry = _ours(linux)
-    if keep_home:
-        step("processes", lock_account, name, config.users)
-    else:
-        out.linux = bool(step("Linux account", remove_account, name, config.users, keep_home=True))
-    # Where useradd made it; a removal finished at the next `up` no longer has the account to ask.
-    home = Path(entry.pw_dir) if entry else config.users.home_root / linux
-    step("home", release_user, config, linux, delete=not keep_home)
-    if not keep_home and _made_by_us(config, home, linux) and not os.path.ismount(home):
-        shutil.rmtree(home, ignore_errors=True)
+    # The rest is the target's: on one machine every process, the account, the home (image, mount, cgroup);
+    # a Slurm site's own accounts are the site's, and nothing of them is touched.
+    out.linux = rt.target.release_person(name, keep_home, step)
     if not out.problems:
         marker.unlink(missing_ok=True)
     return out
@@ -109,20 +91,6 @@ def read_marker(path: Path) -> tuple[str, bool] | None:
         return str(data["name"]), bool(data.get("keep_home"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _ours(linux: str) -> pwd.struct_passwd | None:
-    try:
-        entry = pwd.getpwnam(linux)
-    except KeyError:
-        return None
-    return entry if is_ours(entry) else None
-
-
-def _made_by_us(config, home: Path, linux: str) -> bool:
-    """Only a home the platform made is deleted: ``<users.home_root>/<account>``, never some other directory
-    an account's entry may point at (a site's shared filesystem), nor anything still mounted there."""
-    return home == config.users.home_root / linux
 
 
 def release_accounts(rt, names: list[str], *, hub=None, workers: int = 8) -> list[Released]:

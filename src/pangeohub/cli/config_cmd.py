@@ -33,7 +33,8 @@ def validate(file: str = typer.Argument(None, help="File to check (default: the 
 def migrate(file: str = typer.Argument(None, help="File to rewrite (default: the active config).")) -> None:
     """Rewrite a config file written for an earlier version with today's option names; the old file is kept
     beside it (<file>.v<version>.bak). A file that is up to date is left alone."""
-    from pangeohub.config.versions import CURRENT, rewrite
+    from pangeohub.config.rewrite import rewrite
+    from pangeohub.config.versions import CURRENT
 
     path = config_path(file or state.config_file)
     if path is None:

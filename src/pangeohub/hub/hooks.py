@@ -17,13 +17,19 @@ SpawnHook = Callable[[object, pwd.struct_passwd], Awaitable[dict[str, str]]]
 
 def shared_spawn_hooks() -> list[SpawnHook]:
     """The hooks of features every target has, in the order they run; a target puts its own (home, limits)
-    before them (``Target.spawn_hooks``). Imported lazily: the hub loads them at first spawn."""
+    before them (``Target.spawn_hooks``, see ``provision``). Imported lazily: the hub loads them at first spawn."""
     from pangeohub.catalog.quickstart import quickstart_hook
     from pangeohub.catalog.setup import catalog_env
     from pangeohub.gateway.hook import gateway_spawn_hook
     from pangeohub.storage.hook import scratch_hook
 
     return [scratch_hook, gateway_spawn_hook, catalog_env, quickstart_hook]
+
+
+async def provision(spawner, account: pwd.struct_passwd, target) -> dict[str, str]:
+    """Prepare everything a person's server needs before it starts (home, limits, storage, catalog) and return
+    the environment it gets: the target's own hooks first, then every target's."""
+    return await run_spawn_hooks(spawner, account, [*target.spawn_hooks(), *shared_spawn_hooks()])
 
 
 async def run_spawn_hooks(spawner, account: pwd.struct_passwd, hooks: list[SpawnHook]) -> dict[str, str]:

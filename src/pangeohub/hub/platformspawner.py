@@ -51,7 +51,9 @@ class PlatformSpawner(HasTraits):
         target = self.runtime.target
         self.account = await loop.run_in_executor(None, target.account, self.user.name)
         # Upstream's start() reads get_env(), which must stay synchronous: hooks run first, get_env merges.
-        self._hook_env = await target.provision(self, self.account)
+        from pangeohub.hub.hooks import provision
+
+        self._hook_env = await provision(self, self.account, target)
         record_server_environ(self.runtime.config.state_dir, self.user.name, self._hook_env,
                               reader=target.gateway_account())
         return await super().start()

@@ -45,7 +45,7 @@ def plan(rt) -> dict:
 
 def migrate(rt, echo=print) -> None:
     from pangeohub.accounts import AccountStore
-    from pangeohub.config.versions import rewrite
+    from pangeohub.config.rewrite import rewrite
 
     if rt.config_file is not None:
         migrated, backup = rewrite(rt.config_file)

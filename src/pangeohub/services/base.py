@@ -9,10 +9,6 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pangeohub.services.runtime import Runtime
 
 
 class Service:
@@ -28,7 +24,7 @@ class Service:
     #: Start only once every service listed before this one is ready (others start side by side).
     needs_earlier_services: bool = False
 
-    def __init__(self, runtime: "Runtime"):
+    def __init__(self, runtime):  # a pangeohub.services.runtime.Runtime (which lists the services)
         self.rt = runtime
 
     @property

@@ -7,7 +7,6 @@ shared credentials of ``storage.external.credentials_file``, which isolate nobod
 
 from __future__ import annotations
 
-
 from pangeohub.errors import PangeoError
 from pangeohub.storage.credentials import CredentialStore
 from pangeohub.storage.identities import Credentials

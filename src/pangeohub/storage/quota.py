@@ -171,7 +171,7 @@ class AdminStore:
     """Sizes asked of SeaweedFS with the admin identity, through the public S3 port (reads pass straight on)."""
 
     def __init__(self, endpoint: str, key: str, secret: str):
-        from pangeohub.storage.admin import s3_client
+        from pangeohub.storage.client import s3_client
         from pangeohub.storage.identities import Credentials
 
         self.client = s3_client(endpoint, Credentials(key=key, secret=secret))

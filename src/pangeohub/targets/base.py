@@ -13,10 +13,13 @@ JupyterHub ``Spawner`` subclass overrides ``start``/``poll``/``stop``. What a ta
   mixins (``pangeohub.hub``, ``pangeohub.gateway``) every target's classes reuse.
 - ``addresses()``: the hub API, the S3 endpoint and the gateway as seen from a person's server;
   ``service_host()``: the address on this machine the hub API and the object store listen on for them.
-- ``provision(user, ...)``: make a person ready to run (account, home, limits, environment), by running
-  ``spawn_hooks()``: the target-independent hooks plus the target's own.
+- ``spawn_hooks()``: the target's own steps that make a person ready to run (home, limits), which
+  ``pangeohub.hub.hooks.provision`` runs before the target-independent ones.
 - ``preflight(rt)``: live checks ``up`` runs before starting anything; ``reconcile(rt)``: bring the target's
   own records (jobs) in line with the hub's once the hub is up; ``status(rt)``: what ``status`` shows of it.
+- A person's lifecycle: ``ready_home(user)`` (their account and home as a spawn makes them, for a restore),
+  ``release_person(...)`` (what removing them ends and deletes here), ``leftovers(rt, ...)`` and
+  ``release_leftover(...)`` (what an interrupted removal left that only this target knows how to find).
 
 Everything else (config, secrets, rendering, supervision) is the platform's and does not vary by target.
 """
@@ -30,6 +33,19 @@ if TYPE_CHECKING:
     import pwd
 
     from pangeohub.config import Config
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Something of a person an interrupted run left behind (``pangeohub.leftovers``)."""
+
+    kind: str  # "unfinished removal" | "temporary account" | "home mount" | "runtime dir"
+    name: str  # the Linux account (or, for a temporary account, the hub user) it belonged to
+    path: str = ""
+    keep_home: bool = False  # an unfinished `users remove --keep-home` is finished as that, keeping the home
+
+    def describe(self) -> str:
+        return f"{self.kind} of {self.name}" + (f" ({self.path})" if self.path else "")
 
 
 @dataclass(frozen=True)
@@ -120,15 +136,55 @@ class Target:
         """The account a hub user's server and clusters run as, made if the target makes accounts."""
         raise NotImplementedError
 
-    async def provision(self, spawner, account: "pwd.struct_passwd") -> dict[str, str]:
-        """Prepare everything a person's server needs before it starts (home, limits, storage, catalog) and
-        return the environment it gets: runs ``spawn_hooks()`` in order."""
-        from pangeohub.hub.hooks import run_spawn_hooks
-
-        return await run_spawn_hooks(spawner, account, self.spawn_hooks())
-
     def spawn_hooks(self) -> list:
-        """The spawn hooks a server gets here (``pangeohub.hub.hooks``): every target's, plus its own first."""
-        from pangeohub.hub.hooks import shared_spawn_hooks
+        """The target's own spawn hooks (``pangeohub.hub.hooks``), run before every target's: e.g. the home and
+        limits a later hook writes into."""
+        return []
 
-        return shared_spawn_hooks()
+    # -- a person's lifecycle ----------------------------------------------------------------------------
+    def ready_home(self, user: str) -> "pwd.struct_passwd":
+        """The person's account with their home as a spawn makes it (a restore puts files back into it)."""
+        return self.account(user)
+
+    def release_person(self, user: str, keep_home: bool, step) -> bool:
+        """End everything of ``user`` that runs as their Linux account and remove what the platform made for
+        them here: every process (none may survive: the uid is freed next), the account, the home (unless
+        ``keep_home``). ``step(what, func, *args)`` runs one part and records its failure without stopping the
+        others. Returns whether a Linux account existed. This default is for targets whose people are Linux
+        accounts the platform makes with its own homes (local, Slurm with platform accounts)."""
+        import os
+        import shutil
+        from pathlib import Path
+
+        from pangeohub.names import system_name
+        from pangeohub.targets.sysusers import lock_account, our_account, remove_account
+
+        users = self.config.users
+        linux = system_name(user, users.system_prefix)
+        entry = our_account(linux)
+        if keep_home:
+            step("processes", lock_account, user, users)
+            existed = False  # the account stays
+        else:
+            existed = bool(step("Linux account", remove_account, user, users, keep_home=True))
+        # Where useradd made it; a removal finished at the next `up` no longer has the account to ask.
+        home = Path(entry.pw_dir) if entry else users.home_root / linux
+        step("home", self.release_home, linux, not keep_home)
+        # Only a home the platform made is deleted (never a site's directory an entry may point at), and
+        # never while something is mounted there. rmtree removes by descriptor: a link inside is not followed.
+        if not keep_home and home == users.home_root / linux and not os.path.ismount(home):
+            shutil.rmtree(home, ignore_errors=True)
+        return existed
+
+    def release_home(self, linux: str, delete: bool) -> None:
+        """What this target keeps of a person beside the account and home directory (mounts, images, cgroups,
+        runtime files): released once their processes are gone; deleted too with ``delete``."""
+
+    def leftovers(self, rt, accounts: set[str], unfinished: set[str]) -> list[Leftover]:
+        """What only this target can find of accounts that are gone (``accounts``: the names in /etc/passwd),
+        beyond removals already being finished (``unfinished``)."""
+        return []
+
+    def release_leftover(self, rt, item: Leftover) -> None:
+        """Release one of ``leftovers()``."""
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from pangeohub.config.model import UsersSection
 from pangeohub.errors import PangeoError
 from pangeohub.names import GECOS_MARK, check_username, is_ours, system_name
+from pangeohub.targets import privileged
 
 # useradd/userdel take a lock on /etc/passwd and fail rather than wait: serialise them within a process
 # and retry briefly against other processes (the CLI and the hub may both create accounts).
@@ -40,9 +42,8 @@ def ensure_account(hub_name: str, users: UsersSection) -> pwd.struct_passwd:
     home = Path(entry.pw_dir)
     if not home.exists():
         home.mkdir(parents=True, mode=0o700)
-        os.chown(home, entry.pw_uid, entry.pw_gid)
     # useradd -m honours HOME_MODE from login.defs (0755 on Debian): homes are private here whatever it says.
-    home.chmod(0o700)
+    privileged.make_home_private(entry)
     return entry
 
 
@@ -67,6 +68,15 @@ def _create(hub_name: str, name: str, users: UsersSection) -> pwd.struct_passwd:
                           "pick another name") from None
 
 
+def our_account(linux: str) -> pwd.struct_passwd | None:
+    """The entry of Linux account ``linux`` if it exists and the platform made it."""
+    try:
+        entry = pwd.getpwnam(linux)
+    except KeyError:
+        return None
+    return entry if is_ours(entry) else None
+
+
 def remove_account(hub_name: str, users: UsersSection, keep_home: bool = False) -> bool:
     """Remove the Linux account of ``hub_name`` (only if pangeohub made it). Returns whether one existed."""
     name = system_name(hub_name, users.system_prefix)
@@ -76,7 +86,7 @@ def remove_account(hub_name: str, users: UsersSection, keep_home: bool = False) 
         return False
     if not is_ours(entry):
         raise PangeoError(f"refusing to remove {name!r}: it is not an account pangeohub created")
-    _kill_all(entry.pw_uid)
+    end_processes(entry.pw_uid, name)  # raises while one survives: the uid is never freed under a live process
     proc = run_locked(["userdel", name])
     if proc.returncode not in (0, 6):
         raise PangeoError(f"could not remove Linux account {name!r}: {proc.stderr.strip()}")
@@ -92,11 +102,77 @@ def lock_account(hub_name: str, users: UsersSection) -> None:
         entry = pwd.getpwnam(name)
     except KeyError:
         return
-    _kill_all(entry.pw_uid)
+    end_processes(entry.pw_uid, name)
 
 
-def _kill_all(uid: int) -> None:
-    _kill({uid})
+def end_processes(uid: int, name: str = "", timeout: float = 20.0) -> int:
+    """End every process of ``uid`` on this machine, and make sure none is left; returns how many were seen.
+
+    Scanning the process table and killing what it lists is not enough: a process that forks and exits in a
+    loop lives a millisecond under each pid, is gone (a zombie) by the time a scan reads it, and its child
+    outlives the account; once ``userdel`` frees the uid it reads the next new person's files. So the kill is
+    done as the account itself: a child of ours becomes ``uid`` and sends SIGKILL to every process it may
+    signal (``kill(-1)``), which the kernel does in one walk of the task list that a fork cannot slip past,
+    the way a cgroup is frozen and killed at once; looking by uid rather than by cgroup also reaches what left
+    the person's cgroup. Passes repeat until a scan finds nothing alive; if something still is after
+    ``timeout`` seconds (a process that changed its uid), a PangeoError names it and the uid stays taken.
+    """
+    import psutil
+
+    if uid == 0:
+        raise PangeoError("refusing to end the processes of root")
+    seen = len(_processes_of({uid}))
+    deadline = time.monotonic() + timeout
+    while True:
+        _kill_everything_as(uid)
+        procs = _processes_of({uid})
+        if not procs:
+            return seen
+        if time.monotonic() > deadline:
+            pids = ", ".join(str(p.pid) for p in procs[:10])
+            raise PangeoError(f"processes of {name or uid} are still running after {timeout:g} s (pids {pids})",
+                              "find what keeps them running, end it, and run the command again")
+        seen += len(procs)
+        for proc in procs:  # what kill(-1) could not reach (another real uid): by pid
+            _signal(proc, "kill")
+        psutil.wait_procs(procs, timeout=0.5)
+
+
+def _kill_everything_as(uid: int) -> None:
+    pid = os.fork()
+    if pid == 0:  # the child: becomes the account, kills all of its processes (never itself), exits
+        try:
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _processes_of(uids: set[int]) -> list:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["uids", "status"]):
+        ids = proc.info["uids"]
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue  # already dead, waiting for its parent to read its exit: it runs nothing
+        # real, effective or saved: a setuid program the person started still counts as theirs
+        if ids and (ids.real in uids or ids.effective in uids or ids.saved in uids):
+            found.append(proc)
+    return found
+
+
+def _signal(proc, how: str) -> None:
+    import psutil
+
+    try:
+        getattr(proc, how)()
+    except psutil.NoSuchProcess:
+        pass
 
 
 def end_leftover_processes(users: UsersSection, grace: float = 5.0) -> int:

@@ -90,7 +90,7 @@ class SlurmTarget(Target):
     def spawn_hooks(self) -> list:
         from pangeohub.targets.slurm.hook import slurm_hook
 
-        return [slurm_hook, *super().spawn_hooks()]
+        return [slurm_hook]
 
     def client(self):
         from pangeohub.targets.slurm.client import SlurmClient
@@ -181,6 +181,11 @@ class SlurmTarget(Target):
         return entry
 
     # -- Dask Gateway ----------------------------------------------------------------------------------
+    def release_person(self, user: str, keep_home: bool, step) -> bool:
+        if self.slurm.accounts == "site":
+            return False  # the site's account, home and processes are the site's; the job went with the hub user
+        return super().release_person(user, keep_home, step)
+
     def gateway_account(self) -> str | None:
         return self.slurm.gateway.user if self.config.gateway.enabled else None
 
