@@ -23,8 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from harness import Platform  # noqa: E402
-from pangeohub.targets.local.homes import ensure_home  # noqa: E402
+
 from pangeohub.storage.admin import admin_client  # noqa: E402
+from pangeohub.targets.local.homes import ensure_home  # noqa: E402
 from pangeohub.targets.sysusers import ensure_account  # noqa: E402
 
 

@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 from pangeohub.config import Config
-from pangeohub.targets.local import homes
-from pangeohub.targets.local import lifecycle
+from pangeohub.targets.local import homes, lifecycle
 from pangeohub.targets.local.hook import prepare_user
 from pangeohub.targets.sysusers import ensure_account
 

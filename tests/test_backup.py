@@ -15,8 +15,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from harness import Platform
+
 from pangeohub.accounts import Account, AccountStore
 from pangeohub.hubapi import HubAPI
 from pangeohub.storage.admin import admin_client, endpoint_url, s3_client
@@ -121,8 +121,16 @@ def test_backup_destroy_restore_then_one_person(dest, tmp_path):
         for name in ("filler", "bob", "alice"):
             ensure_account(name, hub.rt.config.users)
         assert hub.system_user("alice").pw_uid != old_uid
+        # The new machine's alice already has a home, in which 'notes' (a folder of the backup) is a link to a
+        # directory of root's: the full restore must not copy her files through it.
+        decoy_dir = tmp_path / "root-only-dir"
+        decoy_dir.mkdir(mode=0o700)
+        alice = hub.system_user("alice")
+        os.symlink(decoy_dir, Path(alice.pw_dir) / "notes")
+        os.lchown(Path(alice.pw_dir) / "notes", alice.pw_uid, alice.pw_gid)
         restored = hub.cli("restore", "--from", str(dest), "--password-file", str(password), timeout=600)
         assert "restored snapshot" in restored.stdout, restored.stdout
+        assert not any(decoy_dir.iterdir()) and decoy_dir.stat().st_uid == 0
         hub.up()
 
         # -- everything as it was, seen through the public surfaces ----------------------------------------
@@ -159,8 +167,23 @@ def test_backup_destroy_restore_then_one_person(dest, tmp_path):
         scratch(hub, "alice").put_object(Bucket="scratch", Key="alice/results.txt", Body=b"overwritten")
         scratch(hub, "alice").put_object(Bucket="scratch", Key="alice/later.txt", Body=b"later")
         scratch(hub, "bob").put_object(Bucket="scratch", Key="bob/newer.txt", Body=b"newer")
+        # A process of alice's still runs (a background job) and keeps planting a link to a root-only file where
+        # the restore writes her backed-up notes: root must neither write through it nor give alice the file.
+        decoy = tmp_path / "root-only.txt"
+        decoy.write_text("root's own")
+        decoy.chmod(0o600)
+        alice = hub.system_user("alice")
+        planter = subprocess.Popen(
+            ["runuser", "-u", alice.pw_name, "--", "sh", "-c",
+             f"while true; do rm -rf {alice.pw_dir}/notes; ln -sfn {decoy} {alice.pw_dir}/notes 2>/dev/null; "
+             f"ln -sfn {decoy} {alice.pw_dir}/later.txt 2>/dev/null; done"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
         one = hub.cli("restore", "--from", str(dest), "--password-file", str(password), "--user", "alice")
         assert "restored alice's home" in one.stdout, one.stdout
+        assert planter.wait(timeout=30) is not None  # the restore ended every process of alice's first
+        assert decoy.read_text() == "root's own"
+        assert (decoy.stat().st_uid, decoy.stat().st_mode & 0o777) == (0, 0o600)
         assert run_code(hub, "alice", "import pathlib; h = pathlib.Path.home(); "
                                       "print((h / 'notes/thesis.txt').read_text(), (h / 'later.txt').exists())"
                         ) == f"{THESIS} False"

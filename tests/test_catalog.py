@@ -115,7 +115,10 @@ def test_quickstart_is_not_written_through_a_planted_symlink(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     os.symlink(victim, home / NOTEBOOK_NAME)
-    assert install_into_home(str(home), os.getuid(), os.getgid()) is False
+    import pwd
+
+    account = pwd.struct_passwd(("someone", "x", os.getuid(), os.getgid(), "", str(home), "/bin/sh"))
+    assert install_into_home(account) is False
     assert victim.read_text() == "precious"
 
 

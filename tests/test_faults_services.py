@@ -16,8 +16,8 @@ import threading
 import time
 
 import pytest
-
 from harness import Platform
+
 from pangeohub.services.supervisor import read_status, supervisor_pid
 from pangeohub.usersim import UserSim, run_sync
 

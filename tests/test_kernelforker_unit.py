@@ -12,8 +12,7 @@ import pytest
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
-from pangeohub.targets.local import kernelfork
-from pangeohub.targets.local import kernelforker
+from pangeohub.targets.local import kernelfork, kernelforker
 
 
 def _forker_whose_first_fork_fails() -> tuple[int, socket.socket]:

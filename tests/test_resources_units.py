@@ -8,15 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness import cli, free_port
+
 from pangeohub.config import Config, parse_config
 from pangeohub.errors import PangeoError
 from pangeohub.resources import profiles
-from pangeohub.targets.local.cgroups import enter_user_cgroup
 from pangeohub.targets.local.cgroup_v1 import CgroupV1
 from pangeohub.targets.local.cgroup_v2 import CgroupV2
-from pangeohub.targets.local.cgroups import cgroup_mounts, enforceability_problems
+from pangeohub.targets.local.cgroups import cgroup_mounts, enforceability_problems, enter_user_cgroup
 
 G = 1024**3
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from harness import Platform
-from pangeohub.usersim import SimError, UserSim, run_sync
 from slurm_cluster import cluster, requires_slurm  # noqa: F401 (fixture)
+
+from pangeohub.usersim import SimError, UserSim, run_sync
 
 pytestmark = requires_slurm
 

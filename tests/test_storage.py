@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from harness import cli
+
 from pangeohub.config import parse_config
 from pangeohub.config.model import StorageSection
 from pangeohub.config.storage import ScratchSection
@@ -108,8 +108,8 @@ def test_every_seaweedfs_port_is_explicit_and_extras_are_off(tmp_path):
 
 def test_external_endpoint_prefers_a_users_own_credentials(tmp_path):
     from pangeohub.config import Config
-    from pangeohub.services.runtime import Runtime
     from pangeohub.secrets import write_private
+    from pangeohub.services.runtime import Runtime
     from pangeohub.storage.external import external_credentials
 
     shared = tmp_path / "shared.json"

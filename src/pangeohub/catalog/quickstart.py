@@ -6,8 +6,6 @@ write the result to the personal scratch bucket, plot a map. The end-to-end test
 
 from __future__ import annotations
 
-import os
-
 import nbformat
 
 NOTEBOOK_NAME = "quickstart.ipynb"
@@ -59,21 +57,15 @@ def code_cells() -> list[str]:
     return [source for kind, source in CELLS if kind == "code"]
 
 
-def install_into_home(home: str, uid: int, gid: int) -> bool:
+def install_into_home(account) -> bool:
     """Put the notebook in a home unless something is already at that name. Returns whether it wrote one.
 
-    Runs as root inside a directory the user owns: O_EXCL|O_NOFOLLOW refuses to follow a symlink the user
-    may have planted there (which would otherwise let them make root overwrite any file).
+    Runs as root inside a directory the user owns: through ``pangeohub.targets.privileged``, which never
+    follows a link the user may have planted there (that would let them make root overwrite any file).
     """
-    path = os.path.join(home, NOTEBOOK_NAME)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as handle:
-        os.fchown(handle.fileno(), uid, gid)
-        nbformat.write(build_notebook(), handle)
-    return True
+    from pangeohub.targets import privileged
+
+    return privileged.create_file(account, NOTEBOOK_NAME, nbformat.writes(build_notebook()).encode())
 
 
 async def quickstart_hook(spawner, account) -> dict[str, str]:
@@ -81,5 +73,5 @@ async def quickstart_hook(spawner, account) -> dict[str, str]:
 
     No marker file is kept: writing one as root in a user-owned directory is one more path to race.
     """
-    install_into_home(account.pw_dir, account.pw_uid, account.pw_gid)
+    install_into_home(account)
     return {}

@@ -30,10 +30,10 @@ def loadtest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from pangeohub.services import supervisor
     from pangeohub.cli.platform import require_root
     from pangeohub.ops import loadtest_report
     from pangeohub.ops.loadtest import LoadTest, Plan, gateway_check
+    from pangeohub.services import supervisor
 
     plan = Plan(users=users, ramp=ramp, hold=hold, gateway=gateway, timeout=timeout)
     plan.validate()

@@ -9,9 +9,9 @@ import time
 
 import typer
 
-from pangeohub.services import supervisor
 from pangeohub.cli.context import state
 from pangeohub.errors import PangeoError
+from pangeohub.services import supervisor
 from pangeohub.services.base import Service
 
 
@@ -35,8 +35,8 @@ def up(detach: bool = typer.Option(False, "--detach", "-d", help="Run in the bac
                                     "fails leaves them running for the version started again after it.")) -> None:
     """Start the platform (foreground; Ctrl-C stops it cleanly)."""
     from pangeohub.ops.bootstrap import ensure_initial_admin
-    from pangeohub.targets.local.lifecycle import release
     from pangeohub.targets import checked_target
+    from pangeohub.targets.local.lifecycle import release
 
     require_root("up")
     rt = state.runtime()

@@ -88,18 +88,39 @@ def repository(rt, location: Path | None, password_file: Path | None = None) -> 
                       cache_dir=layout.cache)
 
 
+def _check_owner(dest: Path, info: os.stat_result) -> None:
+    """Backups hold everybody's files and the platform's secrets: a directory somebody else owns or may write
+    in could be swapped or read under root's feet."""
+    if info.st_uid != 0:
+        raise PangeoError(f"the backup destination {dest} belongs to uid {info.st_uid}, not root",
+                          f"give it to root (chown root {dest}) or choose a directory of root's")
+    if info.st_mode & 0o022:
+        raise PangeoError(f"the backup destination {dest} may be written by others (mode {info.st_mode & 0o777:o})",
+                          f"chmod go-w {dest} (0700 is best: a backup holds every person's files)")
+
+
 def ensure_destination(repo: Repository) -> None:
     """A restic repository at the destination: made on first use, in a directory only root can read."""
     dest = repo.location
     try:
         dest.mkdir(mode=0o700, parents=True, exist_ok=True)
-        probe = dest / f".pangeohub-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise PangeoError(f"the backup destination {dest} is not a directory root can use ({exc.strerror})",
+                          "give a directory (not a link) root can write with --to (or backup.destination)") from None
+    try:
+        _check_owner(dest, os.fstat(fd))
+        # The probe is made and removed inside the opened directory: a name swapped for a link meanwhile is
+        # never followed (O_EXCL | O_NOFOLLOW).
+        name = f".pangeohub-write-test-{os.getpid()}"
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd))
+        os.unlink(name, dir_fd=fd)
     except OSError as exc:
         raise PangeoError(f"the backup destination {dest} is not a writable directory ({exc.strerror})",
                           "give a directory root can write with --to (or backup.destination), e.g. a mounted "
                           "backup disk") from None
+    finally:
+        os.close(fd)
     if repo.exists():
         return
     if any(dest.iterdir()):
@@ -166,8 +187,8 @@ def trees(rt, everyone: dict[str, dict]) -> dict[str, str]:
 def excludes(rt) -> list[str]:
     """Parts of the state dir that are not stored as files: live databases (their copies are), the object store's
     volumes (its objects are), home images (their files are), and what is rebuilt on start."""
-    from pangeohub.targets.local.homes import images_dir
     from pangeohub.storage.weed import StoreLayout
+    from pangeohub.targets.local.homes import images_dir
 
     root = rt.paths.root
     layout = BackupLayout.under(root)

@@ -17,8 +17,7 @@ from typing import Callable
 from pangeohub.errors import PangeoError
 from pangeohub.ops.backup import BackupLayout, databases, repository
 from pangeohub.ops.restic import Repository, Snapshot
-from pangeohub.ops.restore_parts import (copy_tree, empty_dir, id_maps, object_store, ready_home,
-                                         remap_ownership)
+from pangeohub.ops.restore_parts import id_maps, object_store, put_home_back, put_shared_back, remap_ownership
 
 
 def open_source(rt, source: Path | None, password_file: Path | None) -> Repository:
@@ -97,13 +96,11 @@ def restore_all(rt, repo: Repository, snapshot_id: str | None, step: Callable[[s
                 live.chmod(0o600)
         _forget_servers(databases(rt)["jupyterhub.sqlite"])
         rt.paths.ensure()
-        _shared_trees(rt, trees)
+        _shared_trees(rt, trees, step)
 
         step("putting the homes back")
         for name in sorted(people):
-            home = Path(ready_home(rt, name).pw_dir)
-            copy_tree(trees.get(f"home:{name}", tmp / "-"), home)
-            home.chmod(0o700)
+            put_home_back(rt, name, trees.get(f"home:{name}", tmp / "-"))
 
         objects = 0
         if rt.config.storage.mode == "embedded" and stage.objects.is_dir():
@@ -136,13 +133,15 @@ def _forget_servers(hub_db: Path) -> None:
             pass
 
 
-def _shared_trees(rt, trees: dict[str, Path]) -> None:
+def _shared_trees(rt, trees: dict[str, Path], step: Callable[[str], None]) -> None:
     """Shared folders kept outside the state dir go back where this machine's config puts them."""
     from pangeohub.resources.shared import data_dir, scratch_dir
 
     for label, target in (("shared-data", data_dir(rt.config)), ("shared-scratch", scratch_dir(rt.config))):
         if label in trees:
-            copy_tree(trees[label], target)
+            aside = put_shared_back(trees[label], target)
+            if aside is not None:
+                step(f"kept what was in {target} as {aside}")
 
 
 def restore_user(rt, repo: Repository, snapshot_id: str | None, name: str, step: Callable[[str], None]) -> dict:
@@ -170,13 +169,10 @@ def restore_user(rt, repo: Repository, snapshot_id: str | None, name: str, step:
 
             HubAPI(rt).stop_server(name)
         step(f"putting {name}'s home back")
-        entry = ready_home(rt, name)
-        home = Path(entry.pw_dir)
+        rt.target.ready_home(name)  # the account exists before the copy's owners are matched to it
         uids, gids = id_maps(people, rt.config.users)
         remap_ownership(tmp, uids, gids)  # in the restored copy only (see restore_all)
-        empty_dir(home)
-        copy_tree(tmp / old_home.lstrip("/"), home)
-        home.chmod(0o700)
+        put_home_back(rt, name, tmp / old_home.lstrip("/"))
 
         objects = 0
         if rt.config.storage.mode == "embedded" and manifest.get("scratch_included", True):

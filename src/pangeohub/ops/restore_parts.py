@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import time
@@ -48,35 +49,44 @@ def remap_ownership(root: Path, uids: dict[int, int], gids: dict[int, int]) -> N
             fix(os.path.join(folder, name))
 
 
-def copy_tree(source: Path, target: Path) -> None:
-    """Copy a restored tree's content into ``target`` keeping modes, times, links and (numeric) owners."""
-    target.mkdir(parents=True, exist_ok=True)
-    if not source.is_dir():
-        return
-    proc = subprocess.run(["cp", "-a", f"{source}/.", str(target)], capture_output=True, text=True)
-    if proc.returncode:
-        raise PangeoError(f"could not put the restored files into {target}: {proc.stderr.strip()}",
-                          "make room there (or raise homes.quota) and run the restore again")
+def put_home_back(rt, hub_name: str, source: Path) -> pwd.struct_passwd:
+    """Make ``hub_name``'s home hold exactly the restored tree at ``source`` (in the root-only restore dir).
 
+    Every process of the person is ended first, so that nothing of theirs writes meanwhile; the home is then
+    emptied and filled as the person (``pangeohub.targets.privileged``): a link they planted, even one a
+    process of theirs planted while this ran, leads nowhere they could not write themselves."""
+    from pangeohub.targets import privileged
+    from pangeohub.targets.sysusers import end_processes
 
-def empty_dir(path: Path) -> None:
-    import shutil
-
-    for child in path.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-
-
-def ready_home(rt, hub_name: str) -> pwd.struct_passwd:
-    """``hub_name``'s Linux account and home as a spawn makes them (its quota image mounted, if quotas are on)."""
-    from pangeohub.targets.local.homes import ensure_home
-    from pangeohub.targets.sysusers import ensure_account
-
-    entry = ensure_account(hub_name, rt.config.users)
-    ensure_home(rt.config, entry)
+    entry = rt.target.ready_home(hub_name)
+    end_processes(entry.pw_uid, entry.pw_name)
+    if not source.is_dir():  # nothing of theirs in the snapshot: an empty home
+        source = source.parent / f".empty-{hub_name}"
+        source.mkdir(mode=0o700, exist_ok=True)
+    try:
+        privileged.replace_home_content(entry, str(source))
+    except PangeoError as exc:
+        raise PangeoError(f"could not put {hub_name}'s restored files into {entry.pw_dir}: {exc.what}",
+                          "make room there (or raise homes.quota) and run the restore again") from None
     return entry
+
+
+def put_shared_back(source: Path, target: Path) -> Path | None:
+    """A shared folder from the restored tree, swapped in whole: people write in shared folders, so root never
+    copies into one that exists. What was there is moved aside (returned) and the restored copy takes its place
+    by rename (or, across filesystems, is copied into a new directory nobody else can have touched yet)."""
+    aside = None
+    if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+        target.rmdir()  # made empty by this restore's own state dir setup: nothing to keep
+    elif target.exists() or target.is_symlink():
+        aside = target.with_name(f"{target.name}.before-restore-{int(time.time())}")
+        os.rename(target, aside)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(source, target)
+    except OSError:
+        shutil.copytree(source, target, symlinks=True)
+    return aside
 
 
 @contextmanager

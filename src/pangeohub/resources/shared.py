@@ -93,25 +93,16 @@ def link_into_home(config, account: pwd.struct_passwd, log=None) -> None:
 
     A file of the same name the person made themselves is left alone: their data wins over our convenience.
     """
+    from pangeohub.targets import privileged
+
     home = Path(account.pw_dir)
     links = ((config.shared.data_link, data_dir(config)), (config.shared.scratch_link, scratch_dir(config)))
     for name, target in links:
-        if not name:
-            continue
-        link = home / name
-        if link.is_symlink() and os.readlink(link) == str(target):
-            continue
-        if link.exists() or link.is_symlink():
-            if log:
-                log.info("not linking %s: %s already exists in the home", target, link)
-            continue
-        link.symlink_to(target)
-        os.lchown(link, account.pw_uid, account.pw_gid)
+        if name and not privileged.link_in_home(account, name, str(target)) and log:
+            log.info("not linking %s: %s already exists in the home", target, home / name)
     homes = config.homes
     if homes.quickstart and homes.quickstart_name and not _given(home):
-        readme = home / homes.quickstart_name
-        if not (readme.exists() or readme.is_symlink()):
-            _write_as(account, readme, homes.quickstart)
+        privileged.create_file(account, homes.quickstart_name, homes.quickstart.encode())
         _mark_given(home)
 
 
@@ -123,7 +114,7 @@ _GIVEN = "trusted.pangeohub.quickstart"
 
 def _given(home: Path) -> bool:
     try:
-        os.getxattr(home, _GIVEN)
+        os.getxattr(home, _GIVEN, follow_symlinks=False)
         return True
     except OSError:
         return False
@@ -131,16 +122,6 @@ def _given(home: Path) -> bool:
 
 def _mark_given(home: Path) -> None:
     try:
-        os.setxattr(home, _GIVEN, b"1")
+        os.setxattr(home, _GIVEN, b"1", follow_symlinks=False)
     except OSError:
         pass  # no xattrs here: the file is offered again only if it was deleted
-
-
-def _write_as(account: pwd.struct_passwd, path: Path, text: str) -> None:
-    """Create a file directly in the home, owned by the user; never follows a link the user planted."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        os.fchown(fd, account.pw_uid, account.pw_gid)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)

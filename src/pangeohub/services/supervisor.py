@@ -19,9 +19,9 @@ from pathlib import Path
 import psutil
 
 from pangeohub.errors import PangeoError
-from pangeohub.services.runtime import Runtime
 from pangeohub.secrets import write_private
 from pangeohub.services.base import Service
+from pangeohub.services.runtime import Runtime
 
 RESTART_BURST = 5  # restarts allowed within RESTART_WINDOW before a service is declared failed
 RESTART_WINDOW = 60.0

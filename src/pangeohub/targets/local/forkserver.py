@@ -177,8 +177,10 @@ def _listen(sock_path: Path) -> socket.socket:
 
 
 def serve(path: str) -> None:
-    from pangeohub.targets.local import kernelforker
-    from pangeohub.targets.local import forkchild  # the children's code, imported before any user exists
+    from pangeohub.targets.local import (
+        forkchild,  # the children's code, imported before any user exists
+        kernelforker,
+    )
 
     kernels = Path(path).with_name("kernels.sock") if kernelforker.supported() else None
     forkchild.prepare(kernel_template=str(kernels) if kernels else None)

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from pangeohub.errors import PangeoError
+from pangeohub.targets import privileged
 
 MOUNT_OPTIONS = "loop,nosuid,nodev,noatime"
 
@@ -156,12 +157,12 @@ def _migrate_and_mount(image: Path, home: Path, account: pwd.struct_passwd) -> N
     """Mount the image at the home. Files already in the (unmounted) home directory, e.g. the skeleton
     useradd copied, or a home from before quotas were on, are moved into the image first, never hidden."""
     home.mkdir(parents=True, exist_ok=True)
-    existing = [p for p in home.iterdir()]
-    if existing:
+    if any(home.iterdir()):
+        # Moved as the person (pangeohub.targets.privileged): root never copies a tree they control.
         with tempfile.TemporaryDirectory(prefix="pangeohub-home-") as staging:
             _run("mount", "-o", MOUNT_OPTIONS, str(image), staging)
             try:
-                _run("cp", "-a", "--no-clobber", f"{home}/.", staging)
+                privileged.move_home_into(account, staging)
             except PangeoError as exc:
                 raise PangeoError(
                     f"the files already in {home} do not fit in its quota image: {exc.what}",
@@ -169,17 +170,11 @@ def _migrate_and_mount(image: Path, home: Path, account: pwd.struct_passwd) -> N
                 ) from None
             finally:
                 _run("umount", staging)
-        for path in existing:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
     _run("mount", "-o", MOUNT_OPTIONS, str(image), str(home))
     lost = home / "lost+found"
-    if lost.is_dir() and not any(lost.iterdir()):
+    if lost.is_dir() and not lost.is_symlink() and not any(lost.iterdir()):
         lost.rmdir()  # e2fsck recreates it when it needs it; people should not see it in their home
-    os.chown(home, account.pw_uid, account.pw_gid)
-    home.chmod(0o700)
+    privileged.make_home_private(account)
 
 
 def release_home(config, home: Path, delete_image: str | None = None) -> bool:

@@ -16,8 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from pangeohub.resources import profiles, shared
-from pangeohub.targets.local import homes
-from pangeohub.targets.local import cgroups
+from pangeohub.targets import privileged
+from pangeohub.targets.local import cgroups, homes
 from pangeohub.targets.local.cgroup_base import keyed, read
 from pangeohub.units import format_size
 
@@ -37,16 +37,11 @@ def prepare_user(config, account: pwd.struct_passwd, profile, admin: bool, log=N
     return cgroups.user_cgroup(config, account.pw_name, profile)
 
 
-def temp_dir(account: pwd.struct_passwd) -> Path:
+def temp_dir(account: pwd.struct_passwd) -> None:
     """The person's TMPDIR, inside their home: private (0700 under a 0700 home), and a file written there counts
-    against their own home quota instead of filling the machine's shared /tmp."""
-    path = Path(account.pw_dir) / ".cache" / "tmp"
-    for directory in (path.parent, path):
-        if not directory.is_dir():
-            directory.mkdir(mode=0o700)
-            os.chown(directory, account.pw_uid, account.pw_gid)
-    path.chmod(0o700)
-    return path
+    against their own home quota instead of filling the machine's shared /tmp. Made through descriptors: a
+    ``~/.cache`` or ``~/.cache/tmp`` the person pointed elsewhere is theirs to use, and root never follows it."""
+    privileged.private_dir(account, ".cache", "tmp")
 
 
 def runtime_dir(config, account: pwd.struct_passwd) -> Path:

@@ -8,8 +8,7 @@ images keep the files) and removes the users' now empty cgroups.
 from __future__ import annotations
 
 from pangeohub.resources import shared
-from pangeohub.targets.local import homes
-from pangeohub.targets.local import cgroups
+from pangeohub.targets.local import cgroups, homes
 
 
 def preflight(config) -> None:

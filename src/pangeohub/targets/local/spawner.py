@@ -15,8 +15,8 @@ from pangeohub.config.model import UsersSection
 from pangeohub.hub.platformspawner import PlatformSpawner
 from pangeohub.hub.serverproof import ProvenStart
 from pangeohub.names import system_name
-from pangeohub.targets.local.resources import ResourcesMixin
 from pangeohub.targets.local.fastspawn import ForkLaunch
+from pangeohub.targets.local.resources import ResourcesMixin
 
 
 # LocalProcessSpawner, forking from a pre-imported server when it can, with profiles and cgroup limits; ready

@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 from pangeohub.errors import PangeoError
-from pangeohub.targets.sysusers import run_locked
 from pangeohub.targets.slurm.sudoers import launcher_path, sudoers_rules
+from pangeohub.targets.sysusers import run_locked
 
 SUDOERS_DIR = Path("/etc/sudoers.d")
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pangeohub.hub.platformspawner import PlatformSpawner
-from pangeohub.hub.serverproof import ProvenStart
 from pangeohub.hub.profiles import ProfilesMixin
+from pangeohub.hub.serverproof import ProvenStart
 from pangeohub.targets.slurm.jobs import SlurmServerJob
 
 
