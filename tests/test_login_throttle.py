@@ -69,3 +69,56 @@ def test_the_lock_of_an_address_doubles_with_each_further_failure_up_to_the_wind
         return throttle.pair_locked_until(record, limit=10, window=900.0) - 1000.0
 
     assert [locked_for(n) for n in (9, 10, 11, 12, 14, 20)] == [-1000.0, 60.0, 120.0, 240.0, 900.0, 900.0]
+
+
+ATTACK = """
+import json, sys
+from pangeohub.usersim import SimError, UserSim, run_sync
+
+url, name, attempts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+
+async def one(password, forwarded):
+    async with UserSim(url, name, password=password, headers={"X-Forwarded-For": forwarded}) as sim:
+        try:
+            await sim.login()
+        except SimError as exc:
+            return "refused" if "refused" in str(exc) else str(exc)
+    return "accepted"
+
+print(json.dumps([run_sync(one(password, forwarded)) for password, forwarded in attempts]))
+"""
+
+
+def attack_from_account(platform, account: str, name: str, attempts: list[tuple[str, str]]) -> list[str]:
+    """Logins sent by an ordinary account of the machine (any person's kernel) straight to the hub's own port,
+    each claiming the client address it likes; what the hub answered to each."""
+    import json
+    import subprocess
+    import sys
+
+    hub = f"http://127.0.0.1:{platform.rt.config.hub.internal_port}"
+    proc = subprocess.run(["runuser", "-u", account, "--", sys.executable, "-c", ATTACK, hub, name,
+                           json.dumps(attempts)], capture_output=True, text=True, timeout=300, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_a_local_account_cannot_forge_its_address_on_the_hubs_own_port(platform):
+    """Straight to the hub, every guess claims a new address: all of them count against the real one."""
+    attacker, _ = platform.started_user()
+    victim, password = platform.add_user()
+    limit = platform.rt.config.auth.failed_login_limit
+    attempts = [("not-the-password", f"10.1.2.{step}") for step in range(limit)] + [(password, "10.1.2.250")]
+    answers = attack_from_account(platform, platform.prefix + attacker, victim, attempts)
+    assert answers == ["refused"] * (limit + 1)  # the right password too: the real address is locked
+    assert outcome(platform, victim, password, "127.0.0.9") == "accepted"  # the owner, through the proxy
+
+
+def test_a_local_account_cannot_lock_a_person_out_by_claiming_their_address(platform):
+    attacker, _ = platform.started_user()
+    victim, password = platform.add_user()
+    limit = platform.rt.config.auth.failed_login_limit
+    owners_address = "127.0.0.10"
+    attack_from_account(platform, platform.prefix + attacker, victim,
+                        [("not-the-password", owners_address)] * (limit + 2))
+    assert outcome(platform, victim, password, owners_address) == "accepted"

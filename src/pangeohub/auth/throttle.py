@@ -13,7 +13,9 @@ for the whole window with ``limit`` wrong passwords. Here:
 The address is the one the proxy saw. configurable-http-proxy appends it to ``X-Forwarded-For``; the hub's
 tornado (``xheaders``) takes that last entry as ``request.remote_ip`` but first lets a client-sent
 ``X-Real-Ip`` header replace it, which would let every guess claim a new address. So the address is read
-as tornado reads it, without ``X-Real-Ip``, and never from the first entry of ``X-Forwarded-For``.
+as tornado reads it, without ``X-Real-Ip``, and never from the first entry of ``X-Forwarded-For``; and the
+header is believed only from the proxy itself (``pangeohub.auth.peer``): anybody else who reaches the hub's
+own port directly (every person's kernel can) is counted at the address they connect from.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from tornado import netutil
 
 from pangeohub.accounts import LoginRecord
+from pangeohub.auth.peer import from_proxy
 
 BACKOFF_START = 60.0  # seconds a (name, address) pair is refused when it reaches the limit
 NAME_CEILING = 10  # times the limit: failures of one name from all addresses that lock it for unknown addresses
@@ -40,6 +43,8 @@ def client_address(handler) -> str:
     forwarded = request.headers.get("X-Forwarded-For")
     if not forwarded:
         return peer
+    if not from_proxy(request):
+        return peer  # a forged header from a direct client: the address it really connects from
     address = peer
     for candidate in (part.strip() for part in reversed(forwarded.split(","))):
         address = candidate
