@@ -134,9 +134,10 @@ class Installer:
         self.step(f"runtime environment in {self.prefix}", self.venv)
         self.step("Python packages (pinned)", lambda: self.pip_lock("runtime.lock"))
         if self.dev:
-            self.step("test tools (pinned)", lambda: self.pip_lock("test.lock"))
+            self.step("test tools (pinned, kept apart)", self.test_tools)
             self.step("helm (pinned, for the Kubernetes tests)", self.helm)
         self.step("pangeohub", self.project)
+        self.step("every module of pangeohub imports", self.imports)
         self.step("configurable-http-proxy", self.proxy)
         self.step("JupyterLab defaults", self.lab_defaults)
         self.step("pangeohub command", self.on_path)
@@ -165,6 +166,42 @@ class Installer:
         self.pip("install", "--no-input", "--progress-bar", "off", "-r", str(lock))
         self.remember(name, digest)
         return f"installed {name}"
+
+    def test_tools(self) -> str:
+        """The test suite's own packages, in <prefix>/test-tools: the test command adds it to PYTHONPATH, nothing
+        else does (the lock pins every package they need, so none of theirs changes the runtime's)."""
+        digest = _lock_digest("test.lock")
+        if self.stamp.get("test-tools") == digest and (self.prefix / "test-tools").is_dir():
+            return "up to date"
+        target = self.prefix / "test-tools"
+        shutil.rmtree(target, ignore_errors=True)
+        self.pip("install", "--no-input", "--progress-bar", "off", "--no-deps", "--target", str(target),
+                 "-r", str(HERE / "requirements" / "test.lock"))
+        self.remember("test-tools", digest)
+        return f"installed test.lock into {target}"
+
+    def imports(self) -> str:
+        """Import every module of the package in the runtime alone (no test tools on the path): a module that
+        needs a package the runtime lock lacks fails the install here, not a person's first use of it."""
+        code = ("import importlib, json, pkgutil, pangeohub\n"
+                "names = [m.name for m in pkgutil.walk_packages(pangeohub.__path__, 'pangeohub.')\n"
+                "         if m.name != 'pangeohub.__main__']\n"
+                "bad = []\n"
+                "for name in names:\n"
+                "    try: importlib.import_module(name)\n"
+                "    except Exception as e: bad.append(f'{name}: {type(e).__name__}: {e}')\n"
+                "print(json.dumps({'bad': bad, 'count': len(names)}))\n")
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        proc = subprocess.run([str(self.prefix / "bin" / "python"), "-I", "-c", code], capture_output=True,
+                              text=True, env=env, cwd="/")
+        try:
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            result = {"bad": [proc.stderr.strip()[-2000:] or "the import check printed nothing"], "count": 0}
+        if result["bad"]:
+            sys.exit("error: modules of pangeohub do not import in the runtime alone:\n  "
+                     + "\n  ".join(result["bad"]) + "\n  fix: add what they need to requirements/runtime.lock")
+        return f"all {result['count']} modules import"
 
     def project(self) -> str:
         digest = _project_digest()
