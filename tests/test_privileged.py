@@ -279,3 +279,59 @@ def reaper(on: bool) -> None:
 def test_ending_root_is_refused():
     with pytest.raises(PangeoError, match="root"):
         end_processes(0)
+
+
+# -- release: removing a person deletes their home, never what it links to ---------------------------------
+
+def test_removing_a_person_never_follows_a_link_out_of_their_home(tmp_path, victim):
+    from pangeohub.config import load_config
+    from pangeohub.targets.local import LocalTarget
+    from pangeohub.targets.sysusers import ensure_account, our_account
+
+    secret, folder = victim
+    homes = Path(tempfile_dir())
+    prefix = f"rl{secrets.token_hex(2)}-"
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(f"state_dir: {tmp_path}/state\nusers:\n  home_root: {homes}\n  system_prefix: {prefix}\n"
+                           "limits:\n  enforce: false\n")
+    config = load_config(config_file)
+    entry = ensure_account("leaver", config.users)
+    try:
+        plant(entry, "data", folder)
+        plant(entry, "notes.txt", secret)
+        problems = []
+
+        def step(what, func, *args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except (PangeoError, OSError) as exc:
+                problems.append(f"{what}: {exc}")
+
+        assert LocalTarget(config).release_person("leaver", False, step) is True
+        assert problems == []
+        untouched(secret, folder)
+        assert not Path(entry.pw_dir).exists() and our_account(entry.pw_name) is None
+    finally:
+        subprocess.run(["userdel", entry.pw_name], capture_output=True)
+        shutil.rmtree(homes, ignore_errors=True)
+
+
+# -- backup: a destination that is not root's own is refused --------------------------------------------------
+
+@pytest.mark.parametrize("problem", ["owner", "mode"])
+def test_backup_refuses_a_destination_others_control(person, tmp_path, problem):
+    from pangeohub.ops.backup import ensure_destination
+    from pangeohub.ops.restic import Repository
+
+    dest = Path(tempfile_dir()) / "backups"
+    dest.mkdir()
+    if problem == "owner":
+        os.chown(dest, person.pw_uid, person.pw_gid)  # theirs: they could swap what root writes there
+        match = "belongs to uid"
+    else:
+        dest.chmod(0o777)
+        match = "may be written by others"
+    with pytest.raises(PangeoError, match=match):
+        ensure_destination(Repository(location=dest, password_file=tmp_path / "pw", cache_dir=tmp_path / "cache"))
+    assert list(dest.iterdir()) == []  # nothing was written there
+    shutil.rmtree(dest.parent)
