@@ -17,7 +17,14 @@ from pydantic import Field, field_validator
 from pangeohub.config.base import LINUX_NAME_RE, Section
 from pangeohub.units import Duration
 
-AVAILABLE_KINDS = ("local", "slurm", "kubernetes")
+# The one list of target kinds: kind -> "module:Class" of its Target, imported only when chosen (a target's
+# modules may need packages others do not). The config accepts exactly these; pangeohub.targets loads them.
+TARGET_KINDS = {
+    "local": "pangeohub.targets.local:LocalTarget",
+    "slurm": "pangeohub.targets.slurm.target:SlurmTarget",
+    "kubernetes": "pangeohub.targets.kubernetes.target:KubernetesTarget",
+}
+AVAILABLE_KINDS = tuple(TARGET_KINDS)
 
 # A Slurm partition, account, QOS or reservation name: what slurm.conf and sacctmgr accept, no shell syntax.
 SLURM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")

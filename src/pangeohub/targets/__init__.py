@@ -5,17 +5,13 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from pangeohub.config.target import TARGET_KINDS
 from pangeohub.errors import PangeoError
 from pangeohub.targets.base import Addresses, Target
 
 __all__ = ["Addresses", "Target", "checked_target", "get_target"]
 
-# kind -> "module:Class", imported only when chosen: a target's modules may need packages others do not.
-REGISTRY = {
-    "local": "pangeohub.targets.local:LocalTarget",
-    "slurm": "pangeohub.targets.slurm.target:SlurmTarget",
-    "kubernetes": "pangeohub.targets.kubernetes.target:KubernetesTarget",
-}
+REGISTRY = TARGET_KINDS  # kind -> "module:Class" (pangeohub.config.target: the one list of kinds)
 
 
 def get_target(config) -> Target:
