@@ -33,3 +33,11 @@ class PangeoGitHubAuthenticator(PangeoAuthMixin, GitHubOAuthenticator):
 
     async def get_user_groups(self, auth_state: dict) -> set[str]:
         return team_groups(auth_state)
+
+    async def authenticate(self, handler, data=None):
+        model = await super().authenticate(handler, data)
+        if model:
+            # Upstream leaves admin None ("unchanged") for people outside admin_users when admin_groups is
+            # empty, so an admin flag stored in another auth mode survived the switch to GitHub.
+            model["admin"] = bool(model.get("admin"))
+        return model

@@ -81,7 +81,8 @@ class PangeoLDAPAuthenticator(PangeoAuthMixin, LDAPAuthenticator):
             return None
         groups = model["auth_state"]["user_attributes"].pop(_GROUPS_KEY, [])
         model["groups"] = groups
-        model["admin"] = self.admin_from_groups(groups, True if name in self.admin_users else None)
+        # Never None ("leave the flag as it is"): an admin flag stored in another mode must not survive here.
+        model["admin"] = name in self.admin_users or bool(set(groups) & self.pangeo_admin_groups)
         return model
 
     async def check_allowed(self, username, auth_model):

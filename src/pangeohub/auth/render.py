@@ -58,18 +58,26 @@ def render_auth(config: Config, paths: StatePaths) -> dict:
 
 
 def _expiry_service(config: Config, paths: StatePaths) -> dict:
-    return {"name": EXPIRY_SERVICE, "command": [
+    from pangeohub.gateway import ADMIN_PATH
+
+    command = [
         str(config.install_dir / "bin" / "python"), "-m", "pangeohub.auth.expiry",
         "--accounts-db", str(paths.accounts_db), "--system-prefix", config.users.system_prefix,
         "--every", str(float(config.auth.expiry_check_interval)),
-    ]}
+    ]
+    if uses_site_accounts(config):
+        command.append("--site-accounts")
+    if config.gateway.enabled and config.target.kind != "kubernetes":  # there the gateway's API is in its own pod
+        command += ["--gateway-admin-url", f"http://127.0.0.1:{config.gateway.api_port}{ADMIN_PATH}",
+                    "--gateway-token-file", str(paths.secret("gateway_admin_token"))]
+    return {"name": EXPIRY_SERVICE, "command": command}
 
 
 def _mode_settings(config: Config, paths: StatePaths) -> dict:
     auth = config.auth
     if auth.mode == "signup":
         return {"min_password_length": auth.password.min_length, "max_pending": auth.signup.max_pending,
-                "signup_prompt": auth.signup.prompt}
+                "signup_prompt": auth.signup.prompt, "home_root": str(config.users.home_root)}
     if auth.mode == "ldap":
         ldap = auth.ldap
         settings = {

@@ -86,8 +86,15 @@ def add(
 def passwd(
     name: str = typer.Argument(...),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    keep_sessions: bool = typer.Option(
+        False, "--keep-sessions",
+        help="Leave the user's sessions, tokens, servers and processes running (a routine change, not a theft)."),
 ) -> None:
-    """Set a user's password (generated and printed unless given)."""
+    """Set a user's password (generated and printed unless given). Whoever knew the old one is shut out: every
+    session, API token, server, Dask cluster and process of the user is ended, unless --keep-sessions."""
+    from pangeohub.auth.ending import report
+    from pangeohub.cli.access import end_everywhere
+
     rt = state.runtime()
     store = _store(rt)
     if store.get(name) is None:
@@ -96,6 +103,11 @@ def passwd(
     store.set_password(name, password)
     store.clear_failures(name)
     typer.echo(f"password of {name} changed" + (f": {password}" if generated else ""))
+    if not keep_sessions:
+        outcome = end_everywhere(rt, [name])
+        typer.echo(f"ended every session of {name}: {outcome[0].tokens} token(s) revoked, "
+                   f"{outcome[0].servers} server(s) stopped (--keep-sessions leaves them)")
+        report(outcome)
 
 
 @app.command("admin")
@@ -181,9 +193,15 @@ def remove(
     With --hub-url: the hub user (server stopped, tokens revoked) and what the hub's spawner keeps for them."""
     if state.remote():
         return remote_cmds.users_remove(state.remote(), name, keep_home)
+    from pangeohub.cli.access import end_everywhere
+
     rt = state.runtime()
     rt.paths.ensure()
+    # Their clusters, tokens and sessions too, before the release takes the hub user and the account away
+    # (its processes are the release's to end).
+    ending = end_everywhere(rt, [name], processes=False)
     released = release_account(rt, name, hub=_hub(rt), keep_home=keep_home)
+    released.problems += ending[0].problems
     if released.problems:
         raise PangeoError("could not release everything of the user:\n" + "\n".join(f"  - {p}" for p in released.problems),
                           f"fix the cause, then run `pangeohub users remove {name}` again")
