@@ -27,7 +27,9 @@ def authenticator_class(config: Config) -> str:
     return AUTHENTICATOR_CLASSES[config.auth.mode]
 
 
-def render_auth(config: Config, paths: StatePaths) -> dict:
+def render_auth(config: Config, paths: StatePaths, *, local_gateway: bool = True) -> dict:
+    """``local_gateway``: the gateway's operator API is on this machine's loopback (not on Kubernetes, where
+    it is in a pod of its own), so that the expiry service stops ended people's clusters there."""
     auth = config.auth
     cls = authenticator_class(config).rsplit(".", 1)[1]
     common = {
@@ -50,14 +52,14 @@ def render_auth(config: Config, paths: StatePaths) -> dict:
         cls: {**common, **_mode_settings(config, paths)},
     }
     if auth.mode in ("password", "signup"):
-        sections["JupyterHub"] = {"services": [_expiry_service(config, paths)], "load_roles": [
+        sections["JupyterHub"] = {"services": [_expiry_service(config, paths, local_gateway)], "load_roles": [
             {"name": EXPIRY_SERVICE, "scopes": EXPIRY_SCOPES, "services": [EXPIRY_SERVICE]}]}
     if auth.mode == "signup":
         sections["JupyterHub"]["template_paths"] = [str(TEMPLATES)]
     return sections
 
 
-def _expiry_service(config: Config, paths: StatePaths) -> dict:
+def _expiry_service(config: Config, paths: StatePaths, local_gateway: bool) -> dict:
     from pangeohub.gateway import ADMIN_PATH
 
     command = [
@@ -67,7 +69,7 @@ def _expiry_service(config: Config, paths: StatePaths) -> dict:
     ]
     if uses_site_accounts(config):
         command.append("--site-accounts")
-    if config.gateway.enabled and config.target.kind != "kubernetes":  # there the gateway's API is in its own pod
+    if config.gateway.enabled and local_gateway:
         command += ["--gateway-admin-url", f"http://127.0.0.1:{config.gateway.api_port}{ADMIN_PATH}",
                     "--gateway-token-file", str(paths.secret("gateway_admin_token"))]
     return {"name": EXPIRY_SERVICE, "command": command}
