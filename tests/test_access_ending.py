@@ -5,69 +5,17 @@ Everything is tried as the person would, through the public surfaces: the hub's 
 hub's pages with their cookie, the gateway's REST API and client with their token."""
 
 import json
-import subprocess
 import time
-import urllib.error
-import urllib.request
 
-import psutil
 import pytest
 
-from access_helpers import login_outcome
+from access_helpers import daemon, logged_in, login_outcome, processes_of, session, status, token_works
 from pangeohub.accounts import AccountStore
 from pangeohub.hubapi import HubAPI
-from pangeohub.usersim import UserSim, run_sync
+from pangeohub.usersim import run_sync
 
 pytestmark = pytest.mark.platform
 GATEWAY = "/services/dask-gateway/api/v1/clusters/"
-
-
-def status(url: str, method: str = "GET", *, token: str | None = None, cookies: str | None = None,
-           body: dict | None = None, gateway: bool = False) -> tuple[int, str]:
-    """(status, body) of one request, redirects not followed. ``gateway``: the token as dask-gateway's client
-    sends it."""
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"{'jupyterhub' if gateway else 'token'} {token}"
-    if cookies:
-        headers["Cookie"] = cookies
-    request = urllib.request.Request(url, method=method, headers=headers,
-                                     data=json.dumps(body).encode() if body is not None else None)
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
-    try:
-        with urllib.request.build_opener(NoRedirect).open(request, timeout=60) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
-
-
-def session(platform, name: str) -> tuple[str, str]:
-    """Log in as ``name`` through the form: (API token, the browser's cookies as a Cookie header)."""
-
-    async def go():
-        async with platform.sim(name) as sim:
-            await sim.login()
-            cookies = "; ".join(f"{c.key}={c.value}" for c in sim.session.cookie_jar)
-            return sim.token, cookies
-
-    return run_sync(go())
-
-
-def logged_in(platform, cookies: str) -> bool:
-    """Does the hub take these cookies as a login? (its home page answers, or sends to the login page)"""
-    code, _ = status(f"{platform.url}/hub/home", cookies=cookies)
-    assert code in (200, 302), code
-    return code == 200
-
-
-def token_works(platform, name: str, token: str) -> bool:
-    code, body = status(f"{platform.url}/hub/api/user", token=token)
-    assert code in (200, 401, 403), (code, body)
-    return code == 200
 
 
 def mints(platform, name: str, token: str) -> int:
@@ -82,20 +30,6 @@ def start_cluster(platform, token: str) -> str:
     code, body = status(f"{platform.url}{GATEWAY}", "POST", token=token, gateway=True, body={"cluster_options": {}})
     assert code == 201, (code, body)
     return json.loads(body)["name"]
-
-
-def processes_of(platform, name: str) -> list[psutil.Process]:
-    uid = platform.system_user(name).pw_uid
-    return [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
-
-
-def daemon(platform, name: str) -> None:
-    """A process of the person's Linux account that no server started and nobody waits for (what a .pth file
-    in a kept home or a leftover job would leave)."""
-    entry = platform.system_user(name)
-    subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
-                    "sh", "-c", "sleep 3600 >/dev/null 2>&1 &"], cwd="/", check=True)
-    assert processes_of(platform, name)
 
 
 def test_expire_ends_tokens_sessions_servers_clusters_and_processes(platform):
