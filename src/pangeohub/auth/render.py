@@ -46,8 +46,10 @@ def render_auth(config: Config, paths: StatePaths, *, local_gateway: bool = True
             "admin_users": sorted(config.hub.admin_users),
             # Hub groups follow the authority (account store, directory, GitHub teams) at every login.
             "manage_groups": True,
-            # Expired or pending accounts, and people dropped from their groups, cannot spawn on an old session.
+            # Expired or pending accounts, and people dropped from their groups, cannot spawn on an old session;
+            # while they use the hub their right to is checked again this often (each mode's refresh_user).
             "refresh_pre_spawn": True,
+            "auth_refresh_age": max(1, int(auth.refresh_interval)),
         },
         cls: {**common, **_mode_settings(config, paths)},
     }
@@ -97,13 +99,14 @@ def _mode_settings(config: Config, paths: StatePaths) -> dict:
             # directory's place would be handed every password. Require a valid certificate for the name.
             settings["tls_kwargs"] = {"validate": int(ssl.CERT_REQUIRED),
                                       **({"ca_certs_file": str(ldap.ca_file)} if ldap.ca_file else {})}
+        # The search account also re-checks people's groups at each refresh (pangeohub.auth.ldap_refresh).
+        settings.update({"lookup_dn_search_user": ldap.search_user_dn or "",
+                         "search_password_file": str(ldap.search_password_file or "")})
         if not ldap.bind_dn_templates:
             settings.update({
                 "lookup_dn": True,
                 "user_search_base": ldap.user_search_base,
                 "lookup_dn_user_dn_attribute": ldap.user_attribute,
-                "lookup_dn_search_user": ldap.search_user_dn or "",
-                "search_password_file": str(ldap.search_password_file or ""),
             })
         return settings
     if auth.mode == "github":

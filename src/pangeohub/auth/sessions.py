@@ -42,6 +42,30 @@ def end_sessions(db, orm_user, *, oauth_tokens: bool) -> int:
     return revoked
 
 
+async def end_in_hub(authenticator, user) -> None:
+    """From inside the hub (an authenticator's ``refresh_user`` that finds the person may no longer log in): every
+    token revoked, every session ended, every server stopped, every process of their Linux account ended.
+
+    Returning False from ``refresh_user`` alone is not enough: JupyterHub then only forces a new login on
+    cookie requests, and keeps honouring the person's tokens."""
+    orm_user = user.orm_user
+    for token in list(orm_user.api_tokens):
+        user.db.delete(token)
+    end_sessions(user.db, orm_user, oauth_tokens=False)
+    for name, spawner in list(user.spawners.items()):
+        if spawner.active:
+            await user.stop(name)
+    if not authenticator.site_accounts:
+        import asyncio
+
+        from pangeohub.config.model import UsersSection
+        from pangeohub.sysusers import lock_account
+
+        users = UsersSection(system_prefix=authenticator.system_prefix)
+        await asyncio.get_running_loop().run_in_executor(None, lock_account, user.name, users)
+    authenticator.log.warning("%s may no longer log in: tokens, sessions, servers and processes ended", user.name)
+
+
 class SessionsAPIHandler(APIHandler):
     @needs_scope("admin:users")
     def delete(self, user_name):
