@@ -119,6 +119,9 @@ def _mode_settings(config: Config, paths: StatePaths) -> dict:
             "admin_groups": sorted(g.lower() for g in auth.admin_groups),
             "scope": ["read:org"],
             "populate_teams_in_auth_state": True,
+            # The access token is kept (encrypted with the hub's crypt key) so that refresh_user can ask GitHub
+            # again whether the person is still in an allowed organisation.
+            "enable_auth_state": True,
         }
         if github.callback_url:
             settings["oauth_callback_url"] = github.callback_url
