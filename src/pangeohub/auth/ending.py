@@ -50,7 +50,8 @@ class GatewayAdmin:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return json.loads(response.read() or b"[]")
         except urllib.error.HTTPError as exc:
-            raise PangeoError(f"the gateway refused to stop the clusters of {name!r}: {exc.code} {exc.reason}") from None
+            raise PangeoError(f"the gateway refused to stop the clusters of {name!r}: {exc.code} {exc.reason}",
+                              "see `pangeohub logs gateway`") from None
         except (urllib.error.URLError, OSError) as exc:
             raise PangeoError(f"cannot reach Dask Gateway at {self.url} ({getattr(exc, 'reason', exc)})",
                               "is the platform running? see `pangeohub status`") from None
@@ -63,11 +64,17 @@ class Ended:
     clusters: int = 0
     tokens: int = 0
     problems: list[str] = field(default_factory=list)
+    hub: bool = True  # the hub was asked (False: the platform is down, only processes were ended)
+
+    @property
+    def complete(self) -> bool:
+        return self.hub and not self.problems
 
 
 def end_person(api, name: str, *, gateway: GatewayAdmin | None = None, users=None) -> Ended:
     """End every session of hub user ``name``: servers stopped, Dask clusters stopped, every token revoked, hub
-    sessions ended; with ``users`` (a UsersSection), every process of their Linux account ended too. ``api``: a ``pangeohub.hubapi.HubAPI`` with admin rights."""
+    sessions ended; with ``users`` (a UsersSection), every process of their Linux account ended too.
+    ``api``: a ``pangeohub.hubapi.HubAPI`` with admin rights."""
     out = Ended(name)
 
     def step(what: str, func, *args):

@@ -80,11 +80,15 @@ def expire(
     else:
         ended = workshop.expired(store)
     outcomes = end_everywhere(rt, ended)
-    for name in ended:
-        workshop.mark_ended(store, name)  # the expiry service need not end them again
+    for outcome in outcomes:
+        if outcome.complete:  # the expiry service need not end them again (it finishes the others)
+            workshop.mark_ended(store, outcome.name)
     typer.echo(f"ended {len(ended)} account(s): stopped {sum(o.servers for o in outcomes)} server(s) and "
                f"{sum(o.clusters for o in outcomes)} Dask cluster(s), revoked {sum(o.tokens for o in outcomes)} "
                "token(s), ended their sessions and processes; homes kept")
+    if not all(o.hub for o in outcomes):
+        typer.echo("the platform is down: their tokens and sessions are ended by the hub's expiry service "
+                   "when it starts")
     report(outcomes)
 
 
@@ -96,7 +100,7 @@ def end_everywhere(rt, names: list[str], *, processes: bool = True) -> list[Ende
         for name in names:
             if users is not None:
                 lock_account(name, users)
-        return [Ended(name) for name in names]
+        return [Ended(name, hub=False) for name in names]
     gateway = GatewayAdmin.of(rt)
     return [end_person(api, name, gateway=gateway, users=users) for name in names]
 

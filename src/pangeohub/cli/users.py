@@ -105,8 +105,12 @@ def passwd(
     typer.echo(f"password of {name} changed" + (f": {password}" if generated else ""))
     if not keep_sessions:
         outcome = end_everywhere(rt, [name])
-        typer.echo(f"ended every session of {name}: {outcome[0].tokens} token(s) revoked, "
-                   f"{outcome[0].servers} server(s) stopped (--keep-sessions leaves them)")
+        if outcome[0].hub:
+            typer.echo(f"ended every session of {name}: {outcome[0].tokens} token(s) revoked, "
+                       f"{outcome[0].servers} server(s) stopped (--keep-sessions leaves them)")
+        else:
+            typer.echo(f"the platform is down: only the processes of {name} were ended; run this again once it "
+                       "is up to end their sessions and tokens")
         report(outcome)
 
 
