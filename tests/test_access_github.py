@@ -1,12 +1,15 @@
 """GitHub logins, the whole OAuth dance against a local stand-in for GitHub: organisation/team access,
-an admin team, teams as hub groups, and a person dropped from a team losing access at the next login."""
+an admin team, teams as hub groups, and a person dropped from a team losing access at the next login and, while
+they use the hub, at the next refresh."""
 
 import json
+import time
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 
+from access_helpers import logged_in, status, token_works
 from github_standin import GitHubStandIn
 from harness import Platform
 from pangeohub.auth.github import team_groups
@@ -39,7 +42,7 @@ def hub(github, tmp_path_factory):
     secret = tmp_path_factory.mktemp("gh") / "client-secret"
     secret.write_text(CLIENT_SECRET + "\n")
     platform = Platform(extra={"auth": {
-        "mode": "github", "admin_groups": ["pangeo:hub-admins"],
+        "mode": "github", "admin_groups": ["pangeo:hub-admins"], "refresh_interval": "1s",
         "github": {"client_id": CLIENT_ID, "client_secret_file": str(secret), "url": github.url,
                    "allowed_organizations": ["pangeo:workshop"]},
     }})
@@ -97,6 +100,40 @@ def test_dropped_from_the_team_loses_access_at_next_login(hub, github):
     assert oauth_login(hub, "dan") == 302
     github.people["dan"]["teams"] = set()
     assert oauth_login(hub, "dan") == 403
+
+
+def hub_session(hub, login: str) -> tuple[str, str]:
+    """Log in as ``login`` through GitHub: (an API token made with the session, the session's cookies)."""
+
+    async def go():
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            async with session.get(f"{hub.url}/hub/oauth_login", allow_redirects=False) as resp:
+                authorize = resp.headers["Location"]
+            async with session.get(f"{authorize}&{urlencode({'login': login})}", allow_redirects=False) as resp:
+                callback = resp.headers["Location"]
+            async with session.get(callback, allow_redirects=False) as resp:
+                assert resp.status == 302, await resp.text()
+            async with session.get(f"{hub.url}/hub/home") as resp:
+                assert resp.status == 200
+            xsrf = next(c.value for c in session.cookie_jar if c.key == "_xsrf")
+            async with session.post(f"{hub.url}/hub/api/users/{login}/tokens", json={"note": "script"},
+                                    headers={"X-XSRFToken": xsrf, "Referer": f"{hub.url}/hub/"}) as resp:
+                assert resp.status == 201, await resp.text()
+                token = (await resp.json())["token"]
+            return token, "; ".join(f"{c.key}={c.value}" for c in session.cookie_jar)
+
+    return run_sync(go())
+
+
+def test_leaving_the_organisation_ends_tokens_and_sessions_at_the_next_refresh(hub, github):
+    github.people["eve"] = {"teams": {("pangeo", "workshop")}}
+    token, cookies = hub_session(hub, "eve")
+    assert token_works(hub, "eve", token) and logged_in(hub, cookies)
+    github.people["eve"]["teams"] = set()
+    time.sleep(1.5)  # past auth.refresh_interval: the next request refreshes
+    status(f"{hub.url}/hub/api/user", token=token)  # the refresh that finds eve gone
+    assert not token_works(hub, "eve", token)
+    assert not logged_in(hub, cookies)
 
 
 def test_team_names_are_org_colon_slug():

@@ -2,13 +2,14 @@
 directory groups as hub groups, and changes in the directory taking effect at the next login."""
 
 import json
+import time
 
 import pytest
 from traitlets.config import Config as TraitletsConfig
 
-from access_helpers import login_outcome, login_token
+from access_helpers import logged_in, login_outcome, login_token, session, status, token_works
 from harness import Platform
-from ldap_server import GROUPS, USERS, Slapd
+from ldap_server import GROUPS, ROOT_DN, USERS, Slapd
 from pangeohub.auth.ldap import PangeoLDAPAuthenticator
 from pangeohub.hubapi import HubAPI
 from pangeohub.usersim import UserSim, run_sync
@@ -90,6 +91,45 @@ def test_hub_groups_follow_the_directory_at_next_login(hub, slapd):
     slapd.remove_member("oceans", "alice")
     login_token(hub.url, "alice", PEOPLE["alice"])
     assert set(HubAPI(hub.rt).user("alice")["groups"]) == {"cluster_notebook_users", "glaciers"}
+
+
+@pytest.fixture(scope="module")
+def checking_hub(slapd, tmp_path_factory):
+    """A hub with no admin groups, whose search account re-checks people every second."""
+    secret = tmp_path_factory.mktemp("ldap-search") / "password"
+    secret.write_text(slapd.root_pw + "\n")
+    secret.chmod(0o600)
+    platform = Platform(extra={"auth": {
+        "mode": "ldap", "refresh_interval": "1s",
+        "ldap": ldap_settings(slapd, bind_dn_templates=[f"uid={{username}},{USERS}"], search_user_dn=ROOT_DN,
+                              search_password_file=str(secret)),
+    }})
+    try:
+        platform.up()
+        yield platform
+    finally:
+        platform.close()
+
+
+def test_an_admin_flag_from_another_mode_does_not_survive_an_ldap_login(checking_hub):
+    HubAPI(checking_hub.rt).ensure_user("alice", admin=True)  # as password mode left it
+    login_token(checking_hub.url, "alice", PEOPLE["alice"])
+    assert HubAPI(checking_hub.rt).user("alice")["admin"] is False
+
+
+def test_leaving_the_group_ends_tokens_and_sessions_at_the_next_refresh(checking_hub, slapd):
+    slapd.add_user("frank", "frank-pw-12")
+    slapd.ldif("ldapmodify", f"dn: cn=cluster_notebook_users,{GROUPS}\nchangetype: modify\nadd: member\n"
+                             f"member: uid=frank,{USERS}\n")
+    checking_hub.passwords["frank"] = "frank-pw-12"
+    token, cookies = session(checking_hub, "frank")
+    assert token_works(checking_hub, "frank", token) and logged_in(checking_hub, cookies)
+    slapd.remove_member("cluster_notebook_users", "frank")
+    time.sleep(1.5)  # past auth.refresh_interval: the next request refreshes
+    status(f"{checking_hub.url}/hub/api/user", token=token)  # the refresh that finds frank gone
+    assert not token_works(checking_hub, "frank", token)
+    assert not logged_in(checking_hub, cookies)
+    assert login_outcome(checking_hub.url, "frank", "frank-pw-12") != "accepted"
 
 
 def test_repeated_wrong_passwords_lock_the_name(hub):

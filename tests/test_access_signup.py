@@ -1,12 +1,15 @@
 """Sign-up with approval, as applicants and reviewing admins see it: the form, the review page, the CLI."""
 
+import os
 import re
+import statistics
+import subprocess
 import time
 
 import aiohttp
 import pytest
 
-from access_helpers import login_outcome, login_token
+from access_helpers import daemon, logged_in, login_outcome, login_token, processes_of, session, token_works
 from harness import Platform
 from pangeohub.accounts import AccountStore
 from pangeohub.hubapi import HubAPI
@@ -27,21 +30,27 @@ def hub():
         platform.close()
 
 
-async def _form(session, url: str, data: dict) -> tuple[int, str]:
+async def _form(session, url: str, data: dict, took: list | None = None) -> tuple[int, str]:
     async with session.get(url) as resp:
         page = await resp.text()
     xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)
+    started = time.perf_counter()
     async with session.post(url, data={**data, "_xsrf": xsrf}) as resp:
-        return resp.status, await resp.text()
+        answer = resp.status, await resp.text()
+    if took is not None:
+        took.append(time.perf_counter() - started)
+    return answer
 
 
-def apply(hub, name: str, password: str = "a-good-password", **changes) -> tuple[int, str]:
+def apply(hub, name: str, password: str = "a-good-password", took: list | None = None,
+          **changes) -> tuple[int, str]:
+    """Apply through the form; ``took`` gets the time the form's answer took."""
     data = {"username": name, "email": f"{name}@example.org", "password": password, "password2": password,
             "info": "ocean heat content", **changes}
 
     async def go():
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-            return await _form(session, f"{hub.url}/hub/signup", data)
+            return await _form(session, f"{hub.url}/hub/signup", data, took)
 
     return run_sync(go())
 
@@ -121,6 +130,44 @@ def test_applying_for_a_taken_name_changes_nothing_and_says_nothing(hub):
     assert "boss" not in hub.cli("users", "pending").stdout
 
 
+def test_the_form_takes_as_long_for_a_taken_name_as_for_a_free_one(hub):
+    """The answer's time must not tell which names exist: a taken name used to be answered without hashing the
+    password (5 ms against 40 ms). Compared as medians of alternating tries, with a wide margin for a busy
+    machine: the gap it closes is eightfold."""
+    taken, _ = hub.add_user()
+    for_taken, for_free = [], []
+    for i in range(5):
+        apply(hub, taken, took=for_taken)
+        apply(hub, f"timing{i}", took=for_free)
+        hub.cli("users", "deny", f"timing{i}")
+    assert statistics.median(for_taken) > 0.5 * statistics.median(for_free), (for_taken, for_free)
+
+
+def test_a_name_whose_home_was_kept_cannot_be_claimed_by_sign_up(hub):
+    name, password = hub.add_user()
+    hub.cli("users", "remove", name, "--keep-home")
+    home = hub.system_user(name).pw_dir
+    status, page = apply(hub, name, password="a-strangers-password")
+    assert status == 200 and "application was received" in page  # says nothing, as for any taken name
+    assert name not in hub.cli("users", "pending").stdout
+    assert login_outcome(hub.url, name, "a-strangers-password") != "accepted"
+    assert hub.system_user(name).pw_dir == home and os.path.isdir(home)
+
+
+def test_approval_refuses_to_hand_over_a_home_that_appeared_after_the_application(hub):
+    apply(hub, "latehome")
+    # A former person's account of that name is found on the machine (restored from a backup, say).
+    subprocess.run(["useradd", "--no-create-home", "--comment", "pangeohub test", hub.prefix + "latehome"],
+                   check=True)
+    proc = hub.cli("users", "approve", "latehome", check=False)
+    assert proc.returncode != 0 and "would hand over an existing home" in proc.stderr, proc.stderr
+    assert "pangeohub users add latehome" in proc.stderr
+    assert login_outcome(hub.url, "latehome", "a-good-password") != "accepted"
+    hub.cli("users", "deny", "latehome")  # the application goes; the account that was there stays
+    assert hub.system_user("latehome")
+    assert "latehome" not in hub.cli("users", "pending").stdout
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"username": "Root"}, "is not allowed"),
     ({"username": "daemon"}, "existing system account"),
@@ -145,16 +192,21 @@ def test_a_sign_up_flood_is_turned_away_once_the_queue_is_full(hub):
     assert apply(hub, "latecomer")[0] == 200
 
 
-def test_servers_of_accounts_past_their_date_are_stopped_by_the_hub(hub):
+def test_accounts_past_their_date_are_ended_everywhere_by_the_hub(hub):
+    """The expiry service (every second here): server, tokens, sessions and processes of the account end."""
     name, _ = hub.started_user()
+    token, cookies = session(hub, name)
+    daemon(hub, name)
     api = HubAPI(hub.rt)
-    assert api.user(name)["servers"]
+    assert api.user(name)["servers"] and token_works(hub, name, token) and logged_in(hub, cookies)
     AccountStore(hub.rt.paths.accounts_db).set_expires(name, time.time())  # the date passes
     for _ in range(600):
-        if not api.user(name)["servers"]:
+        if not api.user(name)["servers"] and "ended_at" in AccountStore(hub.rt.paths.accounts_db).get(name).info:
             break
         time.sleep(0.2)
     assert not api.user(name)["servers"]
+    assert not token_works(hub, name, token) and not logged_in(hub, cookies)
+    assert not processes_of(hub, name)
     assert hub.system_user(name)  # the Linux account and home stay
     assert login_outcome(hub.url, name, hub.passwords[name]) != "accepted"
 

@@ -70,6 +70,25 @@ def test_listener_serves_nothing_outside_the_challenge_folder(listener, path):
     assert _get(f"{listener}/.well-known/acme-challenge/{path}")[0] == 404
 
 
+def _raw(url: str, request_line: str) -> str:
+    """The reply's head to a request line sent as is (clients would normalise a target like '@evil/x')."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(f"{request_line}\r\nHost: hub.example.org\r\nContent-Length: 0\r\n\r\n".encode())
+        return sock.recv(4096).decode()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_listener_redirects_only_to_its_own_host_whatever_the_target(listener, method):
+    for target, expected in (("@evil.example/x", "https://hub.example.org/"),
+                             ("/hub/login?next=/x", "https://hub.example.org/hub/login?next=/x")):
+        reply = _raw(listener, f"{method} {target} HTTP/1.1")
+        location = [line for line in reply.splitlines() if line.lower().startswith("location:")]
+        assert location == [f"Location: {expected}"], reply
+
+
 def test_failures_back_off_doubling_up_to_a_day():
     config = parse_config("hub:\n  domain: hub.example.org\n  https:\n    acme:\n      email: a@example.org\n")
     assert [backoff(config, n) for n in (1, 2, 3)] == [3600, 7200, 14400]

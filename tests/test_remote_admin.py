@@ -165,6 +165,47 @@ def test_an_unreadable_token_file(platform):
     refused(remote(platform.url, "users", "list", token_file="/root/no-such-token"), "--token-file", "cannot read")
 
 
+def test_a_token_file_others_can_read_is_refused_with_the_fix(platform, token_file):
+    token_file.chmod(0o640)
+    refused(remote(platform.url, "users", "list", token_file=str(token_file)), "readable by others",
+            f"chmod 600 {token_file}")
+
+
+def test_a_redirect_is_not_followed_with_the_token(platform, admin_token):
+    """A hub address that redirects elsewhere: the token reaches neither the redirect's target nor anything
+    after it, and the error names where it was sent."""
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen.append(self.headers.get("Authorization"))
+            if self.path.startswith("/landing"):
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"{}")
+                return
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}/landing{self.path}")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        refused(remote(platform.url, "users", "list", token=admin_token, url=url),
+                "redirect (302)", f"{url}/landing/hub/api/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(seen) == 1 and seen[0], seen  # the token went to the address given, and nowhere after it
+
+
 def test_plain_http_to_another_machine_is_refused_unless_insecure(platform, admin_token):
     refused(remote(platform.url, "users", "list", token=admin_token, url="http://hub.example.invalid:8000"),
             "in clear", "https://", "--insecure")

@@ -49,6 +49,10 @@ _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _DUMMY_HASH = _HASHER.hash("pangeohub-no-such-account")
 
 
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
 @dataclass
 class Account:
     name: str
@@ -125,6 +129,9 @@ class AccountStore:
 
     def set_expires(self, name: str, expires: float | None) -> None:
         self._update(name, expires=expires)
+
+    def set_info(self, name: str, info: dict) -> None:
+        self._update(name, info=json.dumps(info))
 
     def set_groups(self, name: str, groups: list[str]) -> None:
         self._update(name, groups=json.dumps(sorted(set(groups))))

@@ -19,6 +19,17 @@ from pangeohub.errors import PangeoError
 LOCAL_FIX = "is the platform running? see `pangeohub status`"
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib follows redirects with every header, the token too, to any host or scheme the reply names: a
+    redirect is turned into an error (above) instead."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class HubAPI:
     def __init__(self, rt=None, timeout: float = 30.0, *, url: str | None = None, token: str | None = None,
                  unreachable_fix: str = LOCAL_FIX):
@@ -48,9 +59,16 @@ class HubAPI:
                      "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                target = urllib.parse.urljoin(request.full_url, exc.headers.get("Location") or "")
+                raise PangeoError(
+                    f"the hub at {self.url} answered {method} {path} with a redirect ({exc.code}) to {target}; "
+                    "the token is sent to no other address",
+                    "give the address the hub answers on itself (--hub-url), e.g. its https:// address",
+                ) from None
             if exc.code == 404 and missing_ok:
                 return None
             detail = _message(exc)

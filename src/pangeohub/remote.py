@@ -78,6 +78,11 @@ def _token(token: str | None, token_file: str | None) -> str:
     if token_file and not token:
         path = Path(token_file).expanduser()
         try:
+            mode = path.stat().st_mode
+            if mode & 0o077:
+                # As ssh refuses a private key others can read: the token is the whole hub.
+                raise PangeoError(f"--token-file {path} is readable by others (mode {mode & 0o777:o})",
+                                  f"make it private: chmod 600 {path}")
             token = path.read_text().strip()
         except OSError as exc:
             raise PangeoError(f"--token-file {path}: cannot read it ({exc.strerror})",

@@ -7,6 +7,8 @@
   such limit). See ``pangeohub.auth.throttle``: wrong passwords from one address never lock the owner out.
 - Group-based admin: members of ``admin_groups`` (hub group names) are admins; leaving the group takes
   the right away at the next login.
+- Sessions that end: logout ends the person's sessions everywhere, and the account commands can end them
+  (``pangeohub.auth.sessions``: JupyterHub never rotates a user's cookie id).
 - Uniform refusals: every refusal returns None, so the hub shows the same "Invalid username or password"
   whether the name exists, is pending, expired, locked or simply wrong.
 """
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from traitlets import Bool, Float, Integer, Set, Unicode
 from traitlets.config import LoggingConfigurable
@@ -45,6 +48,19 @@ class PangeoAuthMixin(LoggingConfigurable):
             self.log.warning("Refusing username %r: %s", username, exc.what)
             return False
         return super().validate_username(username)
+
+    def get_handlers(self, app):
+        from pangeohub.auth.sessions import with_session_handlers
+
+        return with_session_handlers(super().get_handlers(app))
+
+    async def account_usable(self, name: str) -> bool:
+        """May ``name`` use the platform now? False for an account of the store that is expired, pending or
+        locked; people the store does not hold (a directory's, GitHub's) are the hub's to refuse."""
+        if not self.accounts_db or not os.path.exists(self.accounts_db):
+            return True
+        account = await self._in_store("get", name)
+        return account is None or account.usable()
 
     async def _in_store(self, method: str, *args):
         return await asyncio.get_running_loop().run_in_executor(None, getattr(self.store, method), *args)

@@ -8,7 +8,8 @@ named by its cn, and members of the admin groups become hub admins.
 
 Upstream's blocking LDAP calls are moved off the hub's event loop (see ``authenticate``).
 
-The common mixin adds Linux-safe names (checked before anything reaches the directory) and the lockout.
+People who leave the allowed groups are ended at the next refresh (``ldap_refresh``), not only refused at their
+next login. The common mixin adds Linux-safe names (checked before anything reaches the directory) and the lockout.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from tornado import web
 from traitlets import Unicode
 
 from pangeohub.auth.common import PangeoAuthMixin
+from pangeohub.auth.ldap_refresh import LDAPRefreshMixin
 
 _GROUPS_KEY = "pangeohub_groups"
 
 
-class PangeoLDAPAuthenticator(PangeoAuthMixin, LDAPAuthenticator):
+class PangeoLDAPAuthenticator(LDAPRefreshMixin, PangeoAuthMixin, LDAPAuthenticator):
     pangeo_group_search_base = Unicode(
         "", help="Where to look for the groups a person belongs to (they become hub groups)."
     ).tag(config=True)
@@ -81,7 +83,8 @@ class PangeoLDAPAuthenticator(PangeoAuthMixin, LDAPAuthenticator):
             return None
         groups = model["auth_state"]["user_attributes"].pop(_GROUPS_KEY, [])
         model["groups"] = groups
-        model["admin"] = self.admin_from_groups(groups, True if name in self.admin_users else None)
+        # Never None ("leave the flag as it is"): an admin flag stored in another mode must not survive here.
+        model["admin"] = name in self.admin_users or bool(set(groups) & self.pangeo_admin_groups)
         return model
 
     async def check_allowed(self, username, auth_model):

@@ -27,7 +27,9 @@ def authenticator_class(config: Config) -> str:
     return AUTHENTICATOR_CLASSES[config.auth.mode]
 
 
-def render_auth(config: Config, paths: StatePaths) -> dict:
+def render_auth(config: Config, paths: StatePaths, *, local_gateway: bool = True) -> dict:
+    """``local_gateway``: the gateway's operator API is on this machine's loopback (not on Kubernetes, where
+    it is in a pod of its own), so that the expiry service stops ended people's clusters there."""
     auth = config.auth
     cls = authenticator_class(config).rsplit(".", 1)[1]
     common = {
@@ -44,32 +46,42 @@ def render_auth(config: Config, paths: StatePaths) -> dict:
             "admin_users": sorted(config.hub.admin_users),
             # Hub groups follow the authority (account store, directory, GitHub teams) at every login.
             "manage_groups": True,
-            # Expired or pending accounts, and people dropped from their groups, cannot spawn on an old session.
+            # Expired or pending accounts, and people dropped from their groups, cannot spawn on an old session;
+            # while they use the hub their right to is checked again this often (each mode's refresh_user).
             "refresh_pre_spawn": True,
+            "auth_refresh_age": max(1, int(auth.refresh_interval)),
         },
         cls: {**common, **_mode_settings(config, paths)},
     }
     if auth.mode in ("password", "signup"):
-        sections["JupyterHub"] = {"services": [_expiry_service(config, paths)], "load_roles": [
+        sections["JupyterHub"] = {"services": [_expiry_service(config, paths, local_gateway)], "load_roles": [
             {"name": EXPIRY_SERVICE, "scopes": EXPIRY_SCOPES, "services": [EXPIRY_SERVICE]}]}
     if auth.mode == "signup":
         sections["JupyterHub"]["template_paths"] = [str(TEMPLATES)]
     return sections
 
 
-def _expiry_service(config: Config, paths: StatePaths) -> dict:
-    return {"name": EXPIRY_SERVICE, "command": [
+def _expiry_service(config: Config, paths: StatePaths, local_gateway: bool) -> dict:
+    from pangeohub.gateway import ADMIN_PATH
+
+    command = [
         str(config.install_dir / "bin" / "python"), "-m", "pangeohub.auth.expiry",
         "--accounts-db", str(paths.accounts_db), "--system-prefix", config.users.system_prefix,
         "--every", str(float(config.auth.expiry_check_interval)),
-    ]}
+    ]
+    if uses_site_accounts(config):
+        command.append("--site-accounts")
+    if config.gateway.enabled and local_gateway:
+        command += ["--gateway-admin-url", f"http://127.0.0.1:{config.gateway.api_port}{ADMIN_PATH}",
+                    "--gateway-token-file", str(paths.secret("gateway_admin_token"))]
+    return {"name": EXPIRY_SERVICE, "command": command}
 
 
 def _mode_settings(config: Config, paths: StatePaths) -> dict:
     auth = config.auth
     if auth.mode == "signup":
         return {"min_password_length": auth.password.min_length, "max_pending": auth.signup.max_pending,
-                "signup_prompt": auth.signup.prompt}
+                "signup_prompt": auth.signup.prompt, "home_root": str(config.users.home_root)}
     if auth.mode == "ldap":
         ldap = auth.ldap
         settings = {
@@ -87,13 +99,14 @@ def _mode_settings(config: Config, paths: StatePaths) -> dict:
             # directory's place would be handed every password. Require a valid certificate for the name.
             settings["tls_kwargs"] = {"validate": int(ssl.CERT_REQUIRED),
                                       **({"ca_certs_file": str(ldap.ca_file)} if ldap.ca_file else {})}
+        # The search account also re-checks people's groups at each refresh (pangeohub.auth.ldap_refresh).
+        settings.update({"lookup_dn_search_user": ldap.search_user_dn or "",
+                         "search_password_file": str(ldap.search_password_file or "")})
         if not ldap.bind_dn_templates:
             settings.update({
                 "lookup_dn": True,
                 "user_search_base": ldap.user_search_base,
                 "lookup_dn_user_dn_attribute": ldap.user_attribute,
-                "lookup_dn_search_user": ldap.search_user_dn or "",
-                "search_password_file": str(ldap.search_password_file or ""),
             })
         return settings
     if auth.mode == "github":
@@ -106,6 +119,9 @@ def _mode_settings(config: Config, paths: StatePaths) -> dict:
             "admin_groups": sorted(g.lower() for g in auth.admin_groups),
             "scope": ["read:org"],
             "populate_teams_in_auth_state": True,
+            # The access token is kept (encrypted with the hub's crypt key) so that refresh_user can ask GitHub
+            # again whether the person is still in an allowed organisation.
+            "enable_auth_state": True,
         }
         if github.callback_url:
             settings["oauth_callback_url"] = github.callback_url

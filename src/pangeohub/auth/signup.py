@@ -5,8 +5,10 @@ built on JupyterHub's own ``BaseHandler``, registered through ``Authenticator.ge
 are accounts with status 'pending' in pangeohub's account store: they cannot log in (``verify`` refuses
 them) nor spawn (``pre_spawn_start``), and `pangeohub users pending | approve | deny` works on the same rows.
 
-The form never says whether a name is taken: applying for an existing name shows the same "thank you" page
-and changes nothing.
+The form never says whether a name is taken: applying for an existing name shows the same "thank you" page,
+after the same time (the password is hashed either way), and changes nothing. A name whose former Linux account
+or home is still on the machine (``users remove --keep-home``) counts as taken: approving it would hand that
+home to a stranger, and approval refuses it too.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import Integer, Unicode
 
-from pangeohub.accounts import Account
-from pangeohub.auth.applications import approve, deny, pending
+from pangeohub.accounts import Account, hash_password
+from pangeohub.auth.applications import approve, deny, existing_home, pending
 from pangeohub.errors import PangeoError
 from pangeohub.hub.auth import PangeoAuthenticator
 from pangeohub.names import check_username
@@ -105,7 +107,9 @@ class ReviewHandler(BaseHandler):
         name = self.get_body_argument("username", "")
         action = self.get_body_argument("action", "")
         auth: SignupAuthenticator = self.authenticator
-        decide = {"approve": approve, "deny": lambda store, who: deny(store, who, auth.release)}.get(action)
+        kept = existing_home(name, auth.system_prefix, auth.home_root) if name else None
+        decide = {"approve": lambda store, who: approve(store, who, kept),
+                  "deny": lambda store, who: deny(store, who, auth.release, kept)}.get(action)
         if decide is None:
             raise web.HTTPError(400, f"Unknown action {action!r}: use approve or deny.")
         store = auth.store
@@ -125,14 +129,17 @@ class SignupAuthenticator(PangeoAuthenticator):
     min_password_length = Integer(8, help="Shortest password accepted on the sign-up form.").tag(config=True)
     max_pending = Integer(200, help="Most applications waiting for review.").tag(config=True)
     signup_prompt = Unicode("What will you work on?", help="Question on the form.").tag(config=True)
+    home_root = Unicode("/home", help="Where homes are made (users.home_root).").tag(config=True)
 
     def apply(self, name: str, password: str, email: str, info: str, hub_user_exists: bool) -> str:
         """Record an application; 'ok' (also when the name is taken: nothing is changed) or 'full'."""
         store = self.store
         if len(pending(store)) >= self.max_pending:
             return "full"
-        if hub_user_exists or name in self.admin_users or store.get(name) is not None:
-            self.log.warning("Sign-up for existing name %r ignored", name)
+        kept = existing_home(name, self.system_prefix, self.home_root)
+        if hub_user_exists or name in self.admin_users or store.get(name) is not None or kept:
+            hash_password(password)  # the time a new application takes, so that timing tells nothing
+            self.log.warning("Sign-up for existing name %r ignored%s", name, f" ({kept} is kept)" if kept else "")
             return "ok"
         try:
             store.add(Account(name=name, status="pending", email=email, info={"work": info}), password)

@@ -138,3 +138,19 @@ def extend(store: AccountStore, accounts: list[Account], until: float | None) ->
 def expired(store: AccountStore, now: float | None = None) -> list[str]:
     now = time.time() if now is None else now
     return [a.name for a in store.list() if a.expires is not None and a.expires <= now]
+
+
+ENDED_KEY = "ended_at"  # in an account's info: when everything of it was last ended (pangeohub.auth.ending)
+
+
+def not_yet_ended(store: AccountStore, now: float | None = None) -> list[str]:
+    """Expired accounts whose sessions, tokens and processes have not been ended since they expired."""
+    now = time.time() if now is None else now
+    return [a.name for a in store.list()
+            if a.expires is not None and a.expires <= now and a.info.get(ENDED_KEY, 0) < a.expires]
+
+
+def mark_ended(store: AccountStore, name: str, now: float | None = None) -> None:
+    account = store.get(name)
+    if account is not None:
+        store.set_info(name, {**account.info, ENDED_KEY: time.time() if now is None else now})

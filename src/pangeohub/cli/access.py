@@ -10,8 +10,10 @@ from pathlib import Path
 import typer
 
 from pangeohub.auth import applications, workshop
-from pangeohub.cli.context import state
+from pangeohub.auth.ending import Ended, GatewayAdmin, end_person, report
+from pangeohub.cli.context import account_store, running_hub, state
 from pangeohub.errors import PangeoError
+from pangeohub.names import uses_site_accounts
 from pangeohub.ops.prepare import prepare_accounts
 from pangeohub.targets.sysusers import lock_account
 
@@ -22,16 +24,8 @@ def register(app: typer.Typer) -> None:
     app.command("shared-password")(shared_password)
 
 
-def _store(rt):
-    from pangeohub.cli.users import _store
-
-    return _store(rt)
-
-
-def _hub(rt):
-    from pangeohub.cli.users import _hub
-
-    return _hub(rt)
+_store = account_store
+_hub = running_hub
 
 
 def generate(
@@ -65,8 +59,9 @@ def expire(
     names: list[str] = typer.Argument(None, help="Users to end now."),
     prefix: str = typer.Option(None, "--prefix", help="End every user whose name starts with this."),
 ) -> None:
-    """End accounts now (or, with no names, enforce the dates already past): they can no longer log in and
-    their servers are stopped. Homes are kept; `pangeohub users remove` deletes them."""
+    """End accounts now (or, with no names, enforce the dates already past): they can no longer log in, and
+    their servers, Dask clusters, API tokens, sessions and processes are ended. Homes are kept;
+    `pangeohub users remove` deletes them."""
     rt = state.runtime()
     store = _store(rt)
     if names or prefix:
@@ -76,15 +71,30 @@ def expire(
         ended = workshop.end(store, chosen)
     else:
         ended = workshop.expired(store)
+    outcomes = end_everywhere(rt, ended)
+    for outcome in outcomes:
+        if outcome.complete:  # the expiry service need not end them again (it finishes the others)
+            workshop.mark_ended(store, outcome.name)
+    typer.echo(f"ended {len(ended)} account(s): stopped {sum(o.servers for o in outcomes)} server(s) and "
+               f"{sum(o.clusters for o in outcomes)} Dask cluster(s), revoked {sum(o.tokens for o in outcomes)} "
+               "token(s), ended their sessions and processes; homes kept")
+    if not all(o.hub for o in outcomes):
+        typer.echo("the platform is down: their tokens and sessions are ended by the hub's expiry service "
+                   "when it starts")
+    report(outcomes)
+
+
+def end_everywhere(rt, names: list[str], *, processes: bool = True) -> list[Ended]:
+    """``end_person`` for each of ``names`` (with the platform down: their processes only)."""
+    users = None if uses_site_accounts(rt.config) or not processes else rt.config.users
     api = _hub(rt)
-    stopped = 0
-    for name in ended:
-        model = api.user(name) if api else None
-        if model and model.get("servers"):
-            api.stop_server(name)
-            stopped += 1
-        lock_account(name, rt.config.users)  # anything still running as them (terminals, Dask workers)
-    typer.echo(f"ended {len(ended)} account(s), stopped {stopped} server(s); homes kept")
+    if api is None:
+        for name in names:
+            if users is not None:
+                lock_account(name, users)
+        return [Ended(name, hub=False) for name in names]
+    gateway = GatewayAdmin.of(rt)
+    return [end_person(api, name, gateway=gateway, users=users) for name in names]
 
 
 def extend(
@@ -119,7 +129,7 @@ def pending() -> None:
 def approve(name: str = typer.Argument(...)) -> None:
     """Approve a sign-up: the person can log in from now on."""
     rt = state.runtime()
-    applications.approve(_store(rt), name)
+    applications.approve(_store(rt), name, _kept(rt, name))
     api = _hub(rt)
     if api:
         from pangeohub.hubsync import sync_hub_users
@@ -133,8 +143,13 @@ def deny(name: str = typer.Argument(...)) -> None:
     from pangeohub.release import release_account
 
     rt = state.runtime()
-    applications.deny(_store(rt), name, lambda who: release_account(rt, who, hub=_hub(rt)))
+    applications.deny(_store(rt), name, lambda who: release_account(rt, who, hub=_hub(rt)), _kept(rt, name))
     typer.echo(f"denied {name}")
+
+
+def _kept(rt, name: str) -> str | None:
+    users = rt.config.users
+    return applications.existing_home(name, users.system_prefix, users.home_root)
 
 
 def shared_password() -> None:

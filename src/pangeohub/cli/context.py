@@ -62,3 +62,20 @@ def command_words(argv: list[str]) -> list[str]:
 
 
 state = CliState()
+
+
+def account_store(rt):
+    """The account store of the platform's state dir (made if missing)."""
+    from pangeohub.accounts import AccountStore
+
+    rt.paths.ensure()
+    return AccountStore(rt.paths.accounts_db)
+
+
+def running_hub(rt):
+    """The hub's API when the platform runs, else None (commands then change only what is on disk)."""
+    from pangeohub.hubapi import HubAPI
+    from pangeohub.services.supervisor import supervisor_pid
+
+    return HubAPI(rt) if supervisor_pid(rt) else None
+

@@ -9,29 +9,22 @@ import time
 
 import typer
 
-from pangeohub.accounts import Account, AccountStore, generate_password
+from pangeohub.accounts import Account, generate_password
 from pangeohub.cli import remote_cmds
-from pangeohub.cli.context import state
+from pangeohub.cli.context import account_store, running_hub, state
 from pangeohub.errors import PangeoError
-from pangeohub.hubapi import HubAPI
 from pangeohub.hubsync import sync_hub_users
 from pangeohub.names import check_username, system_name, uses_site_accounts
 from pangeohub.ops.prepare import prepare_accounts
 from pangeohub.release import release_account
-from pangeohub.services.supervisor import supervisor_pid
 from pangeohub.units import format_size
 
 app = typer.Typer(help="Manage who can log in.", no_args_is_help=True)
 
 
 
-def _store(rt) -> AccountStore:
-    rt.paths.ensure()
-    return AccountStore(rt.paths.accounts_db)
-
-
-def _hub(rt) -> HubAPI | None:
-    return HubAPI(rt) if supervisor_pid(rt) else None
+_store = account_store
+_hub = running_hub
 
 
 def _read_password(rt, from_stdin: bool, name: str) -> tuple[str, bool]:
@@ -87,8 +80,15 @@ def add(
 def passwd(
     name: str = typer.Argument(...),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    keep_sessions: bool = typer.Option(
+        False, "--keep-sessions",
+        help="Leave the user's sessions, tokens, servers and processes running (a routine change, not a theft)."),
 ) -> None:
-    """Set a user's password (generated and printed unless given)."""
+    """Set a user's password (generated and printed unless given). Whoever knew the old one is shut out: every
+    session, API token, server, Dask cluster and process of the user is ended, unless --keep-sessions."""
+    from pangeohub.auth.ending import report
+    from pangeohub.cli.access import end_everywhere
+
     rt = state.runtime()
     store = _store(rt)
     if store.get(name) is None:
@@ -97,6 +97,15 @@ def passwd(
     store.set_password(name, password)
     store.clear_failures(name)
     typer.echo(f"password of {name} changed" + (f": {password}" if generated else ""))
+    if not keep_sessions:
+        outcome = end_everywhere(rt, [name])
+        if outcome[0].hub:
+            typer.echo(f"ended every session of {name}: {outcome[0].tokens} token(s) revoked, "
+                       f"{outcome[0].servers} server(s) stopped (--keep-sessions leaves them)")
+        else:
+            typer.echo(f"the platform is down: only the processes of {name} were ended; run this again once it "
+                       "is up to end their sessions and tokens")
+        report(outcome)
 
 
 @app.command("admin")
@@ -182,9 +191,15 @@ def remove(
     With --hub-url: the hub user (server stopped, tokens revoked) and what the hub's spawner keeps for them."""
     if state.remote():
         return remote_cmds.users_remove(state.remote(), name, keep_home)
+    from pangeohub.cli.access import end_everywhere
+
     rt = state.runtime()
     rt.paths.ensure()
+    # Their clusters, tokens and sessions too, before the release takes the hub user and the account away
+    # (its processes are the release's to end).
+    ending = end_everywhere(rt, [name], processes=False)
     released = release_account(rt, name, hub=_hub(rt), keep_home=keep_home)
+    released.problems += ending[0].problems
     if released.problems:
         raise PangeoError("could not release everything of the user:\n" + "\n".join(f"  - {p}" for p in released.problems),
                           f"fix the cause, then run `pangeohub users remove {name}` again")

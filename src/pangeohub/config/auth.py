@@ -48,7 +48,9 @@ class LdapAuth(Section):
     )
     user_attribute: str = Field("uid", description="Attribute that holds the login name when searching.")
     search_user_dn: str | None = Field(
-        None, description="DN to bind as for the search (anonymous if unset)."
+        None, description="DN to bind as for the search (anonymous if unset). Also used to check people's "
+        "groups again while they use the hub (auth.refresh_interval); without it, leaving a group takes effect "
+        "at the next login only."
     )
     search_password_file: Path | None = Field(
         None, description="File (0600) holding the password of search_user_dn."

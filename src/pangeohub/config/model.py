@@ -178,6 +178,12 @@ class AuthSection(Section):
         "before that address is locked for the name (1 minute, doubling with each further failure, up to the window)."
     )
     failed_login_window: Duration = Field("15m", description="Window for counting failed logins.")
+    refresh_interval: Duration = Field(
+        "5m", description="How often the hub checks again, while a person uses it, that they may still log in "
+        "(account expired or locked, LDAP group or GitHub organisation left): someone who may not is ended "
+        "everywhere at once (sessions, tokens, servers, processes). LDAP checks need a directory the hub can "
+        "search (auth.ldap.search_user_dn, or anonymous reads).",
+    )
     expiry_check_interval: Duration = Field(
         "1m", description="How often the servers of accounts past their expiry date are looked for and "
         "stopped (password and signup modes; `pangeohub users expire` does it at once).",

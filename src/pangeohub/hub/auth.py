@@ -73,7 +73,14 @@ class PangeoAuthenticator(PangeoAuthMixin, Authenticator):
 
     async def refresh_user(self, user, handler=None):
         account = await self._in_store("get", user.name)
-        return not (account is not None and not account.usable())
+        if account is not None and not account.usable():
+            # Ended between the expiry service's rounds: ended everywhere now (tokens included, which
+            # JupyterHub would otherwise keep honouring).
+            from pangeohub.auth.sessions import end_in_hub
+
+            await end_in_hub(self, user)
+            return False
+        return True
 
     async def pre_spawn_start(self, user, spawner):
         account = await self._in_store("get", user.name)

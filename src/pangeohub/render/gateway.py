@@ -53,7 +53,7 @@ def render_gateway_config(config: Config, paths: StatePaths, urls: GatewayUrls) 
         "DaskGateway": {
             "address": f"127.0.0.1:{gw.api_port}",
             "backend_class": target.gateway_backend_class,
-            "authenticator_class": "dask_gateway_server.auth.JupyterHubAuthenticator",
+            "authenticator_class": "pangeohub.gateway.auth.PangeoGatewayAuthenticator",
             "log_level": "INFO",
         },
         "JupyterHubAuthenticator": {

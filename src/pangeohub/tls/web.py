@@ -19,6 +19,13 @@ def https_base(domain: str, port: int) -> str:
     return f"https://{domain}" + ("" if port == 443 else f":{port}")
 
 
+def redirect_to(redirect_base: str, path: str) -> str:
+    """Our HTTPS address with the request's path. The host is ours, not the request's (a forged Host header
+    cannot make this an open redirect), and a target that is not a path (``@evil.example/x``, which would
+    read as ``https://hub@evil.example/x``) becomes ``/``."""
+    return redirect_base + (path if path.startswith("/") else "/")
+
+
 def make_handler(challenges: Path, redirect_base: str):
     class Handler(BaseHTTPRequestHandler):
         server_version = "pangeohub"
@@ -40,11 +47,9 @@ def make_handler(challenges: Path, redirect_base: str):
                 self.end_headers()
                 self.wfile.write(body)
                 return
-            # Permanent: browsers remember it. The path is kept; the host is ours, not the request's, so a
-            # forged Host header cannot turn this into an open redirect.
-            location = redirect_base + (self.path if self.path.startswith("/") else "/")
+            # Permanent: browsers remember it.
             self.send_response(301)
-            self.send_header("Location", location)
+            self.send_header("Location", redirect_to(redirect_base, self.path))
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -52,7 +57,7 @@ def make_handler(challenges: Path, redirect_base: str):
 
         def do_POST(self):  # noqa: N802
             self.send_response(308)  # keeps the method, but a form must never be posted in clear: tell the client
-            self.send_header("Location", redirect_base + self.path)
+            self.send_header("Location", redirect_to(redirect_base, self.path))
             self.send_header("Content-Length", "0")
             self.end_headers()
 

@@ -33,7 +33,7 @@ def in_cluster(config: Config) -> Config:
 def hub_values(config: Config) -> dict:
     k8s = config.kubernetes
     cfg = in_cluster(config)
-    auth = render_auth(cfg, StatePaths(cfg.state_dir))
+    auth = render_auth(cfg, StatePaths(cfg.state_dir), local_gateway=False)
     # The chart builds JupyterHub.services and load_roles from hub.services / hub.loadRoles (keyed by name) and
     # drops hub.config.JupyterHub.services, so the auth sections' services move there.
     from_auth = auth.pop("JupyterHub", {})
