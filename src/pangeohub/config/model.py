@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth
 from pangeohub.config.backup import BackupSection
+from pangeohub.config.environments import Environment, check_unique
 from pangeohub.config.base import LINUX_NAME_MAX, LINUX_NAME_RE, Port, Section, check_port  # noqa: F401
 from pangeohub.config.gateway import GatewaySection
 from pangeohub.config.https import HttpsSection, check_domain
@@ -238,6 +239,11 @@ class Config(Section):
     kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
     backup: BackupSection = Field(default_factory=BackupSection)
     target: TargetSection = Field(default_factory=TargetSection)
+    environments: list[Environment] = Field(
+        default_factory=list,
+        description="Named software environments built by `pangeohub env build` into install_dir/envs/NAME; each "
+        "is a kernel 'Python (NAME)' for the people it allows, and Dask clusters started from it run it too.",
+    )
 
     @field_validator("state_dir", "install_dir")
     @classmethod
@@ -256,6 +262,8 @@ class Config(Section):
         if twice:
             raise ValueError(f"profile names must be unique; repeated: {', '.join(twice)}")
         return value
+
+    _environments = field_validator("environments")(check_unique)
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> "Config":
