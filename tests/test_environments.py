@@ -1,6 +1,6 @@
 """Named environments through the real CLI and uv, against PyPI: build, versions, rollback, failures, removal.
 
-`tabulate` and `text-unidecode` are small pure-Python packages the runtime does not carry: a module that imports
+`tabulate` and `inflection` are small pure-Python packages the runtime does not carry: a module that imports
 in an environment and not in the runtime proves the environment is what ran.
 """
 
@@ -100,10 +100,10 @@ def test_failed_builds_keep_the_serving_version_and_say_why(tmp_path, names):
 
 def test_a_bare_environment_has_only_its_packages(tmp_path, names):
     name = names("bare")
-    cfg = config(tmp_path, [{"name": name, "base": "none", "packages": ["text-unidecode==1.3"]}])
+    cfg = config(tmp_path, [{"name": name, "base": "none", "packages": ["inflection==0.5.1"]}])
     cli("--config", str(cfg), "env", "build", name)
     python = EnvDir.of(RUNTIME, name).python()
-    assert runs(python, "import text_unidecode, ipykernel").returncode == 0
+    assert runs(python, "import inflection, ipykernel").returncode == 0
     assert "No module named 'xarray'" in runs(python, "import xarray").stderr
 
 

@@ -266,6 +266,20 @@ class Config(Section):
     _environments = field_validator("environments")(check_unique)
 
     @model_validator(mode="after")
+    def _profile_environments(self) -> "Config":
+        bases = {env.name: env.base for env in self.environments}
+        for profile in self.profiles:
+            if profile.environment is None:
+                continue
+            if profile.environment not in bases:
+                raise ValueError(f"profile '{profile.name}' names environment '{profile.environment}', which is not "
+                                 f"in `environments` ({', '.join(bases) or 'none configured'}): add it or fix the name")
+            if bases[profile.environment] != "pangeo":
+                raise ValueError(f"profile '{profile.name}' runs its server in environment '{profile.environment}', "
+                                 "which has base none: a server needs the default stack (JupyterLab); use base pangeo")
+        return self
+
+    @model_validator(mode="after")
     def _distinct_ports(self) -> "Config":
         ports = {
             "hub.port": self.hub.port,

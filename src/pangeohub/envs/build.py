@@ -119,7 +119,7 @@ class Builder:
                 raise PangeoError(f"cannot read the requirements file {spec.requirements} ({exc.strerror})",
                                   "fix the path in environments[].requirements") from None
         if spec.base == "none":
-            wanted.append("ipykernel")  # what makes it a kernel
+            wanted.append("ipykernel>=7")  # what makes it a kernel; 7 speaks the encrypted connections we use
         (work / "requirements.in").write_text("\n".join(wanted) + "\n")
         argv = [self.uv, "pip", "compile", str(work / "requirements.in"), "--python", self.base_python,
                 "--output-file", str(work / "lock.txt"), "--no-header"]

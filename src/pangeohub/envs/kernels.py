@@ -23,7 +23,8 @@ def kernelspec(envdir: EnvDir) -> dict:
         "display_name": f"Python ({envdir.name})",
         "language": "python",
         "env": {ENV_VARIABLE: envdir.name},
-        "metadata": {"pangeohub": {"environment": envdir.name}},
+        # Every kernel connection is encrypted here (CurveZMQ); ipykernel 7 can, and every build has it.
+        "metadata": {"pangeohub": {"environment": envdir.name}, "supported_encryption": ["curve"]},
     }
 
 
@@ -46,14 +47,42 @@ def usable(config, groups: set[str], admin: bool) -> list[EnvDir]:
 
 
 async def environments_hook(spawner, account) -> dict[str, str]:
-    """Spawn hook: the person's server lists a kernel for each environment they may use."""
+    """Spawn hook: the person's server lists a kernel for each environment they may use, and runs in the
+    environment its profile names."""
     config = spawner.runtime.config
     groups = {group.name for group in getattr(spawner.user, "groups", [])}
+    env: dict[str, str] = {}
     dirs = [str(envdir.kernels_parent) for envdir in usable(config, groups, bool(spawner.user.admin))]
-    if not dirs:
+    if dirs:
+        inherited = os.environ.get("JUPYTER_PATH")
+        env["JUPYTER_PATH"] = os.pathsep.join(dirs + ([inherited] if inherited else []))
+    env.update(_server_environment(spawner, config))
+    runtime_data = env.pop("JUPYTER_PATH_RUNTIME", None)
+    if runtime_data:
+        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [env.get("JUPYTER_PATH"), runtime_data]))
+    return env
+
+
+def _server_environment(spawner, config) -> dict[str, str]:
+    """Run the server with the profile's environment's Python (a fresh process: a fork of the fork server would
+    be the runtime's). The spawner object lives on between spawns, so the default command is kept to go back to."""
+    if not hasattr(spawner, "_runtime_cmd"):
+        spawner._runtime_cmd = list(spawner.cmd)
+    spawner.cmd = list(spawner._runtime_cmd)
+    name = getattr(getattr(spawner, "profile", None), "environment", None)
+    if not name:
         return {}
-    inherited = os.environ.get("JUPYTER_PATH")
-    return {"JUPYTER_PATH": os.pathsep.join(dirs + ([inherited] if inherited else []))}
+    envdir = EnvDir.of(config.install_dir, name)
+    if envdir.current() is None:
+        spawner.log.warning("Environment %s of profile %s is not built yet: %s's server runs the default stack",
+                            name, spawner.profile.name, spawner.user.name)
+        return {}
+    spawner.cmd = [str(envdir.current_link / "bin" / "python"), "-m", "jupyterhub.singleuser"]
+    # Jupyter looks for its config (server extensions: ours, Dask's, the proxy) and JupyterLab's assets under
+    # sys.prefix, which is now the environment's: point it at the runtime's, where the installer put them.
+    runtime = config.install_dir
+    return {ENV_VARIABLE: name, "JUPYTER_CONFIG_PATH": str(runtime / "etc" / "jupyter"),
+            "JUPYTER_PATH_RUNTIME": str(runtime / "share" / "jupyter")}
 
 
 def read_kernelspec(envdir: EnvDir) -> dict:
