@@ -36,11 +36,9 @@ def hub():
 
 def built(hub) -> dict:
     """`status` once the background job has built both environments (it says so while it works)."""
-    seen = set()
     for _ in range(600):
         report = json.loads(hub.cli("status", "--json", check=False).stdout)
         states = {env["name"]: env["state"] for env in report["environments"]}
-        seen.update(states.values())
         if set(states.values()) <= {"ready", "failed"}:
             return states
         time.sleep(0.5)
@@ -71,11 +69,18 @@ def run_in(hub, name: str, kernel: str, code: str, then=None):
     return run_sync(go())
 
 
-def test_up_builds_in_the_background_and_each_person_sees_their_kernels(hub):
-    assert built(hub) == {OPEN: "ready", TEAM: "ready"}
+@pytest.fixture(scope="module")
+def people(hub):
+    """ann (no group) and tim (group team), once `up` has built the environments in the background."""
+    states = built(hub)
     hub.add_user("ann")
     hub.cli("users", "add", "tim", "--group", "team", "--password-stdin", input="pw-tim-123456\n")
     hub.passwords["tim"] = "pw-tim-123456"
+    return states
+
+
+def test_up_builds_in_the_background_and_each_person_sees_their_kernels(hub, people):
+    assert people == {OPEN: "ready", TEAM: "ready"}
     ann, tim = kernelspecs(hub, "ann"), kernelspecs(hub, "tim")
     assert f"Python ({OPEN})" in ann and f"Python ({TEAM})" not in ann
     assert {f"Python ({OPEN})", f"Python ({TEAM})"} <= set(tim)
@@ -91,7 +96,7 @@ def test_up_builds_in_the_background_and_each_person_sees_their_kernels(hub):
     assert not default.ok and "ModuleNotFoundError" in default.error
 
 
-def test_removing_an_environment_in_use_is_refused(hub):
+def test_removing_an_environment_in_use_is_refused(hub, people):
     hub.add_user("rae")
     specs = kernelspecs(hub, "rae")
 
@@ -104,7 +109,7 @@ def test_removing_an_environment_in_use_is_refused(hub):
     assert json.loads(hub.cli("env", "list", "--json").stdout)[0]["current"] is not None
 
 
-def test_a_profile_runs_the_server_in_its_environment(hub):
+def test_a_profile_runs_the_server_in_its_environment(hub, people):
     name, _ = hub.add_user("pat")
 
     async def go():
@@ -125,3 +130,47 @@ def test_the_spawn_page_lists_each_profile_once_with_its_environment():
     form = profiles.options_form(config, set(), False)
     assert form.count("1 CPU") == 2  # once for each profile, never twice for one
     assert "1 CPU, 2 GB RAM</label>" in form and f"1 CPU, 2G memory, environment {OPEN}</label>" in form
+
+
+DASK_CODE = """
+import json
+from dask_gateway import Gateway
+report = {}
+with Gateway() as gw:
+    try:
+        gw.new_cluster(environment=%(other)r)
+    except Exception as exc:
+        report["refused"] = str(exc)
+    with gw.new_cluster() as cluster:
+        cluster.scale(1)
+        client = cluster.get_client()
+        client.wait_for_workers(1, timeout=240)
+        def where():
+            import sys, inflection
+            return sys.executable
+        report["worker"] = client.submit(where, pure=False).result()
+        report["scheduler"] = client.run_on_scheduler(lambda: __import__("sys").executable)
+        client.get_versions(check=True)
+        report["versions"] = "checked"
+print(json.dumps(report))
+"""
+
+
+def test_dask_clusters_run_the_environment_of_the_kernel(hub, people):
+    tim = kernelspecs(hub, "tim")
+    result, _ = run_in(hub, "tim", tim[f"Python ({TEAM})"], DASK_CODE % {"other": "nosuch"})
+    assert result.ok, result.error
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert f"/envs/{TEAM}/current/bin/python" in report["worker"]
+    assert f"/envs/{TEAM}/current/bin/python" in report["scheduler"]
+    assert report["versions"] == "checked"
+    assert "environment 'nosuch' does not exist" in report["refused"]
+
+
+def test_an_environment_of_other_groups_is_refused_to_a_cluster(hub, people):
+    ann = kernelspecs(hub, "ann")
+    code = ("from dask_gateway import Gateway\n"
+            f"try:\n    Gateway().new_cluster(environment={TEAM!r})\nexcept Exception as exc:\n    print(exc)")
+    result, _ = run_in(hub, "ann", ann[f"Python ({OPEN})"], code)
+    assert result.ok, result.error
+    assert f"environment '{TEAM}' is limited to other groups; you may use: default, {OPEN}" in result.stdout

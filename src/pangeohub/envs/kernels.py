@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 
+from pangeohub.envs.dask import CLIENT_VARIABLE
 from pangeohub.envs.layout import EnvDir, write_json
 
 # The kernel tells code running in it (the Dask Gateway client, `pangeohub-env`) which environment it is.
@@ -22,7 +23,7 @@ def kernelspec(envdir: EnvDir) -> dict:
         "argv": [str(envdir.current_link / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": f"Python ({envdir.name})",
         "language": "python",
-        "env": {ENV_VARIABLE: envdir.name},
+        "env": {ENV_VARIABLE: envdir.name, CLIENT_VARIABLE: envdir.name},
         # Every kernel connection is encrypted here (CurveZMQ); ipykernel 7 can, and every build has it.
         "metadata": {"pangeohub": {"environment": envdir.name}, "supported_encryption": ["curve"]},
     }
@@ -81,7 +82,7 @@ def _server_environment(spawner, config) -> dict[str, str]:
     # Jupyter looks for its config (server extensions: ours, Dask's, the proxy) and JupyterLab's assets under
     # sys.prefix, which is now the environment's: point it at the runtime's, where the installer put them.
     runtime = config.install_dir
-    return {ENV_VARIABLE: name, "JUPYTER_CONFIG_PATH": str(runtime / "etc" / "jupyter"),
+    return {ENV_VARIABLE: name, CLIENT_VARIABLE: name, "JUPYTER_CONFIG_PATH": str(runtime / "etc" / "jupyter"),
             "JUPYTER_PATH_RUNTIME": str(runtime / "share" / "jupyter")}
 
 
