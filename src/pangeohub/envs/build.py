@@ -60,7 +60,8 @@ class Builder:
     def uv_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
         env.update(UV_CACHE_DIR=str(uv_cache(self.install_dir)), UV_LINK_MODE="hardlink",
-                   UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", NO_COLOR="1")
+                   UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", NO_COLOR="1",
+                   UV_SYSTEM_CERTS="1")  # the machine's certificate store, as pip uses it (a site's CA is in it)
         return env
 
     def build(self, spec) -> int:
