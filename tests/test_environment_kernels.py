@@ -116,7 +116,8 @@ def test_a_profile_runs_the_server_in_its_environment(hub, people):
         async with hub.sim(name) as user:
             await user.login()
             await user.start_server({"profile": "tables"})
-            return await user.run("import sys, tabulate, os; print(sys.executable, os.environ['PANGEOHUB_ENVIRONMENT'])")
+            return await user.run("import sys, tabulate, os\n"
+                                  "print(sys.executable, os.environ['PANGEOHUB_ENVIRONMENT'])")
 
     result = run_sync(go())
     assert result.ok, result.error

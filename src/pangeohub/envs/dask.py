@@ -29,7 +29,8 @@ def commands(config, name: str, groups: set[str], admin: bool) -> dict:
     envdir = EnvDir.of(config.install_dir, name)
     if envdir.current() is None:
         raise ValueError(f"environment {name!r} is not built yet; ask an administrator (`pangeohub env build {name}`)")
-    if not list(envdir.current_link.glob("lib/python3*/site-packages/distributed")) and not _extends_stack(config, name):
+    has_dask = list(envdir.current_link.glob("lib/python3*/site-packages/distributed"))
+    if not has_dask and not _extends_stack(config, name):
         raise ValueError(f"environment {name!r} has no Dask (base none without distributed); its administrator can "
                          "add dask, distributed and dask-gateway to its packages")
     python = str(envdir.current_link / "bin" / "python")

@@ -57,7 +57,8 @@ def create(name: str, packages: list[str]) -> Path:
                           "use lowercase letters, digits, '-' or '_', starting with a letter, at most 32 characters")
     for spec in packages:
         if spec.startswith("-"):
-            raise PangeoError(f"{spec!r} is not a package", "give package names, e.g. pangeohub-env create mine tabulate")
+            raise PangeoError(f"{spec!r} is not a package",
+                              "give package names, e.g. pangeohub-env create mine tabulate")
     target = envs_home() / name
     if target.exists():
         raise PangeoError(f"you have an environment {name!r} already ({target})",
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "create":
             path = create(args.name, args.packages)
-            print(f"created {args.name} in {path}; reload JupyterLab's launcher to see the kernel 'Python ({args.name})'")
+            print(f"created {args.name} in {path}; reload JupyterLab's launcher to see the kernel "
+                  f"'Python ({args.name})'")
         elif args.command == "list":
             rows = list_envs()
             for row in rows:
