@@ -21,7 +21,7 @@ RUNTIME = Path(sys.prefix)
 
 
 @pytest.fixture(scope="module")
-def names():
+def names(tmp_path_factory):
     """Environment names of this run (they live in the shared runtime prefix); removed at the end."""
     made = []
 
@@ -30,8 +30,10 @@ def names():
         return made[-1]
 
     yield name
+    cfg = config(tmp_path_factory.mktemp("cleanup"), [])  # this runtime's install_dir, not the default one
     for made_name in made:
-        cli("env", "remove", made_name, "--force", check=False)
+        cli("--config", str(cfg), "env", "remove", made_name, "--force", check=False)
+        assert not EnvDir.of(RUNTIME, made_name).path.exists()
 
 
 def config(tmp_path: Path, envs: list[dict], name: str = "config.yaml") -> Path:
