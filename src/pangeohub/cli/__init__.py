@@ -14,6 +14,7 @@ from pangeohub.cli import (
     certs,
     clusters,
     config_cmd,
+    envs,
     kubernetes,
     loadtest,
     migrate_cmd,
@@ -60,6 +61,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(catalog.app, name="catalog")
 access.register(users.app)
 app.add_typer(clusters.app, name="clusters")
+app.add_typer(envs.app, name="env")
 kubernetes.register(app)
 app.add_typer(certs.app, name="certs")
 app.add_typer(slurm.app, name="slurm")

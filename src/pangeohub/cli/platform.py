@@ -115,6 +115,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
                 typer.echo(line)
         for line in rt.target.format_status(report["target"]) if report["target"] else []:
             typer.echo(line)
+        for env in report.get("environments", []):
+            detail = {"ready": f"version {env['current']}", "building": "being built in the background",
+                      "missing": "not built yet (`pangeohub env build`)", "failed": f"build FAILED: {env['failed']}"}
+            typer.echo(f"  environment {env['name']:<16} {detail[env['state']]}")
         cleaned = report.get("cleaned")
         if cleaned and (cleaned["released"] or cleaned["problems"]):
             typer.echo(f"released at the start of {time.ctime(cleaned['at'])} (left by an interrupted run):")
@@ -148,7 +152,10 @@ def collect_status(rt) -> dict:
 
         https = certificate_status(rt)
     target = rt.target.status(rt)
+    from pangeohub.envs.layout import summary
+
     return {
+        "environments": summary(rt.config),
         "https": https,
         "target": target,
         "cleaned": last_report(rt),

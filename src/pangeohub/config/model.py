@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth
 from pangeohub.config.backup import BackupSection
+from pangeohub.config.environments import Environment, check_unique
 from pangeohub.config.base import LINUX_NAME_MAX, LINUX_NAME_RE, Port, Section, check_port  # noqa: F401
 from pangeohub.config.gateway import GatewaySection
 from pangeohub.config.https import HttpsSection, check_domain
@@ -244,6 +245,11 @@ class Config(Section):
     kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
     backup: BackupSection = Field(default_factory=BackupSection)
     target: TargetSection = Field(default_factory=TargetSection)
+    environments: list[Environment] = Field(
+        default_factory=list,
+        description="Named software environments built by `pangeohub env build` into install_dir/envs/NAME; each "
+        "is a kernel 'Python (NAME)' for the people it allows, and Dask clusters started from it run it too.",
+    )
 
     @field_validator("state_dir", "install_dir")
     @classmethod
@@ -262,6 +268,22 @@ class Config(Section):
         if twice:
             raise ValueError(f"profile names must be unique; repeated: {', '.join(twice)}")
         return value
+
+    _environments = field_validator("environments")(check_unique)
+
+    @model_validator(mode="after")
+    def _profile_environments(self) -> "Config":
+        bases = {env.name: env.base for env in self.environments}
+        for profile in self.profiles:
+            if profile.environment is None:
+                continue
+            if profile.environment not in bases:
+                raise ValueError(f"profile '{profile.name}' names environment '{profile.environment}', which is not "
+                                 f"in `environments` ({', '.join(bases) or 'none configured'}): add it or fix the name")
+            if bases[profile.environment] != "pangeo":
+                raise ValueError(f"profile '{profile.name}' runs its server in environment '{profile.environment}', "
+                                 "which has base none: a server needs the default stack (JupyterLab); use base pangeo")
+        return self
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> "Config":

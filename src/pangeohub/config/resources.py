@@ -43,6 +43,11 @@ class Profile(Section):
         default_factory=list,
         description="Hub groups allowed to choose this profile; empty means everybody. Admins may use any.",
     )
+    environment: str | None = Field(
+        None,
+        description="A named environment (section `environments`, base pangeo) that the server itself runs in: "
+        "its default kernel, terminals and Dask clusters use it. Empty: the default stack.",
+    )
     slurm: SlurmResources = Field(
         default_factory=SlurmResources,
         description="With target.kind slurm: partition, account, QOS, time limit, GPUs and extra sbatch options "

@@ -35,7 +35,7 @@ class PangeoBackendMixin(DBBackendBase):  # a traitlets class, so that its trait
 
     @default("cluster_options")
     def _default_cluster_options(self):
-        return lambda user: build_options(self.gw, list(user.groups))
+        return lambda user: build_options(self.gw, list(user.groups), self.pconfig)
 
     # -- creating clusters: options and per-user totals ------------------------------------------------
     async def process_cluster_options(self, user, request):

@@ -6,7 +6,7 @@ the widest range over them and the defaults. Everyone else gets ``gateway.option
 
 from __future__ import annotations
 
-from dask_gateway_server.options import Integer, Options, Select
+from dask_gateway_server.options import Integer, Options, Select, String
 
 from pangeohub.config.gateway import GatewaySection, WorkerOptions
 from pangeohub.units import format_size
@@ -39,20 +39,30 @@ def memory_choices(lo: int, hi: int, default: int) -> list[int]:
     return sorted(sizes)
 
 
-def build_options(gw: GatewaySection, groups: list[str]) -> Options:
+def build_options(gw: GatewaySection, groups: list[str], config=None) -> Options:
     """Options for one user. Memory is a choice of sizes ("1G", "2G", ...) so the widget and the error
-    messages speak in the units operators wrote in the config."""
+    messages speak in the units operators wrote in the config. ``environment`` (filled in by a kernel of a named
+    environment, pangeohub.envs.dask) chooses the Python of scheduler and workers."""
+    from pangeohub.envs.dask import commands
+
     ranges = ranges_for(gw, groups)
     cores, memory = ranges.worker_cores, ranges.worker_memory
     sizes = memory_choices(memory.min, memory.max, memory.default)
     labels = [format_size(s) for s in sizes]
     by_label = dict(zip(labels, sizes))
 
-    def handler(options):
-        return {"worker_cores": options.worker_cores, "worker_memory": by_label[options.worker_memory]}
+    def handler(options, user):
+        chosen = {"worker_cores": options.worker_cores, "worker_memory": by_label[options.worker_memory]}
+        wanted = getattr(options, "environment", "")
+        if config is not None:
+            chosen.update(commands(config, wanted, set(user.groups), bool(getattr(user, "admin", False))))
+        elif wanted and wanted != "default":
+            raise ValueError(f"environment {wanted!r}: named environments are not available on this target")
+        return chosen
 
     return Options(
         Integer("worker_cores", default=cores.default, min=cores.min, max=cores.max, label="Worker cores"),
         Select("worker_memory", labels, default=format_size(memory.default), label="Worker memory"),
+        String("environment", default="", label="Environment (empty: the default stack)"),
         handler=handler,
     )

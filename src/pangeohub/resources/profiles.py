@@ -61,13 +61,13 @@ def options_form(config, groups: set[str], admin: bool, current: str | None = No
     rows = []
     for profile in usable:
         checked = " checked" if profile.name == selected else ""
-        label = escape(profile.description or summary(profile))
+        label = escape(", ".join(filter(None, [profile.description or summary(profile), profile.environment and
+                                                 f"environment {profile.environment}"])))
         rows.append(
             f'<div class="form-check">'
             f'<input class="form-check-input" type="radio" name="profile" id="profile-{escape(profile.name)}" '
             f'value="{escape(profile.name)}"{checked}>'
             f'<label class="form-check-label" for="profile-{escape(profile.name)}">'
-            f'<strong>{escape(profile.name)}</strong> &mdash; {label} '
-            f'<small class="text-muted">({escape(summary(profile))})</small></label></div>'
+            f'<strong>{escape(profile.name)}</strong> &mdash; {label}</label></div>'
         )
     return '<fieldset><legend>Hardware profile</legend>' + "".join(rows) + "</fieldset>"

@@ -111,6 +111,8 @@ class Runtime:
     def jobs(self) -> list[tuple[str, list[str]]]:
         """One-shot tasks run in the background once every service is up: (name, pangeohub subcommand)."""
         jobs = [("catalog", ["catalog", "init"])]
+        if self.config.environments:  # people get the kernels once built; nobody waits for it at start
+            jobs.append(("environments", ["env", "build", "--missing"]))
         return jobs + ([("backup", ["backup", "schedule"])] if self.config.backup.schedule else [])
 
     def service(self, name: str):
