@@ -69,9 +69,10 @@ class HubSection(Section):
         "on Slurm and Kubernetes, whose schedulers queue servers themselves.",
     )
     memory_per_person: ByteSize = Field(
-        "100M", description="Memory set aside per running server when the local target works out how many "
-        "people the machine holds (hub.max_servers): a server and a kernel take ~45 MiB, plus a small "
-        "notebook's data (docs/capacity.md). Raise it for work that loads large datasets.",
+        "50M", description="Memory counted per running server when the local target works out how many people "
+        "the machine holds (hub.max_servers). The default is what the platform itself needs per person, "
+        "measured: a forked server, its kernel forker and one kernel take ~45 MiB (docs/capacity.md). Raise "
+        "it to keep room for people's work, e.g. 500M for a workshop with small datasets.",
     )
     fast_spawn: bool = Field(
         True,
