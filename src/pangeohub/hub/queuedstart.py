@@ -66,7 +66,14 @@ class QueuedStart(HasTraits):
             raise error from None
         queue = self.spawn_queue
         waited = time.monotonic()
-        await queue.enter(self._queue_key)
+        try:
+            await queue.enter(self._queue_key)
+        except asyncio.CancelledError:
+            # The person stopped their waiting server. Upstream's User.spawn clears _start_pending only on an
+            # Exception, and a cancellation is not one: the spawner would stay "pending" for good (counted
+            # active, and refusing the person's next start). Nothing was started, so there is nothing else.
+            self._start_pending = False
+            raise
         self._queue_admitted = time.monotonic()
         if self._queue_admitted - waited > 0.5:
             self.log.info("%s waited %.1f s in the spawn queue", self._queue_key, self._queue_admitted - waited)
