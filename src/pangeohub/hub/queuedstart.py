@@ -11,6 +11,7 @@ the person loses their place and nobody else's moves back. The place is given ba
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 
 from tornado import web
@@ -78,7 +79,8 @@ class QueuedStart(HasTraits):
         if self._queue_admitted - waited > 0.5:
             self.log.info("%s waited %.1f s in the spawn queue", self._queue_key, self._queue_admitted - waited)
         try:
-            return await super().run_pre_spawn_hook()
+            result = super().run_pre_spawn_hook()  # upstream's is synchronous, and may return an awaitable
+            return await result if inspect.isawaitable(result) else result
         except BaseException:
             self.leave_spawn_queue(completed=False)
             raise
