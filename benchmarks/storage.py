@@ -171,7 +171,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="Rounds of write+read (default 2).")
     parser.add_argument("--chunks", default="4M,32M", help="Chunk sizes, comma-separated (default 4M,32M).")
     parser.add_argument("--clients", default="s3fs,obstore", help="s3fs and/or obstore (default both).")
-    parser.add_argument("--chunk-size", default=None, help="storage.chunk_size of the object store (e.g. 64M).")
     parser.add_argument("--memory-limit", default=None, help="storage.memory_limit of the object store (e.g. 1G).")
     parser.add_argument("--scratch-quota", default=None,
                         help="storage.scratch.quota (default: homes.quota); 0 forwards S3 without the quota check.")
@@ -179,8 +178,6 @@ def main() -> None:
     storage = {}
     if args.memory_limit:
         storage["memory_limit"] = args.memory_limit
-    if args.chunk_size:
-        storage["chunk_size"] = args.chunk_size
     if args.scratch_quota is not None:
         storage["scratch"] = {"quota": args.scratch_quota}
     platform = Platform(extra={"storage": storage} if storage else None)

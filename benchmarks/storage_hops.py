@@ -142,7 +142,7 @@ def outside(args) -> None:
     from pangeohub.services.objectstore import admin_credentials
     from pangeohub.storage.weed import StoreLayout
 
-    platform = Platform(extra={"storage": {"chunk_size": args.chunk_size}} if args.chunk_size else None)
+    platform = Platform()
     try:
         platform.up()
         rt = platform.rt
@@ -181,7 +181,7 @@ def report(rows: dict, nbytes: int, args, load_before, load_after) -> None:
     best = {name: {phase: _rate(nbytes, min(run[phase] for run in runs)) for phase in ("put", "get")}
             for name, runs in rows.items()}
     disk = best["local disk"]
-    print(f"storage.chunk_size {args.chunk_size or 'default'}; {nbytes / 1e6:.0f} MB as {args.object / 1e6:.0f} MB objects, {args.parallel} at a time, best of "
+    print(f"{nbytes / 1e6:.0f} MB as {args.object / 1e6:.0f} MB objects, {args.parallel} at a time, best of "
           f"{args.repeat}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
           f"({os.cpu_count()} CPUs)")
     print(f"  {'hop':<12} {'write MB/s':>10} {'vs disk':>8}   {'read MB/s':>9} {'vs disk':>8}")
@@ -200,7 +200,6 @@ def main() -> None:
     parser.add_argument("--total", type=parse_size, default=parse_size("256M"), help="Bytes per row (256M).")
     parser.add_argument("--parallel", type=int, default=4, help="Uploads at a time (default 4, like zarr).")
     parser.add_argument("--repeat", type=int, default=2, help="Rounds; the best is shown (default 2).")
-    parser.add_argument("--chunk-size", help="storage.chunk_size of the store (default: the config's, 4M).")
     parser.add_argument("--inside", metavar="PLAN", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:

@@ -106,18 +106,6 @@ def test_every_seaweedfs_port_is_explicit_and_extras_are_off(tmp_path):
     assert "fs.configure -locationPrefix=/buckets/scratch/ -ttl=1w -apply" in setup_commands(storage)
 
 
-@pytest.mark.parametrize("given, max_mb", [("4M", "4"), ("64M", "64"), ("256M", "256")])
-def test_chunk_size_becomes_the_filers_split_size(tmp_path, given, max_mb):
-    argv = server_command(Path("weed"), StorageSection(chunk_size=given), StoreLayout.under(tmp_path))
-    assert f"-filer.maxMB={max_mb}" in argv
-
-
-@pytest.mark.parametrize("given", ["512K", "3.5M", "512M"])
-def test_chunk_size_seaweedfs_cannot_use_is_refused(given):
-    with pytest.raises(ValueError, match="whole number of MiB between 1M and 256M"):
-        StorageSection(chunk_size=given)
-
-
 def test_external_endpoint_prefers_a_users_own_credentials(tmp_path):
     from pangeohub.config import Config
     from pangeohub.secrets import write_private

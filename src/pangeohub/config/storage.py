@@ -121,11 +121,6 @@ class StorageSection(Section):
         "use; at or below that, Go collects garbage without pause (~10% of a core on an idle platform). "
         "At least 512M.",
     )
-    chunk_size: ByteSize = Field(
-        "4M", description="Objects larger than this are stored as several chunks of this size (SeaweedFS's "
-        "filer -maxMB). Each chunk costs the filer a volume assignment and an upload of its own: for 32 MB "
-        "zarr chunks, 64M stores each in one piece. Whole MiB, 1M to 256M (the volume server's file limit).",
-    )
     scratch: ScratchSection = Field(default_factory=ScratchSection)
     ports: StoragePorts = Field(default_factory=StoragePorts)
     external: ExternalS3 | None = Field(None, description="The S3 endpoint used when mode is 'external'.")
@@ -136,15 +131,6 @@ class StorageSection(Section):
     @classmethod
     def _bucket_names(cls, value: list[str]) -> list[str]:
         return [check_bucket(name) for name in value]
-
-    @field_validator("chunk_size")
-    @classmethod
-    def _chunk_size(cls, value: int) -> int:
-        if value % (1 << 20) or not (1 << 20) <= value <= (256 << 20):
-            raise ValueError(f"{value} bytes is not a whole number of MiB between 1M and 256M (SeaweedFS "
-                             "splits files in whole MiB, and its volume server refuses files over 256 MiB); "
-                             "use e.g. 4M or 64M")
-        return value
 
     @field_validator("memory_limit")
     @classmethod

@@ -67,7 +67,6 @@ def server_command(weed: Path, storage: StorageSection, layout: StoreLayout) -> 
         "-volume.preStopSeconds=0",  # default 10s of waiting on stop, for load balancers we do not have
         "-filer", f"-filer.port={p.filer}", f"-filer.port.grpc={p.filer_grpc}",
         f"-filer.localSocket={layout.root / 'filer.sock'}",
-        f"-filer.maxMB={storage.chunk_size >> 20}",
         "-s3", f"-s3.port={p.s3_internal}", f"-s3.port.grpc={p.s3_grpc}",
         "-s3.port.iceberg=0", "-s3.port.lance=0",
         f"-s3.config={layout.s3_config}",
