@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -181,6 +182,7 @@ def main() -> None:
     if args.scratch_quota is not None:
         storage["scratch"] = {"quota": args.scratch_quota}
     platform = Platform(extra={"storage": storage} if storage else None)
+    folder = ""
     try:
         platform.up()
         folder = obstore_folder() if "obstore" in args.clients.split(",") else ""
@@ -188,6 +190,8 @@ def main() -> None:
             report(measure(platform, parse_size(args.size), args.repeat, parse_size(chunk), folder))
     finally:
         platform.close()
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
