@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Throughput of a ~500 MB zarr array written to and read from S3 scratch vs the local disk (the user's home).
+"""Throughput of a ~500 MB zarr array written to and read from S3 scratch vs the local disk (the user's home),
+with 4 MB and 32 MB chunks, through s3fs (fsspec, what ``$PANGEO_SCRATCH`` URLs use) and obstore (zarr v3's
+native store, installed into a throw-away folder for the run).
 
 Runs the way a person would: in a real user's kernel, with ``$PANGEO_SCRATCH`` and no storage_options.
 
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,20 +30,39 @@ from pangeohub.units import parse_size  # noqa: E402
 from pangeohub.usersim import UserSim, run_sync  # noqa: E402
 
 SETUP = """
-import json, os, shutil, time
+import json, os, shutil, sys, time
 import numpy as np, zarr
 N = {n}
-CHUNK = 4_000_000  # 32 MB chunks of float64
-STEP = 4 * CHUNK  # written and read 128 MB at a time, as Dask would: the kernel stays within a 2 GB profile
-TARGETS = {{"scratch": os.environ["PANGEO_SCRATCH"] + "bench.zarr", "local": os.path.expanduser("~/bench.zarr")}}
+CHUNK = {chunk} // 8  # float64 elements per chunk
+STEP = max(CHUNK, 128_000_000 // 8 // CHUNK * CHUNK)  # ~128 MB at a time, as Dask would: within a small profile
+SCRATCH = os.environ["PANGEO_SCRATCH"]
+TARGETS = {{"local": os.path.expanduser("~/bench.zarr"), "s3fs": SCRATCH + "bench.zarr"}}
+if {obstore_path!r}:
+    sys.path.insert(0, {obstore_path!r})
+    from obstore.store import S3Store
+    from zarr.storage import ObjectStore
+    _bucket, _, _prefix = SCRATCH[len("s3://"):].partition("/")
+
+    def _obstore(read_only=False):
+        return ObjectStore(S3Store(
+            _bucket, prefix=_prefix + "bench-obstore.zarr", endpoint=os.environ["AWS_ENDPOINT_URL_S3"],
+            region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            access_key_id=os.environ["AWS_ACCESS_KEY_ID"], secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+            virtual_hosted_style_request=False, client_options={{"allow_http": True}}), read_only=read_only)
+
+    TARGETS["obstore"] = _obstore
 data = np.random.default_rng(0).random(N)  # random floats: compression cannot hide the I/O
+
+
+def store(target, read_only=False):
+    return target(read_only) if callable(target) else target
 """
 
 WRITE = """
 out = {{}}
-for name, url in TARGETS.items():
+for name, target in TARGETS.items():
     started = time.perf_counter()
-    array = zarr.create_array(store=url, shape=(N,), chunks=(CHUNK,), dtype="f8", overwrite=True)
+    array = zarr.create_array(store=store(target), shape=(N,), chunks=(CHUNK,), dtype="f8", overwrite=True)
     for start in range(0, N, STEP):
         array[start:start + STEP] = data[start:start + STEP]
     if name == "local":
@@ -51,9 +73,9 @@ print(json.dumps(out))
 
 READ = """
 out = {{}}
-for name, url in TARGETS.items():
+for name, target in TARGETS.items():
     started, checking = time.perf_counter(), 0.0
-    array, same = zarr.open_array(url, mode="r"), True
+    array, same = zarr.open_array(store(target, True), mode="r"), True
     for start in range(0, N, STEP):
         back = array[start:start + STEP]
         checked = time.perf_counter()
@@ -66,8 +88,11 @@ print(json.dumps(out))
 
 CLEAN = """
 import fsspec
-fsspec.filesystem("s3").rm(TARGETS["scratch"], recursive=True)
+fsspec.filesystem("s3").rm(TARGETS["s3fs"], recursive=True)
+if "obstore" in TARGETS:
+    fsspec.filesystem("s3").rm(SCRATCH + "bench-obstore.zarr", recursive=True)
 shutil.rmtree(TARGETS["local"], ignore_errors=True)
+del data
 """
 
 
@@ -79,31 +104,33 @@ def drop_caches() -> bool:
         return False
 
 
-def measure(platform: Platform, nbytes: int, repeat: int) -> dict:
+def measure(platform: Platform, nbytes: int, repeat: int, chunk: int, obstore_path: str) -> dict:
     name, token = platform.started_user()
     n = nbytes // 8
 
     async def go():
-        timings = {"write": {"scratch": [], "local": []}, "read": {"scratch": [], "local": []}}
+        timings = {"write": {}, "read": {}}
         cold = True
         async with UserSim(platform.url, name, token=token, timeout=1800) as user:
             kernel = await user.start_kernel()
             try:
-                await _run(user, kernel, SETUP.format(n=n))
+                await _run(user, kernel, SETUP.format(n=n, chunk=chunk, obstore_path=obstore_path))
                 for _ in range(repeat):
                     for phase, code in (("write", WRITE), ("read", READ)):
                         if phase == "read":
                             cold = drop_caches() and cold
                         result = await _run(user, kernel, code.format())
                         for target, seconds in json.loads(result.stdout.strip().splitlines()[-1]).items():
-                            timings[phase][target].append(seconds)
+                            timings[phase].setdefault(target, []).append(seconds)
                 await _run(user, kernel, CLEAN)
             finally:
                 await user.stop_kernel(kernel)
         return timings, cold
 
+    load = os.getloadavg()[0]
     timings, cold = run_sync(go())
-    return {"bytes": n * 8, "timings": timings, "cold_reads": cold}
+    return {"bytes": n * 8, "chunk": chunk, "timings": timings, "cold_reads": cold,
+            "load": (load, os.getloadavg()[0])}
 
 
 async def _run(user, kernel, code):
@@ -115,21 +142,36 @@ async def _run(user, kernel, code):
 
 def report(result: dict) -> None:
     mb = result["bytes"] / 1e6
-    print(f"zarr array of {mb:.0f} MB (float64, 32 MB chunks), best of {len(result['timings']['write']['local'])}")
+    runs = len(result["timings"]["write"]["local"])
+    print(f"zarr array of {mb:.0f} MB (float64, {result['chunk'] / 1e6:.0f} MB chunks), best of {runs}; load "
+          f"average {result['load'][0]:.1f} before, {result['load'][1]:.1f} after ({os.cpu_count()} CPUs)")
     for phase in ("write", "read"):
         rates = {t: mb / min(s) for t, s in result["timings"][phase].items()}
-        spread = {t: mb / statistics.median(s) for t, s in result["timings"][phase].items()}
-        print(f"  {phase:<5}  scratch (S3) {rates['scratch']:7.1f} MB/s   local disk {rates['local']:7.1f} MB/s   "
-              f"ratio scratch/local {rates['scratch'] / rates['local']:.2f}   "
-              f"(median: {spread['scratch']:.1f} vs {spread['local']:.1f} MB/s)")
+        local = rates["local"]
+        for target in [t for t in rates if t != "local"]:
+            print(f"  {phase:<5}  scratch via {target:<8} {rates[target]:7.1f} MB/s   local disk {local:7.1f} MB/s"
+                  f"   ratio {rates[target] / local:.2f}")
     if not result["cold_reads"]:
         print("  note: page caches could not be dropped; reads may be served from memory")
+
+
+def obstore_folder() -> str:
+    """obstore is not part of the runtime: install it into a throw-away folder the kernel can read."""
+    import subprocess
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="pangeohub-bench-obstore-", dir="/var/tmp")
+    os.chmod(folder, 0o755)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", folder, "obstore"], check=True)
+    return folder
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="500M", help="Array size, e.g. 500M or 1G (default 500M).")
     parser.add_argument("--repeat", type=int, default=2, help="Rounds of write+read (default 2).")
+    parser.add_argument("--chunks", default="4M,32M", help="Chunk sizes, comma-separated (default 4M,32M).")
+    parser.add_argument("--clients", default="s3fs,obstore", help="s3fs and/or obstore (default both).")
     parser.add_argument("--memory-limit", default=None, help="storage.memory_limit of the object store (e.g. 1G).")
     parser.add_argument("--scratch-quota", default=None,
                         help="storage.scratch.quota (default: homes.quota); 0 forwards S3 without the quota check.")
@@ -140,11 +182,16 @@ def main() -> None:
     if args.scratch_quota is not None:
         storage["scratch"] = {"quota": args.scratch_quota}
     platform = Platform(extra={"storage": storage} if storage else None)
+    folder = ""
     try:
         platform.up()
-        report(measure(platform, parse_size(args.size), args.repeat))
+        folder = obstore_folder() if "obstore" in args.clients.split(",") else ""
+        for chunk in args.chunks.split(","):
+            report(measure(platform, parse_size(args.size), args.repeat, parse_size(chunk), folder))
     finally:
         platform.close()
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

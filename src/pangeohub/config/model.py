@@ -60,7 +60,20 @@ class HubSection(Section):
         "120s", description="How long a user server may take to start before the spawn fails."
     )
     concurrent_spawn_limit: int = Field(
-        100, ge=1, description="Most servers that may be starting at the same time; others wait."
+        100, ge=1, description="Most servers that may be starting at the same time; others wait in a first "
+        "come, first served queue (their spawn page shows their place and an estimate), never refused.",
+    )
+    max_servers: int | None = Field(
+        None, ge=1, description="Most servers running (or starting) at once; a spawn past it is refused with a "
+        "message that the hub is full and when to try again. Default on the local target: what this machine's "
+        "memory holds, (total memory - 2 GiB for the platform's services) / hub.memory_per_person; no bound "
+        "on Slurm and Kubernetes, whose schedulers queue servers themselves.",
+    )
+    memory_per_person: ByteSize = Field(
+        "50M", description="Memory counted per running server when the local target works out how many people "
+        "the machine holds (hub.max_servers). The default is what the platform itself needs per person, "
+        "measured: a forked server, its kernel forker and one kernel take ~45 MiB (docs/capacity.md). Raise "
+        "it to keep room for people's work, e.g. 500M for a workshop with small datasets.",
     )
     fast_spawn: bool = Field(
         True,

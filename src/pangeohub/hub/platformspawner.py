@@ -15,12 +15,14 @@ from traitlets import Dict, HasTraits
 
 from pangeohub.config import Config
 from pangeohub.gateway.userenv import record_server_environ
+from pangeohub.hub.queuedstart import QueuedStart
 from pangeohub.services.runtime import Runtime
 
 
 # HasTraits, not Spawner: JupyterHub refuses a Spawner subclass without its own start/stop/poll, and a
 # mixin must leave those to the spawner it joins (its traits and @default handlers still register).
-class PlatformSpawner(HasTraits):
+# QueuedStart: spawns over hub.concurrent_spawn_limit wait their turn instead of upstream's 429.
+class PlatformSpawner(QueuedStart, HasTraits):
     settings = Dict(help="pangeohub's effective config (all sections), as rendered by pangeohub.").tag(config=True)
 
     _runtime: Runtime | None = None
@@ -47,6 +49,12 @@ class PlatformSpawner(HasTraits):
         return env
 
     async def start(self):
+        try:
+            return await self._provision_and_start()
+        finally:
+            self.leave_spawn_queue()  # success, failure or timeout: the next person in the queue may start
+
+    async def _provision_and_start(self):
         loop = asyncio.get_running_loop()
         target = self.runtime.target
         self.account = await loop.run_in_executor(None, target.account, self.user.name)

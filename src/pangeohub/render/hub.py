@@ -49,7 +49,10 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, pu
             "pid_file": str(paths.hub / "jupyterhub.pid"),
             "authenticator_class": authenticator_class(config),
             "spawner_class": target.spawner_class,
-            "concurrent_spawn_limit": hub.concurrent_spawn_limit,
+            # Upstream answers spawns over its limit with 429 "Too many users trying to log in right now"; our
+            # spawners queue them instead (pangeohub.hub.spawnqueue, hub.concurrent_spawn_limit), so the hub's
+            # own limit is off. Full machines are refused by the spawner with a message (hub.max_servers).
+            "concurrent_spawn_limit": 0,
             "active_server_limit": 0,
             "services": [{"name": ADMIN_SERVICE, "api_token": secrets.admin_service_token}, *extra_services],
             "load_roles": [

@@ -14,9 +14,15 @@ import pwd
 from pangeohub.config.model import UsersSection
 from pangeohub.hub.platformspawner import PlatformSpawner
 from pangeohub.hub.serverproof import ProvenStart
+from pangeohub.hub.spawnqueue import machine_capacity
 from pangeohub.names import system_name
 from pangeohub.targets.local.fastspawn import ForkLaunch
 from pangeohub.targets.local.resources import ResourcesMixin
+
+
+# What the platform's own services keep: fork server, hub and proxy (~370 MiB, docs/capacity.md), the object
+# store (storage.memory_limit, 1G by default) and the system itself.
+PLATFORM_RESERVE = 2 << 30
 
 
 # LocalProcessSpawner, forking from a pre-imported server when it can, with profiles and cgroup limits; ready
@@ -29,6 +35,11 @@ class PangeoSpawner(PlatformSpawner, ResourcesMixin, ProvenStart, ForkLaunch):
     @property
     def system_user(self) -> str:
         return system_name(self.user.name, self.users_config.system_prefix)
+
+    def server_capacity(self) -> int | None:
+        # Every server runs on this machine: its memory bounds how many may run (hub.max_servers overrides).
+        hub = self.runtime.config.hub
+        return hub.max_servers or machine_capacity(hub.memory_per_person, PLATFORM_RESERVE)
 
     def make_preexec_fn(self, name):
         return super().make_preexec_fn(self.system_user)
