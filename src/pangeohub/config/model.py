@@ -21,6 +21,7 @@ from pangeohub.config.kubernetes import KubernetesSection
 from pangeohub.config.resources import HomesSection, LimitsSection, Profile, SharedSection, default_profiles
 from pangeohub.config.storage import StorageSection
 from pangeohub.config.target import TargetSection
+from pangeohub.config.usage import CostsSection, UsageSection
 from pangeohub.config.versions import CURRENT as CONFIG_VERSION
 from pangeohub.units import ByteSize, Duration
 
@@ -238,6 +239,8 @@ class Config(Section):
     kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
     backup: BackupSection = Field(default_factory=BackupSection)
     target: TargetSection = Field(default_factory=TargetSection)
+    usage: UsageSection = Field(default_factory=UsageSection)
+    costs: CostsSection = Field(default_factory=CostsSection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod
