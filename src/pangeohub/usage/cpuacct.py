@@ -3,8 +3,10 @@
 cgroup v1 keeps CPU time in the ``cpuacct`` controller, which pangeohub's limits do not use (they set ``cpu``,
 ``memory`` and ``pids``), and on many machines it is mounted on its own. So the sampler keeps a cpuacct
 cgroup per person with two children, ``server`` and ``dask``, and at every sample moves each process of the
-person's memory cgroup that is not in the right one yet: a Dask scheduler or worker (its environment names
-its gateway cluster) to ``dask``, anything else to ``server``. Children inherit their parent's cgroup when
+person's memory cgroup that is not in the right one yet: a Dask scheduler, nanny or worker (it runs in its
+cluster's working directory under the gateway's ``clusters`` folder, where the gateway starts it) to ``dask``,
+anything else to ``server``. (Not by environment: Dask sets its process title, which overwrites what
+``/proc/<pid>/environ`` shows.) Children inherit their parent's cgroup when
 they fork, so a kernel started by a server that was moved is counted from its first instruction; the kernel
 keeps ``cpuacct.usage`` after a process exits, so short computations between two samples are not lost.
 The two children never share a process, so no CPU second is counted twice. CPU used by a process before its
@@ -19,7 +21,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DASK_MARKER = b"DASK_GATEWAY_CLUSTER_NAME="
 PARTS = ("server", "dask")
 
 
@@ -30,15 +31,14 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def dask_cluster_of(pid: int) -> str | None:
-    """The gateway cluster a process belongs to (from its environment), or None for any other process."""
+def dask_cluster_of(pid: int, clusters_dir: Path) -> str | None:
+    """The gateway cluster a process belongs to (the cluster's working directory it runs in), or None."""
     try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
     except OSError:
         return None
-    for item in environ.split(b"\0"):
-        if item.startswith(DASK_MARKER):
-            return item[len(DASK_MARKER):].decode(errors="replace")
+    if cwd.parent == clusters_dir or clusters_dir in cwd.parents:
+        return cwd.relative_to(clusters_dir).parts[0]
     return None
 
 
@@ -62,8 +62,9 @@ def pids_in(procs_file: Path) -> list[int]:
 class CpuAccounting:
     """Reads (and on v1 maintains) per-person CPU counters. ``backend`` is the limits' CgroupBackend."""
 
-    def __init__(self, backend):
+    def __init__(self, backend, clusters_dir: Path):
         self.backend = backend
+        self.clusters_dir = Path(clusters_dir)
         self.v1 = backend.version == "v1"
         self.base = self._cpuacct_base() if self.v1 else None
 
@@ -84,7 +85,7 @@ class CpuAccounting:
         if stats is None:
             return None
         pids = self._member_pids(name)
-        dask = {pid for pid in pids if dask_cluster_of(pid) is not None}
+        dask = {pid for pid in pids if dask_cluster_of(pid, self.clusters_dir) is not None}
         dask_memory = sum(rss_bytes(pid) for pid in dask)
         # Dask's memory is inside the cgroup's figure: the server's share is the rest.
         result = {"memory": max(stats["memory_used"] - dask_memory, 0), "dask_memory": dask_memory}
@@ -119,5 +120,20 @@ class CpuAccounting:
                 return int(value) / 1e6
         return 0.0
 
-    def names(self) -> list[str]:
-        return self.backend.names()
+    def prune(self) -> None:
+        """Remove the accounting cgroups of people whose limits cgroup is gone (released, or the platform
+        stopped them): the kernel keeps an empty cgroup forever, and their use was recorded already."""
+        if not (self.v1 and self.base is not None and self.base.is_dir()):
+            return
+        alive = set(self.backend.names())
+        for person in self.base.iterdir():
+            if person.is_dir() and person.name not in alive:
+                for part in PARTS:
+                    try:
+                        (person / part).rmdir()
+                    except OSError:
+                        pass  # a process still in it: next round
+                try:
+                    person.rmdir()
+                except OSError:
+                    pass

@@ -131,6 +131,8 @@ class Sampler:
         now = time.time()
         samples = self.collect(hub_users(), now)
         self.store.record(samples, now, interval)
+        if self.source:
+            self.source.close()
         return len(samples)
 
 

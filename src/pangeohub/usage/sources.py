@@ -16,7 +16,7 @@ class ComputeSource:
         raise NotImplementedError
 
     def close(self) -> None:
-        pass
+        """Called after every round: drop what the source keeps for people who are gone."""
 
 
 class LocalCgroupSource(ComputeSource):
@@ -25,13 +25,21 @@ class LocalCgroupSource(ComputeSource):
     name = "cgroups"
 
     def __init__(self, config):
+        from pangeohub.paths import StatePaths
         from pangeohub.resources import cgroups
         from pangeohub.usage.cpuacct import CpuAccounting
 
-        self.accounting = CpuAccounting(cgroups.backend_for(config.limits)) if config.limits.enforce else None
+        self.accounting = None
+        if config.limits.enforce:
+            clusters = StatePaths(config.state_dir).gateway_clusters
+            self.accounting = CpuAccounting(cgroups.backend_for(config.limits), clusters)
 
     def sample(self, person: str, system_user: str) -> dict | None:
         return self.accounting.sample(system_user) if self.accounting else None
+
+    def close(self) -> None:
+        if self.accounting:
+            self.accounting.prune()
 
 
 def source_for(config) -> ComputeSource | None:

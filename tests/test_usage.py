@@ -1,0 +1,138 @@
+"""Accounting on a real platform: CPU burned in a kernel and in a Dask worker reaches the hourly record, each
+in its own column, measured by the kernel's counters; the record survives a restart and the downtime shows as a
+gap."""
+
+import json
+import time
+
+import pytest
+
+from harness import Platform
+from pangeohub.usersim import UserSim, run_sync
+
+pytestmark = pytest.mark.platform
+
+INTERVAL = 3  # seconds between samples: the test waits for a few of them
+
+
+@pytest.fixture(scope="module")
+def hub():
+    platform = Platform(extra={"usage": {"sample_interval": f"{INTERVAL}s", "storage_interval": "5s"}})
+    try:
+        platform.up()
+        yield platform
+    finally:
+        platform.close()
+
+
+def run(platform, name, token, code, timeout=300):
+    async def go():
+        async with UserSim(platform.url, name, token=token) as user:
+            return await user.run(code, timeout=timeout)
+
+    out = run_sync(go())
+    assert out.ok, f"{out.error}\n{out.stderr[-3000:]}"
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def usage_of(platform, name) -> dict | None:
+    proc = platform.cli("usage", "report", "--since", "1d", "--format", "json", check=False)
+    if proc.returncode != 0:
+        return None
+    return {row["person"]: row for row in json.loads(proc.stdout)}.get(name)
+
+
+def wait_for(predicate, what, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# Sleep past two samples first, so that the sampler has put the new kernel in the person's accounting group,
+# then burn a known amount of CPU and report what the process itself measured.
+BURN = """
+import json, time
+time.sleep({wait})
+start = time.process_time()
+while time.process_time() - start < {seconds}:
+    sum(i * i for i in range(10000))
+print(json.dumps({{"burned": time.process_time() - start}}))
+"""
+
+
+def test_cpu_burned_in_a_kernel_is_recorded_as_server_cpu(hub):
+    name, token = hub.started_user()
+    seen = wait_for(lambda: (usage_of(hub, name) or {}).get("server_starts"), "the sampler to see the server")
+    assert seen == 1
+    before = usage_of(hub, name)["server_cpu_seconds"]
+    burned = run(hub, name, token, BURN.format(wait=2 * INTERVAL + 1, seconds=5))["burned"]
+    row = wait_for(lambda: (lambda r: r if r["server_cpu_seconds"] - before >= 0.8 * burned else None)(
+        usage_of(hub, name)), "the burned CPU in the report")
+    # Within 20 %: the server's and kernel's own work (starting the kernel, messages) is the rest.
+    recorded = row["server_cpu_seconds"] - before
+    assert 0.8 * burned <= recorded <= 1.2 * burned, (recorded, burned)
+    assert row["dask_core_hours"] < 0.1 / 3600 * 60  # nothing of it counted as Dask
+    assert row["server_memory_gb_hours"] > 0 and row["server_hours"] > 0
+    assert row["home_bytes"] > 0
+
+
+DASK_BURN = """
+import json, time
+from dask_gateway import Gateway
+
+def burn(wait, seconds):
+    import time
+    time.sleep(wait)
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        sum(i * i for i in range(10000))
+    return time.process_time() - start
+
+with Gateway() as gw:
+    with gw.new_cluster() as cluster:
+        cluster.scale(1)
+        client = cluster.get_client()
+        client.wait_for_workers(1, timeout=180)
+        burned = client.submit(burn, {wait}, {seconds}, pure=False).result()
+        time.sleep({wait})  # a sample while the cluster still holds its worker
+        client.close()
+print(json.dumps({{"burned": burned}}))
+"""
+
+
+def test_dask_cpu_is_counted_as_dask_and_not_also_as_server_cpu(hub):
+    name, token = hub.started_user()
+    wait_for(lambda: (usage_of(hub, name) or {}).get("server_starts"), "the sampler to see the server")
+    before = usage_of(hub, name)
+    out = run(hub, name, token, DASK_BURN.format(wait=2 * INTERVAL + 1, seconds=6))
+    burned = out["burned"]
+
+    row = wait_for(lambda: (lambda r: r if r["dask_core_hours"] * 3600 >= 0.9 * burned else None)(
+        usage_of(hub, name)), "the Dask CPU in the report")
+    dask_seconds = row["dask_core_hours"] * 3600 - before["dask_core_hours"] * 3600
+    server_seconds = row["server_cpu_seconds"] - before["server_cpu_seconds"]
+    assert dask_seconds >= 0.9 * burned
+    # The kernel only waited on the cluster: the worker's burn is not in the server's column too.
+    assert server_seconds < 0.5 * burned, (server_seconds, burned)
+    # The gateway's records give what the cluster held (scheduler and a worker), labelled as requested.
+    assert row["dask_requested_core_hours"] > 0
+
+
+def test_the_record_survives_a_restart_and_the_downtime_is_a_gap(hub):
+    totals = lambda: {r["person"]: r["server_cpu_seconds"] for r in json.loads(  # noqa: E731
+        hub.cli("usage", "report", "--since", "1d", "--format", "json").stdout)}
+    before = totals()
+    assert before
+    hub.down()
+    time.sleep(4 * INTERVAL)  # longer than a missed sample or two: this must show as a gap
+    hub.up()
+    wait_for(lambda: "no samples from" in hub.cli("usage", "report", "--since", "1d").stdout,
+             "the gap to be recorded")
+    after = totals()
+    for person, cpu in before.items():
+        # Kept, and not counted again from the counters' readings after the restart.
+        assert cpu <= after[person] <= cpu + 1.0, (person, cpu, after[person])
