@@ -154,7 +154,7 @@ def test_bad_report_requests_are_clear_errors(site):
         (["--since", "2026-01-02", "--until", "2026-01-01"], "is not before --until"),
         (["--since", "yesterday"], "neither a date nor a duration"),
         (["--person", "nobody"], "no usage recorded for nobody"),
-        (["--group", "nogroup"], "no group nogroup"),
+        (["--group", "nogroup"], "no usage recorded for group nogroup"),
         (["--by", "planet"], "--by 'planet' is not a grouping"),
         (["--format", "xml"], "--format 'xml' is not a format"),
     ):

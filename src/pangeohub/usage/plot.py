@@ -15,12 +15,11 @@ def daily_plot(store, start: float, end: float, by: str, path: str) -> None:
 
     from pangeohub.usage.report import aggregate
 
-    rows = store.rows(start, end)
-    days = sorted({datetime.fromtimestamp(r["hour"], timezone.utc).strftime("%Y-%m-%d") for r in rows})
+    days = [row["day"] for row in aggregate(store, start, end, "day")]
     series: dict[str, list[float]] = {}
     for index, day in enumerate(days):
-        of_day = [r for r in rows if datetime.fromtimestamp(r["hour"], timezone.utc).strftime("%Y-%m-%d") == day]
-        for row in aggregate(of_day, by):
+        midnight = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+        for row in aggregate(store, max(start, midnight), min(end, midnight + 86400), by):
             values = series.setdefault(row[by], [0.0] * len(days))
             values[index] = row["server_cpu_seconds"] / HOUR + row["dask_core_hours"]
     fig, ax = plt.subplots(figsize=(max(6, len(days) * 0.4), 4))

@@ -1,7 +1,7 @@
 """``pangeohub usage report``: hourly rows summed by person, group, profile or day (like Slurm's sreport).
 
 Sums are taken over the period; storage figures are levels, so a row gets the latest measurement in the
-period (for a group: the sum of its members' latest). A person in two groups counts in both group rows, as
+period (for a group: the sum of its members' latest). The sums are made by SQLite (store.aggregate). A person in two groups counts in both group rows, as
 sreport counts an account's use under each parent.
 """
 
@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from pangeohub.errors import PangeoError
 from pangeohub.units import parse_duration
-from pangeohub.usage.store import HOUR, LEVELS, SUMMED, UsageStore
+from pangeohub.usage.store import HOUR, LEVELS, UsageStore
 
 BY = ("person", "group", "profile", "day")
 COLUMNS = ("server_cpu_seconds", "server_memory_gb_hours", "dask_core_hours", "dask_memory_gb_hours",
@@ -38,42 +38,20 @@ def parse_when(value: str | None, option: str, default: float) -> float:
                           f"give a date such as 2026-11-01 or a duration back from now such as 30d or 12h") from None
 
 
-def _key(row: dict, by: str) -> list[str]:
-    if by == "person":
-        return [row["person"]]
-    if by == "group":
-        return row["groups"] or ["(no group)"]
-    if by == "profile":
-        return [row["profile"] or "(no server)"]
-    return [datetime.fromtimestamp(row["hour"], timezone.utc).strftime("%Y-%m-%d")]
-
-
-def aggregate(rows: list[dict], by: str) -> list[dict]:
-    sums: dict[str, dict] = {}
-    latest: dict[tuple[str, str], dict] = {}  # (key, person) -> the person's latest storage levels
-    for row in rows:
-        for key in _key(row, by):
-            total = sums.setdefault(key, {c: 0.0 for c in SUMMED} | {"people": set()})
-            for column in SUMMED:
-                total[column] += row[column]
-            total["people"].add(row["person"])
-            levels = {c: row[c] for c in LEVELS if row[c] is not None}
-            if levels:
-                latest.setdefault((key, row["person"]), {}).update(levels)
+def aggregate(store: UsageStore, since: float, until: float, by: str, people: list[str] | None = None,
+              groups: list[str] | None = None) -> list[dict]:
     out = []
-    for key in sorted(sums):
-        total = sums[key]
-        levels = {c: sum(v.get(c, 0) for (k, _), v in latest.items() if k == key) for c in LEVELS}
+    for total in store.aggregate(since, until, by, people, groups):
         out.append({
-            by: key,
-            "people": len(total["people"]),
+            by: total["grouping"],
+            "people": total["people"],
             "server_cpu_seconds": round(total["server_cpu_seconds"], 3),
             "server_memory_gb_hours": round(total["server_memory_gb_hours"], 6),
             "dask_core_hours": round(total["dask_cpu_seconds"] / HOUR, 6),
             "dask_memory_gb_hours": round(total["dask_memory_gb_hours"], 6),
             "dask_requested_core_hours": round(total["dask_requested_core_hours"], 6),
             "dask_requested_memory_gb_hours": round(total["dask_requested_memory_gb_hours"], 6),
-            **{c: int(v) for c, v in levels.items()},
+            **{c: int(total[c]) for c in LEVELS},
             "logins": int(total["logins"]),
             "server_starts": int(total["server_starts"]),
             "server_hours": round(total["server_seconds"] / HOUR, 4),
@@ -83,11 +61,10 @@ def aggregate(rows: list[dict], by: str) -> list[dict]:
 
 def active_people(store: UsageStore, now: float) -> dict[str, int]:
     """People with a server running or any CPU used, over the last 24 h, 7 d and 30 d."""
-    rows = store.rows(now - 30 * 86400, now + HOUR)
     counts = {}
     for label, span in (("24h", 86400), ("7d", 7 * 86400), ("30d", 30 * 86400)):
-        counts[label] = len({r["person"] for r in rows if r["hour"] >= now - span
-                             and (r["server_seconds"] or r["server_cpu_seconds"] or r["dask_cpu_seconds"])})
+        rows = store.aggregate(now - span, now + HOUR, "person")
+        counts[label] = sum(1 for r in rows if r["server_seconds"] or r["server_cpu_seconds"] or r["dask_cpu_seconds"])
     return counts
 
 
@@ -107,15 +84,12 @@ def build(store: UsageStore, since: str | None, until: str | None, by: str,
         if unknown:
             raise PangeoError(f"no usage recorded for {', '.join(unknown)}",
                               "check the name (`pangeohub users list`); people appear once the sampler sees them")
-    rows = store.rows(start, end, people)
     if groups:
-        known = {g for r in rows for g in r["groups"]}
-        unknown = sorted(set(groups) - known)
+        unknown = sorted(set(groups) - store.groups())
         if unknown:
-            raise PangeoError(f"no group {', '.join(unknown)} in the usage of this period",
+            raise PangeoError(f"no usage recorded for group {', '.join(unknown)}",
                               "check the group's name (`pangeohub users groups`)")
-        rows = [r for r in rows if set(r["groups"]) & set(groups)]
-    return aggregate(rows, by), start, end
+    return aggregate(store, start, end, by, people, groups), start, end
 
 
 def _iso(at: float) -> str:

@@ -172,6 +172,44 @@ class UsageStore:
             row["groups"] = json.loads(row["groups"] or "[]")
         return out
 
+    def aggregate(self, since: float, until: float, by: str, people: list[str] | None = None,
+                  groups: list[str] | None = None) -> list[dict]:
+        """Sums of the hourly rows in [hour_of(since), until) per key (person, group, profile or day), with
+        ``people`` (distinct persons) and each level as the sum of every person's latest measurement under the
+        key. Done in SQL: 90 days of 100 people are 216,000 rows."""
+        key = {"person": "h.person", "profile": "COALESCE(h.profile, '(no server)')",
+               "day": "strftime('%Y-%m-%d', h.hour, 'unixepoch')", "group": "COALESCE(g.value, '(no group)')"}[by]
+        source = "hourly h" + (" LEFT JOIN json_each(h.groups) g" if by == "group" else "")
+        where = "h.hour >= ? AND h.hour < ?"
+        args: list = [hour_of(since), until]
+        if people:
+            where += f" AND h.person IN ({', '.join('?' * len(people))})"
+            args += people
+        if groups:
+            where += (" AND EXISTS (SELECT 1 FROM json_each(h.groups) m WHERE m.value IN "
+                      f"({', '.join('?' * len(groups))}))")
+            args += groups
+        sums = ", ".join(f"SUM(h.{c}) AS {c}" for c in SUMMED)
+        with self._db(write=False) as db:
+            # "grouping", not "key": json_each has a column of that name, which GROUP BY would take instead.
+            out = {row["grouping"]: dict(row) for row in db.execute(
+                f"SELECT {key} AS grouping, COUNT(DISTINCT h.person) AS people, {sums} FROM {source} "
+                f"WHERE {where} GROUP BY grouping ORDER BY grouping", args)}
+            for level in LEVELS:
+                for k, total in db.execute(
+                        f"SELECT grouping, SUM(v) FROM (SELECT {key} AS grouping, h.{level} AS v, ROW_NUMBER() OVER "
+                        f"(PARTITION BY {key}, h.person ORDER BY h.hour DESC) AS n FROM {source} "
+                        f"WHERE {where} AND h.{level} IS NOT NULL) WHERE n = 1 GROUP BY grouping", args):
+                    out[k][level] = total
+        for row in out.values():
+            for level in LEVELS:
+                row.setdefault(level, 0)
+        return list(out.values())
+
+    def groups(self) -> set[str]:
+        with self._db(write=False) as db:
+            return {r[0] for r in db.execute("SELECT DISTINCT g.value FROM hourly h, json_each(h.groups) g")}
+
     def gaps(self, since: float, until: float) -> list[tuple[float, float]]:
         with self._db(write=False) as db:
             return [(r[0], r[1]) for r in db.execute(
