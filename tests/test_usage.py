@@ -167,3 +167,16 @@ def sampler_pid(hub) -> int | None:
         except OSError:
             continue
     return None
+
+
+def test_a_corrupted_usage_database_leaves_the_platform_running(hub, person):
+    name, token = person
+    hub.rt.paths.usage_db.write_bytes(b"not a database" * 1000)
+    proc = hub.cli("usage", "report", check=False)
+    assert proc.returncode == 2 and "cannot be read" in proc.stderr and "Traceback" not in proc.stderr
+    # The sampler says so in the hub's log at its next round and carries on; people keep working.
+    wait_for(lambda: "cannot be read" in hub.rt.paths.log("hub").read_text(errors="replace"),
+             "the sampler to report the damaged database")
+    assert sampler_pid(hub)
+    assert run(hub, name, token, "import json; print(json.dumps({'sum': sum(range(10))}))") == {"sum": 45}
+    assert json.loads(hub.cli("status", "--json").stdout)

@@ -1,8 +1,8 @@
 """``pangeohub usage report``: hourly rows summed by person, group, profile or day (like Slurm's sreport).
 
-Sums are taken over the period; storage figures are levels, so a row gets the latest measurement in the
-period (for a group: the sum of its members' latest). The sums are made by SQLite (store.aggregate). A person in two groups counts in both group rows, as
-sreport counts an account's use under each parent.
+Sums are taken over the period, by SQLite (store.aggregate); storage figures are levels, so a row gets the
+latest measurement in the period (for a group: the sum of its members' latest). A person in two groups counts
+in both group rows, as sreport counts an account's use under each parent.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,13 +96,6 @@ class UsageStore:
                 f"restore it from a backup (`pangeohub restore`), or move it aside (mv {self.path} "
                 f"{self.path}.broken) to start a new record; the rest of the platform is not affected",
             ) from exc
-
-    def check(self) -> None:
-        """Raise the PangeoError for a corrupt database (the sampler says so in its log and keeps trying)."""
-        with self._db() as db:
-            result = db.execute("PRAGMA quick_check").fetchone()[0]
-            if result != "ok":
-                raise sqlite3.DatabaseError(result)
 
     def record(self, samples: list[PersonSample], at: float, interval: float) -> None:
         """Add one sample of everybody, taken at ``at``, ``interval`` seconds after the previous one should
@@ -218,12 +210,3 @@ class UsageStore:
     def people(self) -> set[str]:
         with self._db(write=False) as db:
             return {r[0] for r in db.execute("SELECT DISTINCT person FROM hourly")}
-
-    def last_sample(self) -> float | None:
-        with self._db(write=False) as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'last_sample'").fetchone()
-        return float(row[0]) if row else None
-
-
-def now() -> float:
-    return time.time()
