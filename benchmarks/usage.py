@@ -61,9 +61,9 @@ def sampler_cost(people: int, rounds: int, workdir: Path) -> dict:
         for proc in procs:
             proc.kill()
             proc.wait()
-        accounting.prune()
         for name in names:
             backend.remove(name)
+        accounting.prune()  # after the limits' cgroups are gone: it removes the accounting groups of the gone
         backend.remove_parent()
         if accounting.base is not None:
             try:
