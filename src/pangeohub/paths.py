@@ -48,6 +48,11 @@ class StatePaths:
         return self.root / "accounts.sqlite"
 
     @property
+    def usage_db(self) -> Path:
+        """Hourly use per person (pangeohub.usage), kept across restarts and included in backups."""
+        return self.root / "usage.sqlite"
+
+    @property
     def supervisor_pid(self) -> Path:
         return self.run / "supervisor.pid"
 

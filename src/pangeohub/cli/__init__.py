@@ -20,6 +20,7 @@ from pangeohub.cli import (
     migrate_cmd,
     platform,
     slurm,
+    usage_cmd,
     users,
 )
 from pangeohub.cli.context import state
@@ -67,6 +68,8 @@ app.add_typer(certs.app, name="certs")
 app.add_typer(slurm.app, name="slurm")
 backup.register(app)
 migrate_cmd.register(app)
+app.add_typer(usage_cmd.usage_app, name="usage")
+app.add_typer(usage_cmd.cost_app, name="cost")
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from pangeohub.config.kubernetes import KubernetesSection
 from pangeohub.config.resources import HomesSection, LimitsSection, Profile, SharedSection, default_profiles
 from pangeohub.config.storage import StorageSection
 from pangeohub.config.target import TargetSection
+from pangeohub.config.usage import CostsSection, UsageSection
 from pangeohub.config.versions import CURRENT as CONFIG_VERSION
 from pangeohub.units import ByteSize, Duration
 
@@ -263,6 +264,8 @@ class Config(Section):
         description="Named software environments built by `pangeohub env build` into install_dir/envs/NAME; each "
         "is a kernel 'Python (NAME)' for the people it allows, and Dask clusters started from it run it too.",
     )
+    usage: UsageSection = Field(default_factory=UsageSection)
+    costs: CostsSection = Field(default_factory=CostsSection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod

@@ -14,6 +14,7 @@ from pangeohub.paths import StatePaths
 from pangeohub.render.gateway import hub_services
 from pangeohub.targets import get_target
 from pangeohub.tls.render import merge, render_https
+from pangeohub.usage.render import usage_services
 
 ADMIN_SERVICE = "pangeohub-admin"
 
@@ -26,6 +27,8 @@ class HubSecrets:
 def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, public_url: str = "") -> dict:
     hub = config.hub
     extra_services, extra_roles = hub_services(config, secrets.gateway_token)
+    usage_svc, usage_roles = usage_services(config)
+    extra_services, extra_roles = extra_services + usage_svc, extra_roles + usage_roles
     target = get_target(config)
     rendered = {
         "JupyterHub": {

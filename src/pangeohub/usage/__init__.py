@@ -1,0 +1,1 @@
+"""Accounting: who used what, when (sampler -> store -> report, cost)."""
