@@ -106,8 +106,9 @@ def ensure_destination(repo: Repository) -> None:
         dest.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError as exc:
-        raise PangeoError(f"the backup destination {dest} is not a directory root can use ({exc.strerror})",
-                          "give a directory (not a link) root can write with --to (or backup.destination)") from None
+        raise PangeoError(f"the backup destination {dest} is not a writable directory ({exc.strerror})",
+                          "give a directory (not a link) root can write with --to (or backup.destination), e.g. "
+                          "a mounted backup disk") from None
     try:
         _check_owner(dest, os.fstat(fd))
         # The probe is made and removed inside the opened directory: a name swapped for a link meanwhile is
