@@ -1,4 +1,4 @@
-"""Attacks on root's file work in people's homes (pangeohub.targets.privileged) and on the end of an account.
+"""Attacks on root's file work in people's homes (pangeohub.privileged) and on the end of an account.
 
 Each test makes a real Linux account, lets it plant what an attacker would (a link to a root-only file or
 folder, a link swapped in for a folder, a process that forks in a loop), runs the root operation the platform
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from pangeohub import privileged
 from pangeohub.errors import PangeoError
 from pangeohub.resources import shared
-from pangeohub.targets import privileged
 from pangeohub.targets.local.hook import temp_dir
 from pangeohub.targets.sysusers import end_processes
 

@@ -7,11 +7,10 @@ import json
 import time
 
 import pytest
-
 from harness import Platform
-from pangeohub.services.objectstore import admin_credentials
+
 from pangeohub.storage.admin import admin_client
-from pangeohub.storage.credentials import CredentialStore
+from pangeohub.storage.credentials import CredentialStore, admin_credentials
 from pangeohub.usersim import UserSim, run_sync
 
 pytestmark = pytest.mark.platform
@@ -188,8 +187,9 @@ def test_another_users_credentials_cannot_touch_my_scratch_or_other_buckets(stor
 def test_many_first_spawns_at_once_each_get_a_working_key_for_their_own_prefix_only(store):
     """Identities made at the same moment are written together (one `weed shell` for many): none may be lost
     or mixed up with another's."""
-    import botocore.exceptions
     from concurrent.futures import ThreadPoolExecutor
+
+    import botocore.exceptions
 
     from pangeohub.storage.admin import endpoint_url, ensure_user_identity, s3_client
 

@@ -60,10 +60,10 @@ def code_cells() -> list[str]:
 def install_into_home(account) -> bool:
     """Put the notebook in a home unless something is already at that name. Returns whether it wrote one.
 
-    Runs as root inside a directory the user owns: through ``pangeohub.targets.privileged``, which never
+    Runs as root inside a directory the user owns: through ``pangeohub.privileged``, which never
     follows a link the user may have planted there (that would let them make root overwrite any file).
     """
-    from pangeohub.targets import privileged
+    from pangeohub import privileged
 
     return privileged.create_file(account, NOTEBOOK_NAME, nbformat.writes(build_notebook()).encode())
 

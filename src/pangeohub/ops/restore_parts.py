@@ -53,9 +53,9 @@ def put_home_back(rt, hub_name: str, source: Path) -> pwd.struct_passwd:
     """Make ``hub_name``'s home hold exactly the restored tree at ``source`` (in the root-only restore dir).
 
     Every process of the person is ended first, so that nothing of theirs writes meanwhile; the home is then
-    emptied and filled as the person (``pangeohub.targets.privileged``): a link they planted, even one a
+    emptied and filled as the person (``pangeohub.privileged``): a link they planted, even one a
     process of theirs planted while this ran, leads nowhere they could not write themselves."""
-    from pangeohub.targets import privileged
+    from pangeohub import privileged
     from pangeohub.targets.sysusers import end_processes
 
     entry = rt.target.ready_home(hub_name)

@@ -93,7 +93,7 @@ def link_into_home(config, account: pwd.struct_passwd, log=None) -> None:
 
     A file of the same name the person made themselves is left alone: their data wins over our convenience.
     """
-    from pangeohub.targets import privileged
+    from pangeohub import privileged
 
     home = Path(account.pw_dir)
     links = ((config.shared.data_link, data_dir(config)), (config.shared.scratch_link, scratch_dir(config)))

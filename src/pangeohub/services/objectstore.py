@@ -10,19 +10,11 @@ import json
 import socket
 import sys
 
-from pangeohub.secrets import ensure_secret, write_private
+from pangeohub.secrets import write_private
 from pangeohub.services.base import Service
-from pangeohub.storage.credentials import CredentialStore
-from pangeohub.storage.identities import Credentials, static_config
+from pangeohub.storage.credentials import CredentialStore, admin_credentials
+from pangeohub.storage.identities import static_config
 from pangeohub.storage.weed import StoreLayout, server_command, setup_commands, shell_command
-
-
-def admin_credentials(rt) -> Credentials:
-    """The object store's admin identity. Root-only files; never given to users or their servers."""
-    return Credentials(
-        key="PHADMIN" + ensure_secret(rt.paths.secret("objectstore_admin_key"), 8).upper()[:13],
-        secret=ensure_secret(rt.paths.secret("objectstore_admin_secret"), 24),
-    )
 
 
 class ObjectStoreService(Service):

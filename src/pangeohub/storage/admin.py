@@ -60,7 +60,7 @@ def endpoint_url(rt) -> str:
 
 
 def admin_client(rt):
-    from pangeohub.services.objectstore import admin_credentials
+    from pangeohub.storage.credentials import admin_credentials
 
     return s3_client(endpoint_url(rt), admin_credentials(rt))
 

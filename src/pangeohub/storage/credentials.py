@@ -6,7 +6,7 @@ import secrets
 import string
 from pathlib import Path
 
-from pangeohub.secrets import write_private
+from pangeohub.secrets import ensure_secret, write_private
 from pangeohub.storage.identities import Credentials
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
@@ -49,3 +49,11 @@ class CredentialStore:
         self.dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.dir.parent.chmod(0o700)
         self.dir.mkdir(mode=0o700, exist_ok=True)
+
+
+def admin_credentials(rt) -> Credentials:
+    """The object store's admin identity. Root-only files; never given to users or their servers."""
+    return Credentials(
+        key="PHADMIN" + ensure_secret(rt.paths.secret("objectstore_admin_key"), 8).upper()[:13],
+        secret=ensure_secret(rt.paths.secret("objectstore_admin_secret"), 24),
+    )

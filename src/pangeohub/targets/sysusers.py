@@ -11,10 +11,10 @@ import threading
 import time
 from pathlib import Path
 
+from pangeohub import privileged
 from pangeohub.config.model import UsersSection
 from pangeohub.errors import PangeoError
 from pangeohub.names import GECOS_MARK, check_username, is_ours, system_name
-from pangeohub.targets import privileged
 
 # useradd/userdel take a lock on /etc/passwd and fail rather than wait: serialise them within a process
 # and retry briefly against other processes (the CLI and the hub may both create accounts).

@@ -17,8 +17,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from pangeohub import privileged
 from pangeohub.errors import PangeoError
-from pangeohub.targets import privileged
 
 MOUNT_OPTIONS = "loop,nosuid,nodev,noatime"
 
@@ -158,7 +158,7 @@ def _migrate_and_mount(image: Path, home: Path, account: pwd.struct_passwd) -> N
     useradd copied, or a home from before quotas were on, are moved into the image first, never hidden."""
     home.mkdir(parents=True, exist_ok=True)
     if any(home.iterdir()):
-        # Moved as the person (pangeohub.targets.privileged): root never copies a tree they control.
+        # Moved as the person (pangeohub.privileged): root never copies a tree they control.
         with tempfile.TemporaryDirectory(prefix="pangeohub-home-") as staging:
             _run("mount", "-o", MOUNT_OPTIONS, str(image), staging)
             try:

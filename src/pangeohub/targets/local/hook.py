@@ -15,8 +15,8 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
+from pangeohub import privileged
 from pangeohub.resources import profiles, shared
-from pangeohub.targets import privileged
 from pangeohub.targets.local import cgroups, homes
 from pangeohub.targets.local.cgroup_base import keyed, read
 from pangeohub.units import format_size

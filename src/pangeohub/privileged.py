@@ -1,7 +1,7 @@
 """Root's file work inside paths people control: their homes, the shared folders, their scratch folders.
 
-Shared by every target that makes homes on a filesystem of this platform's (local, and Slurm with platform
-accounts).
+Below the targets, beside ``secrets`` (root's own private files): every target that makes homes on a filesystem
+of this platform's (local, and Slurm with platform accounts), the shared folders and the quickstart use it.
 
 Every operation root performs below such a path goes through this module, and each is done one of two ways:
 
