@@ -85,8 +85,11 @@ def token_works(platform, name: str, token: str) -> bool:
 
 
 def processes_of(platform, name: str) -> list[psutil.Process]:
+    """The person's live processes (a zombie runs nothing: on a machine whose pid 1 never reads its orphans'
+    exits, a killed process can stay one for ever)."""
     uid = platform.system_user(name).pw_uid
-    return [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
+    return [p for p in psutil.process_iter(["uids", "status"])
+            if p.info["uids"] and p.info["uids"].real == uid and p.info["status"] != psutil.STATUS_ZOMBIE]
 
 
 def daemon(platform, name: str) -> None:

@@ -44,7 +44,7 @@ def test_workshop_accounts_log_in_until_expired_then_servers_stop_and_homes_stay
     assert api.user(first["username"])["servers"]
 
     out = platform.cli("users", "expire", "--prefix", prefix).stdout
-    assert "ended 3 account(s), stopped 1 server(s)" in out
+    assert "ended 3 account(s): stopped 1 server(s)" in out and "homes kept" in out
     assert not api.user(first["username"])["servers"]
     assert os.path.exists(os.path.join(home, "kept.txt"))  # the home is kept
     refused = login_outcome(platform.url, first["username"], first["password"])
