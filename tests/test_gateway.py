@@ -96,7 +96,7 @@ print(json.dumps({"worker": worker, "scheduler": scheduler, "total": total, "lis
 """)
     report = last_json(out)
     assert report["total"] == 5050
-    assert report["options"] == ["worker_cores", "worker_memory"]
+    assert report["options"] == ["environment", "worker_cores", "worker_memory"]  # environment: the kernel's
     assert report["listed"] == [report["name"]] and report["after"] == []
     assert report["workers"] == 2
     for proc in (report["worker"], report["scheduler"]):
@@ -142,7 +142,7 @@ print(json.dumps({"workers": workers, "scheduler": scheduler}))
 
 def test_options_and_limits_refuse_with_the_limit_and_the_request(gw):
     name, token = gw.started_user()
-    out = run(gw, name, token, """
+    out = run(gw, name, token, timeout=600, code="""
 import json, warnings
 from dask_gateway import Gateway
 report = {}
