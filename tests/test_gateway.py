@@ -142,7 +142,7 @@ print(json.dumps({"workers": workers, "scheduler": scheduler}))
 
 def test_options_and_limits_refuse_with_the_limit_and_the_request(gw):
     name, token = gw.started_user()
-    out = run(gw, name, token, timeout=600, code="""
+    out = run(gw, name, token, """
 import json, warnings
 from dask_gateway import Gateway
 report = {}
