@@ -143,7 +143,7 @@ print(json.dumps({"workers": workers, "scheduler": scheduler}))
 def test_options_and_limits_refuse_with_the_limit_and_the_request(gw):
     name, token = gw.started_user()
     out = run(gw, name, token, """
-import json, warnings
+import gc, json, warnings
 from dask_gateway import Gateway
 report = {}
 with Gateway() as gw:
@@ -151,6 +151,9 @@ with Gateway() as gw:
         gw.new_cluster(worker_cores=5)
     except Exception as exc:
         report["options"] = str(exc)
+    # The refused cluster is garbage that the collector may find on the client's own event-loop thread; the
+    # kernel must go on working when it does (upstream's finaliser waited for that thread from it, forever).
+    gw.loop.add_callback(gc.collect)
     with gw.new_cluster() as one:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
