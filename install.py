@@ -224,10 +224,11 @@ class Installer:
         return f"installed configurable-http-proxy {CHP_VERSION}"
 
     def lab_defaults(self) -> str:
-        """Site-wide JupyterLab settings: no news or update checks (the platform may have no internet, and
-        a consent pop-up is noise for a workshop)."""
+        """Site-wide JupyterLab settings: no news (the platform may have no internet, and a consent pop-up is
+        noise for a workshop). The update check stays on: the platform's servers answer it with the person's
+        budget notice, never from the network (pangeohub.budgets.labnotice)."""
         path = self.prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
-        wanted = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+        wanted = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": True}}
         if path.exists() and json.loads(path.read_text()) == wanted:
             return "already set"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,16 @@ class StatePaths:
         return self.root / "usage.sqlite"
 
     @property
+    def budgets_db(self) -> Path:
+        """Budgets set with `pangeohub users budget` (pangeohub.budgets), included in backups."""
+        return self.root / "budgets.sqlite"
+
+    @property
+    def budget_notices(self) -> Path:
+        """One file per person near or over a budget, readable by that person only (root's 0711 directory)."""
+        return self.root / "budget-notices"
+
+    @property
     def supervisor_pid(self) -> Path:
         return self.run / "supervisor.pid"
 

@@ -10,6 +10,7 @@ import typer
 from pangeohub.cli import (
     access,
     backup,
+    budget_cmd,
     catalog,
     certs,
     clusters,
@@ -61,6 +62,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(users.app, name="users")
 app.add_typer(catalog.app, name="catalog")
 access.register(users.app)
+budget_cmd.register(users.app)
 app.add_typer(clusters.app, name="clusters")
 app.add_typer(envs.app, name="env")
 kubernetes.register(app)

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth
 from pangeohub.config.backup import BackupSection
+from pangeohub.config.budgets import BudgetsSection
 from pangeohub.config.environments import Environment, check_unique
 from pangeohub.config.base import LINUX_NAME_MAX, LINUX_NAME_RE, Port, Section, check_port  # noqa: F401
 from pangeohub.config.gateway import GatewaySection
@@ -266,6 +267,7 @@ class Config(Section):
     )
     usage: UsageSection = Field(default_factory=UsageSection)
     costs: CostsSection = Field(default_factory=CostsSection)
+    budgets: BudgetsSection = Field(default_factory=BudgetsSection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod
@@ -321,6 +323,15 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
+    def _budgets_enforceable(self) -> "Config":
+        if self.budgets.any:
+            check_budgets_enforceable(self)
+        if self.budgets.uses_money() and not self.costs.priced:
+            raise ValueError("budgets in money need prices: set costs.prices (e.g. core_hour: 0.05) or "
+                             "costs.machine_monthly, or give the budgets in core_hours")
+        return self
+
+    @model_validator(mode="after")
     def _slurm_address(self) -> "Config":
         if self.target.kind == "slurm" and self.target.slurm.address is None:
             raise ValueError("target.slurm.address is required with target.kind slurm: this machine's address "
@@ -337,3 +348,16 @@ class Config(Section):
                 "every service needs its own port"
             )
         return self
+
+
+def check_budgets_enforceable(config: "Config") -> None:
+    """Budgets are held against measured use: a budget nothing measures would never refuse anything (shared
+    with `pangeohub users budget`)."""
+    if config.target.kind != "local":
+        raise ValueError(f"budgets need measured use, which target.kind {config.target.kind} does not record yet "
+                         "(the local target measures it from cgroups): remove the budgets section")
+    if not config.usage.enabled:
+        raise ValueError("budgets are held against the usage record: set usage.enabled true, or remove the budgets")
+    if not config.limits.enforce:
+        raise ValueError("budgets need the CPU each person uses, measured through cgroups: set limits.enforce true, "
+                         "or remove the budgets")

@@ -61,6 +61,11 @@ class CostsSection(Section):
         "core-hours used in the period (added to the per-unit prices above).",
     )
 
+    @property
+    def priced(self) -> bool:
+        """Whether any price is set (a money figure would be 0 otherwise)."""
+        return bool(self.machine_monthly or any(self.prices.model_dump().values()))
+
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:

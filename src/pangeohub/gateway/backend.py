@@ -6,6 +6,7 @@ target's backend puts it first in its bases (``pangeohub.targets.local.gateway.P
 - Per-user totals across clusters (clusters, cores, memory), checked on create and on every scale/adapt/heartbeat.
 - The dashboard is served only to its owner (see dashboard.py); upstream publishes it to anyone.
 - Clusters stop when their owner's notebook server stops (see watcher.py).
+- New clusters are refused while a monthly budget of their owner is used up (pangeohub.budgets).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class PangeoBackendMixin(DBBackendBase):  # a traitlets class, so that its trait
     async def start_cluster(self, user, cluster_options):
         self.account(user.name)
         options, config = await self.process_cluster_options(user, cluster_options)
+        await self.check_budget(user)
         config_dict = config.to_dict()
         # No await between the check and the record: concurrent requests cannot both pass the same check.
         limits.check_new_cluster(self.gw.limits, limits.usage(self.db.list_clusters(username=user.name)), config_dict)
@@ -56,6 +58,18 @@ class PangeoBackendMixin(DBBackendBase):  # a traitlets class, so that its trait
         self.log.info("Created cluster %s for user %s", cluster.name, user.name)
         self.queue.put(cluster)
         return cluster.name
+
+    async def check_budget(self, user) -> None:
+        """A used-up monthly budget refuses new clusters (pangeohub.budgets); running ones are left alone."""
+        import asyncio
+
+        from pangeohub.budgets.enforce import cluster_refusal
+
+        refusal = await asyncio.get_running_loop().run_in_executor(
+            None, cluster_refusal, self.pconfig, user.name, list(user.groups), self.log)
+        if refusal:
+            self.log.warning("Budget: %s: %s", user.name, refusal)
+            raise PublicException(refusal)
 
     def allowed_workers(self, cluster_name: str) -> tuple[int | None, str]:
         cluster = self.db.get_cluster(cluster_name)

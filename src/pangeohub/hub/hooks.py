@@ -18,13 +18,14 @@ SpawnHook = Callable[[object, pwd.struct_passwd], Awaitable[dict[str, str]]]
 def shared_spawn_hooks() -> list[SpawnHook]:
     """The hooks of features every target has, in the order they run; a target puts its own (home, limits)
     before them (``Target.spawn_hooks``, see ``provision``). Imported lazily: the hub loads them at first spawn."""
+    from pangeohub.budgets.hook import budget_hook
     from pangeohub.catalog.quickstart import quickstart_hook
     from pangeohub.catalog.setup import catalog_env
     from pangeohub.envs.kernels import environments_hook
     from pangeohub.gateway.hook import gateway_spawn_hook
     from pangeohub.storage.hook import scratch_hook
 
-    return [scratch_hook, gateway_spawn_hook, catalog_env, environments_hook, quickstart_hook]
+    return [scratch_hook, gateway_spawn_hook, catalog_env, environments_hook, quickstart_hook, budget_hook]
 
 
 async def provision(spawner, account: pwd.struct_passwd, target) -> dict[str, str]:

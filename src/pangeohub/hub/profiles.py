@@ -20,8 +20,22 @@ class ProfilesMixin(HasTraits):  # not a Spawner: see pangeohub.hub.platformspaw
         return {group.name for group in getattr(self.user, "groups", [])}
 
     async def get_options_form(self):
+        from pangeohub.budgets import enforce
+        from pangeohub.budgets.ledger import blocking, noticed
+
+        config = self.runtime.config
         current = (self.orm_spawner.user_options or {}).get("profile") if self.orm_spawner else None
-        return profiles.options_form(self.runtime.config, self._groups(), bool(self.user.admin), current)
+        usable = profiles.allowed(config, self._groups(), bool(self.user.admin))
+        if not usable:
+            return ""
+        states = await enforce.person_states_async(config, self.user.name, self._groups(), self.log)
+        small = enforce.smallest(usable)
+        shown = noticed(states, config.budgets.notice_percent)
+        refused = set()
+        if blocking(states):
+            refused = {p.name for p in usable if enforce.larger(p, small)}
+        return profiles.options_form(config, self._groups(), bool(self.user.admin), current,
+                                     notice=shown.notice(small.name) if shown else "", refused=refused)
 
     def options_from_form(self, formdata):
         """One value per field, as the API takes them: upstream keeps the form's lists (`['large']`)."""
@@ -33,9 +47,23 @@ class ProfilesMixin(HasTraits):  # not a Spawner: see pangeohub.hub.platformspaw
         return _apply_profile
 
 
-def _apply_profile(spawner, user_options):
+async def _apply_profile(spawner, user_options):
+    from pangeohub.budgets import enforce
+    from pangeohub.budgets.ledger import blocking
+
+    config, groups, admin = spawner.runtime.config, spawner._groups(), bool(spawner.user.admin)
     try:
-        spawner.profile = profiles.choose(
-            spawner.runtime.config, user_options, spawner._groups(), bool(spawner.user.admin))
+        spawner.profile = profiles.choose(config, user_options, groups, admin)
     except profiles.ProfileError as exc:
         raise web.HTTPError(400, str(exc), reason=str(exc)) from None
+    over = blocking(await enforce.person_states_async(config, spawner.user.name, groups, spawner.log))
+    if over is None:
+        return
+    small = enforce.smallest(profiles.allowed(config, groups, admin))
+    if not (user_options or {}).get("profile"):
+        spawner.profile = small  # nothing asked for: what the budget still allows
+    elif enforce.larger(spawner.profile, small):
+        message = enforce.profile_refusal(over, spawner.profile, small, spawner.user.name)
+        spawner.log.warning("Budget: %s", message)
+        # The reason travels in the HTTP status line, which holds no line breaks and little more than a line.
+        raise web.HTTPError(400, message, reason="budget used up")

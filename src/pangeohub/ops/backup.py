@@ -71,7 +71,8 @@ class BackupLayout:
 def databases(rt) -> dict[str, Path]:
     """The platform's SQLite databases, by the name their copy has in the backup."""
     return {"jupyterhub.sqlite": rt.paths.hub / "jupyterhub.sqlite", "accounts.sqlite": rt.paths.accounts_db,
-            "gateway.sqlite": rt.paths.gateway_db, "usage.sqlite": rt.paths.usage_db}
+            "gateway.sqlite": rt.paths.gateway_db, "usage.sqlite": rt.paths.usage_db,
+            "budgets.sqlite": rt.paths.budgets_db}
 
 
 def repository(rt, location: Path | None, password_file: Path | None = None) -> Repository:

@@ -88,7 +88,10 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, pu
             # owner's 0600 connection file, close that; a kernel that cannot use them does not start (and the
             # person is told why: pangeohub.hub.kernelmanager).
             # The provisioner also forks kernels in servers that have a kernel forker (pangeohub.targets.local.kernelfork).
+            # JupyterLab's update check (a request to PyPI at every load) is replaced by the person's budget
+            # notice, shown as a JupyterLab notification (pangeohub.budgets.labnotice).
             "args": ["--LabApp.extension_manager=readonly", "--KernelManager.cache_ports=False",
+                     "--LabApp.check_for_updates_class=pangeohub.budgets.labnotice.BudgetNotice",
                      "--LanguageServerManager.autodetect=False",
                      "--KernelProvisionerFactory.default_provisioner_name=pangeohub",
                      "--MappingKernelManager.transport_encryption=required",

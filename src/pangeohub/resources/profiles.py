@@ -52,17 +52,24 @@ def summary(profile) -> str:
     return f"{cpus}, {format_size(profile.memory)} memory"
 
 
-def options_form(config, groups: set[str], admin: bool, current: str | None = None) -> str:
-    """Radio buttons, one per profile the person may use (JupyterHub wraps them in its form)."""
+def options_form(config, groups: set[str], admin: bool, current: str | None = None, notice: str = "",
+                 refused: set[str] = frozenset()) -> str:
+    """Radio buttons, one per profile the person may use (JupyterHub wraps them in its form); ``notice`` (a
+    budget's) is shown above them, and ``refused`` profiles are shown but cannot be chosen."""
     usable = allowed(config, groups, admin)
     if not usable:
         return ""
-    selected = current if current in {p.name for p in usable} else usable[0].name
+    open_names = [p.name for p in usable if p.name not in refused] or [usable[0].name]
+    selected = current if current in open_names else open_names[0]
     rows = []
     for profile in usable:
         checked = " checked" if profile.name == selected else ""
+        if profile.name in refused:
+            checked = " disabled"
         label = escape(", ".join(filter(None, [profile.description or summary(profile), profile.environment and
                                                  f"environment {profile.environment}"])))
+        if profile.name in refused:
+            label += " (refused while the budget is used up)"
         rows.append(
             f'<div class="form-check">'
             f'<input class="form-check-input" type="radio" name="profile" id="profile-{escape(profile.name)}" '
@@ -70,4 +77,5 @@ def options_form(config, groups: set[str], admin: bool, current: str | None = No
             f'<label class="form-check-label" for="profile-{escape(profile.name)}">'
             f'<strong>{escape(profile.name)}</strong> &mdash; {label}</label></div>'
         )
-    return '<fieldset><legend>Hardware profile</legend>' + "".join(rows) + "</fieldset>"
+    banner = f'<div class="alert alert-warning pangeohub-budget-notice" role="alert">{escape(notice)}</div>' if notice else ""
+    return banner + '<fieldset><legend>Hardware profile</legend>' + "".join(rows) + "</fieldset>"

@@ -30,12 +30,14 @@ def core_hours(row: dict) -> float:
     return row["server_cpu_seconds"] / HOUR + row["dask_core_hours"]
 
 
-def apply_costs(rows: list[dict], costs, period_seconds: float) -> list[dict]:
+def apply_costs(rows: list[dict], costs, period_seconds: float, total_core_hours: float | None = None) -> list[dict]:
     """Add ``cost`` (in ``costs.currency``) to each row. Storage is priced per month of the period; a fixed
-    machine cost is shared out by each row's share of the core-hours used."""
+    machine cost is shared out by each row's share of the core-hours used (of ``total_core_hours`` when the
+    rows are not everybody's, e.g. groups, whose members may overlap)."""
     prices = costs.prices
     months = period_seconds / HOUR / MONTH_HOURS
-    total_core_hours = sum(core_hours(r) for r in rows)
+    if total_core_hours is None:
+        total_core_hours = sum(core_hours(r) for r in rows)
     for row in rows:
         cost = (core_hours(row) * prices.core_hour
                 + (row["server_memory_gb_hours"] + row["dask_memory_gb_hours"]) * prices.memory_gb_hour

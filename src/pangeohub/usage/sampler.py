@@ -82,6 +82,9 @@ class Sampler:
         self.store = UsageStore(self.paths.usage_db)
         self.source = source_for(config)
         self.last_storage = 0.0
+        from pangeohub.budgets.notices import BudgetWatch
+
+        self.budgets = BudgetWatch(config, self.paths, log)
 
     def storage_levels(self, people: list[str]) -> dict[str, dict]:
         from pangeohub.usage.storage import home_bytes, scratch_usage
@@ -128,10 +131,12 @@ class Sampler:
 
     def round(self, interval: float) -> int:
         now = time.time()
-        samples = self.collect(hub_users(), now)
+        users = hub_users()
+        samples = self.collect(users, now)
         self.store.record(samples, now, interval)
         if self.source:
             self.source.close()
+        self.budgets.round(users)  # notices and admins' warnings from what was just recorded
         return len(samples)
 
 
