@@ -171,6 +171,8 @@ def test_past_the_notice_level_the_person_sees_a_notice_and_admins_are_warned(hu
     assert "pangeohub-budget-notice" in page and "You have used 9" in page and "of your monthly budget" in page
     assert 'value="large" disabled' not in page  # nothing is refused yet
 
+    status = json.loads(hub.cli("status", "--json", check=False).stdout)
+    assert [b["name"] for b in status["budgets"] if b["scope"] == "person"] == [name], status["budgets"]
     everyone = hub.cli("users", "budget").stdout
     assert any(line.startswith(f"{name}:") and "WARNING" in line for line in everyone.splitlines()), everyone
     wait_for(lambda: f"Budget warning: {name}'s monthly budget" in hub.rt.paths.log("hub").read_text(errors="replace"),
@@ -214,11 +216,11 @@ def test_a_used_up_budget_refuses_new_clusters_and_larger_profiles_but_running_w
     stop(hub, name, token)
     page = spawn_page(hub, name)
     assert "is used up" in page and 'value="large" disabled' in page and "refused while the budget is used up" in page
+    start(hub, name, token)  # no profile asked for: the smallest, which the budget still allows
+    stop(hub, name, token)
     answer = spawn(hub, name, token, {"profile": "large"}, expect=(400,))
     assert "profile 'large' (larger than 'small') refused" in answer["message"], answer
     assert "your monthly budget" in answer["message"] and "resets on" in answer["message"]
-    start(hub, name, token)  # no profile asked for: the smallest, which the budget still allows
-    stop(hub, name, token)
     start(hub, name, token, {"profile": "small"})
 
     out = hub.cli("users", "budget", name, "--clear").stdout

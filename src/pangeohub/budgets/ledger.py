@@ -175,3 +175,24 @@ def noticed(states: list[BudgetState], percent: float) -> BudgetState | None:
         return over
     near = [s for s in states if s.percent >= percent]
     return max(near, key=lambda s: s.percent) if near else None
+
+
+def alerts(rt) -> list[BudgetState]:
+    """Budgets of the platform's people and groups at or past the notice level, fullest first; none when the
+    records cannot be read (`pangeohub users budget` says why)."""
+    from pangeohub.accounts import AccountStore
+    from pangeohub.errors import PangeoError
+
+    try:
+        ledger = Ledger(rt.config, rt.paths)
+        if not ledger.active:
+            return []
+        people = {a.name: a.groups for a in AccountStore(rt.paths.accounts_db).list()} \
+            if rt.paths.accounts_db.exists() else {}
+        people.update({p: [] for p in ledger._rows("person") if p not in people})
+        groups = set(ledger.config.budgets.groups) | {n for k, n in ledger.overrides if k == "group"}
+        found = [ledger.state("person", p) for p in people] + [ledger.state("group", g) for g in groups]
+    except PangeoError:
+        return []
+    notice = rt.config.budgets.notice_percent
+    return sorted((s for s in found if s and s.percent >= notice), key=lambda s: -min(s.percent, 1e12))

@@ -119,6 +119,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
             detail = {"ready": f"version {env['current']}", "building": "being built in the background",
                       "missing": "not built yet (`pangeohub env build`)", "failed": f"build FAILED: {env['failed']}"}
             typer.echo(f"  environment {env['name']:<16} {detail[env['state']]}")
+        for budget in report.get("budgets", []):
+            whose = budget["name"] if budget["scope"] == "person" else f"group {budget['name']}"
+            level = "USED UP" if budget["exhausted"] else "near"
+            typer.echo(f"  budget {level}: {whose} ({budget['source']}), resets {budget['resets']} "
+                       "(`pangeohub users budget`)")
         cleaned = report.get("cleaned")
         if cleaned and (cleaned["released"] or cleaned["problems"]):
             typer.echo(f"released at the start of {time.ctime(cleaned['at'])} (left by an interrupted run):")
@@ -154,7 +159,10 @@ def collect_status(rt) -> dict:
     target = rt.target.status(rt)
     from pangeohub.envs.layout import summary
 
+    from pangeohub.budgets.ledger import alerts
+
     return {
+        "budgets": [b.to_json() for b in alerts(rt)],  # budgets past the notice level: for the admins
         "environments": summary(rt.config),
         "https": https,
         "target": target,
