@@ -92,6 +92,7 @@ def test_backup_destroy_restore_then_one_person(dest, tmp_path):
         AccountStore(hub.rt.paths.accounts_db).add(
             Account("carol", status="pending", email="carol@example.org"), "carol-password-123")
         hub.cli("catalog", "add", "backup_test", "/srv/data/sst.zarr", "-d", "kept across restores")
+        hub.cli("users", "budget", "bob", "--core-hours", "42")
         token = hub.cli("token", "alice", "--note", "backup test").stdout.strip()
         assert run_code(hub, "alice", f"import pathlib; p = pathlib.Path.home() / 'notes'; p.mkdir(); "
                                       f"(p / 'thesis.txt').write_text({THESIS!r}); print('ok')") == "ok"
@@ -157,6 +158,8 @@ def test_backup_destroy_restore_then_one_person(dest, tmp_path):
         assert hub_api_user(hub, token)["name"] == "alice"
         catalog = json.loads(hub.cli("catalog", "list", "--json").stdout)
         assert "backup_test" in json.dumps(catalog)
+        budget = json.loads(hub.cli("users", "budget", "bob", "--json").stdout)
+        assert (budget["limit"], budget["source"]) == (42, "set with `pangeohub users budget`")
 
         # -- one person back alone: alice's files and scratch as of the snapshot, bob's newer data kept ----
         run_code(hub, "alice", "import pathlib; (pathlib.Path.home() / 'notes/thesis.txt').write_text('lost'); "
