@@ -58,10 +58,13 @@ def run(platform, name, token, code, timeout=300):
 
 
 def burn(platform, name, token, seconds):
-    """Burn CPU in the person's kernel, then wait until the sampler has counted it against their budget."""
+    """Burn CPU in the person's kernel, then wait until the sampler has counted it against their budget. The
+    kernel sleeps past two samples first: on cgroup v1 the sampler moves a new process into the person's
+    accounting group at its next round (test_usage.py)."""
     before = state(platform, "person", name).used
     run(platform, name, token, f"""
 import json, time
+time.sleep({2 * INTERVAL + 1})
 start = time.process_time()
 while time.process_time() - start < {seconds}:
     sum(i * i for i in range(10000))
