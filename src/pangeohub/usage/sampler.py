@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> None:
         log.info("compute: %s", description)
         try:
             sampler.store.describe_compute(description)
-        except PangeoError as exc:
-            log.error("%s", exc)
+        except Exception as exc:  # a corrupt or locked database: the rounds below say so each time
+            log.warning("cannot record where compute figures come from: %s", exc)
     interval = float(config.usage.sample_interval)
     hub = HUB_PID
     # Like the expiry service: the hub starts this in a session of its own, so it ends itself once the hub is
