@@ -16,7 +16,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
 
 NOTICE_SUFFIX = ".NOT-UPDATED.txt"
 
@@ -137,13 +139,34 @@ def pull_all(sources: list[dict]) -> list[dict]:
     return results
 
 
+def trust_local_repositories(sources: list[dict]) -> str | None:
+    """A git config naming the admin's ``file://`` repositories safe. git refuses to read a repository another
+    account owns (``safe.directory``, honoured only from the global or system config): a repository the admin
+    keeps on this machine is root's, and every person must read it. Only the paths the config names are
+    trusted, and only for the puller's own git processes. Returns the file to remove afterwards."""
+    paths = [urllib.parse.unquote(urllib.parse.urlparse(s["url"]).path) for s in sources
+             if s["url"].startswith("file://")]
+    if not paths:
+        return None
+    fd, name = tempfile.mkstemp(prefix="pangeohub-gitconfig-")
+    with os.fdopen(fd, "w") as out:
+        out.write("[safe]\n" + "".join(f"\tdirectory = {p}\n" for p in paths))
+    os.environ["GIT_CONFIG_GLOBAL"] = name
+    return name
+
+
 def main() -> None:
     os.chdir(os.environ["HOME"])  # as the person already: a link they made can only lead where they may go
     request = json.load(sys.stdin)
     if sys.argv[1:] == ["--one"]:
         print(json.dumps(pull_one(request["url"], request["branch"], request["folder"])))
-    else:
+        return
+    config = trust_local_repositories(request["sources"])
+    try:
         print(json.dumps(pull_all(request["sources"])))
+    finally:
+        if config:
+            os.unlink(config)
 
 
 if __name__ == "__main__":
