@@ -16,8 +16,10 @@ BRANCH_RE = re.compile(r"^(?!-)[A-Za-z0-9._/-]{1,200}$")
 
 
 class ContentSource(Section):
-    url: str = Field(description="Git repository to pull from, e.g. https://github.com/org/workshop (the hub "
-                     "machine must reach it; a private repository needs credentials in the URL's host config).")
+    url: str = Field(description="Git repository to pull from, e.g. https://github.com/org/workshop, or a bare "
+                     "repository on this machine, file:///srv/material/ocean.git. Each person's pull reaches it "
+                     "from the hub's machine as that person, with no password prompt: use a public repository "
+                     "or one on this machine.")
     branch: str = Field("main", description="Branch (or tag) to follow.")
     folder: str = Field(description="Where the material goes, relative to the person's home, e.g. "
                         "'workshops/ocean-2026'. It must stay inside the home.")
