@@ -259,14 +259,13 @@ def test_a_git_pull_link_works_through_the_hub(hub, daemon):
     assert read(hub, name, "linked/hello.md") == "# Linked material\n"
 
 
-def test_a_slow_repository_is_ended_at_its_timeout_with_a_notice(tmp_path):
+def test_a_slow_repository_is_ended_at_its_timeout_with_a_notice(repos):
     """The puller alone, as an unprivileged account: a server that accepts and never answers."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
-    home = tmp_path / "home"
+    home = repos["root"] / "nobody-home"  # below a folder every account may enter
     home.mkdir()
-    tmp_path.chmod(0o755)
     nobody = pwd.getpwnam("nobody")
     os.chown(home, nobody.pw_uid, nobody.pw_gid)
     fields = list(nobody)
