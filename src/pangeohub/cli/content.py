@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import typer
@@ -20,7 +21,7 @@ def sync(user: list[str] = typer.Option([], "--user", "-u", help="Only this pers
     """Pull every repository into the home of each person it is for whose server runs, as that person, with
     nbgitpuller's merge rules; prints per person what each folder got. Exits 1 if any pull failed."""
     from pangeohub.content.checks import check_content_groups
-    from pangeohub.content.runner import describe, for_person, pull_now
+    from pangeohub.content.runner import describe
     from pangeohub.hubapi import HubAPI
 
     rt = state.runtime()
@@ -37,20 +38,40 @@ def sync(user: list[str] = typer.Option([], "--user", "-u", help="Only this pers
                               "the material reaches a stopped server at its next start; "
                               "`pangeohub users list` shows who runs")
         running = [u for u in running if u["name"] in user]
-    report, failed = {}, 0
-    for model in sorted(running, key=lambda u: u["name"]):
-        sources = for_person(config, set(model.get("groups") or []))
-        results = pull_now(rt.target.account(model["name"]), sources, config.users.umask) if sources else []
-        failed += sum(r["status"] == "failed" for r in results)
-        report[model["name"]] = results
-        if not as_json:
-            lines = [describe(r) for r in results] or ["nothing for their groups"]
-            typer.echo(f"{model['name']}: " + "; ".join(lines))
+    people = sorted(running, key=lambda u: u["name"])
+    report = asyncio.run(_pull_for_all(rt, people))
+    failed = sum(r["status"] == "failed" for results in report.values() for r in results)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
-    elif not running:
-        typer.echo("no server is running: the material reaches each person when their server starts")
+    else:
+        for name, results in report.items():
+            typer.echo(f"{name}: " + ("; ".join(describe(r) for r in results) or "nothing for their groups"))
+        if not running:
+            typer.echo("no server is running: the material reaches each person when their server starts")
     if failed:
         raise PangeoError(f"{failed} pull(s) failed (see above); those people found a notice beside the folder",
                           "check that the hub machine reaches the repository (git ls-remote URL), then sync again",
                           exit_code=1)
+
+
+# Pulls at once: a repository that does not answer costs each person its timeout, which must not add up over a
+# whole class; more at once would only compete for the machine's cores with the servers themselves.
+CONCURRENT_PULLS = 8
+
+
+async def _pull_for_all(rt, people: list[dict]) -> dict[str, list[dict]]:
+    from pangeohub.content.runner import for_person, pull_as
+
+    config = rt.config
+    slots = asyncio.Semaphore(CONCURRENT_PULLS)
+
+    async def one(model: dict) -> list[dict]:
+        sources = for_person(config, set(model.get("groups") or []))
+        if not sources:
+            return []
+        async with slots:
+            account = await asyncio.to_thread(rt.target.account, model["name"])
+            return await pull_as(account, sources, config.users.umask)
+
+    results = await asyncio.gather(*(one(model) for model in people))
+    return {model["name"]: result for model, result in zip(people, results)}

@@ -296,13 +296,9 @@ class Config(Section):
     _content = field_validator("content")(check_content)
 
     @model_validator(mode="after")
-    def _content_fits(self) -> "Config":
+    def _content_within_start_timeout(self) -> "Config":
         if not self.content:
             return self
-        if self.target.kind == "kubernetes":
-            raise ValueError("content (workshop material) is pulled by the hub into homes on this machine or its "
-                             "shared filesystem, which target kind kubernetes does not have: remove `content`, and "
-                             "hand out material with nbgitpuller links (/hub/user-redirect/git-pull?repo=...)")
         total = sum(c.timeout for c in self.content)
         if total >= self.hub.start_timeout:
             raise ValueError(f"the content timeouts add up to {total:g}s, not less than hub.start_timeout "

@@ -63,6 +63,7 @@ async def pull_as(account: pwd.struct_passwd, sources: list[dict], umask: str = 
 
 
 def pull_now(account: pwd.struct_passwd, sources: list[dict], umask: str = "077") -> list[dict]:
+    """``pull_as`` for a caller with no event loop."""
     return asyncio.run(pull_as(account, sources, umask))
 
 
