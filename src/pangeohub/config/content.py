@@ -29,9 +29,9 @@ class ContentSource(Section):
         "own groups give them, like anyone else.",
     )
     timeout: Duration = Field(
-        "30s", description="Longest a pull of this repository may take when a server starts (and at `pangeohub "
+        "20s", description="Longest a pull of this repository may take when a server starts (and at `pangeohub "
         "content sync`); a slower or unreachable repository is left for the next start and the person finds a "
-        "notice beside the folder. The server never waits longer than this.",
+        "notice beside the folder. All timeouts together may take at most half of hub.start_timeout.",
     )
 
     @field_validator("url")
