@@ -259,18 +259,24 @@ def test_a_git_pull_link_works_through_the_hub(hub, daemon):
     assert read(hub, name, "linked/hello.md") == "# Linked material\n"
 
 
-def test_a_slow_repository_is_ended_at_its_timeout_with_a_notice(repos):
-    """The puller alone, as an unprivileged account: a server that accepts and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    home = repos["root"] / "nobody-home"  # below a folder every account may enter
+def nobody_with_home(root: Path, name: str) -> pwd.struct_passwd:
+    """The unprivileged account `nobody`, with a home of its own below a folder every account may enter."""
+    home = root / name
     home.mkdir()
     nobody = pwd.getpwnam("nobody")
     os.chown(home, nobody.pw_uid, nobody.pw_gid)
     fields = list(nobody)
     fields[5] = str(home)
-    account = pwd.struct_passwd(fields)
+    return pwd.struct_passwd(fields)
+
+
+def test_a_slow_repository_is_ended_at_its_timeout_with_a_notice(repos):
+    """The puller alone, as an unprivileged account: a server that accepts and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    account = nobody_with_home(repos["root"], "slow-home")
+    home = Path(account.pw_dir)
     try:
         url = f"git://127.0.0.1:{listener.getsockname()[1]}/stuck.git"
         [result] = pull_now(account, [{"url": url, "branch": "main", "folder": "stuck", "timeout": 2}])
@@ -278,4 +284,22 @@ def test_a_slow_repository_is_ended_at_its_timeout_with_a_notice(repos):
         listener.close()
     assert result["status"] == "failed" and "did not answer within 2s" in result["detail"]
     notice = home / "stuck.NOT-UPDATED.txt"
-    assert notice.stat().st_uid == nobody.pw_uid and "did not answer" in notice.read_text()
+    assert notice.stat().st_uid == account.pw_uid and "did not answer" in notice.read_text()
+
+
+def test_a_folder_that_is_not_the_repositorys_clone_is_left_alone(repos):
+    """A person's own folder (or a link) where the material would go is never merged into, nor followed."""
+    account = nobody_with_home(repos["root"], "busy-home")
+    home = Path(account.pw_dir)
+    (home / "workshop").mkdir()
+    (home / "workshop" / "thesis.txt").write_text("my thesis\n")
+    (home / "elsewhere").mkdir()
+    (home / "linked").symlink_to(home / "elsewhere")
+    sources = [{"url": repos["workshop"].url, "branch": "main", "folder": folder, "timeout": 20}
+               for folder in ("workshop", "linked")]
+    results = pull_now(account, sources)
+    assert [r["status"] for r in results] == ["failed", "failed"]
+    assert "'workshop' exists and is not a clone of" in results[0]["detail"]
+    assert sorted(p.name for p in (home / "workshop").iterdir()) == ["thesis.txt"]
+    assert list((home / "elsewhere").iterdir()) == []
+    assert "rename or remove it" in (home / "workshop.NOT-UPDATED.txt").read_text()
