@@ -52,7 +52,7 @@ class ContentSource(Section):
     @field_validator("folder")
     @classmethod
     def _folder(cls, value: str) -> str:
-        if value.startswith("/") or value.startswith("~"):
+        if value.startswith(("/", "~")):
             raise ValueError(f"{value!r} must be relative to the person's home, e.g. 'workshops/ocean'")
         parts = value.split("/")
         if ".." in parts:

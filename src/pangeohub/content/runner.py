@@ -48,7 +48,7 @@ async def pull_as(account: pwd.struct_passwd, sources: list[dict], umask: str = 
     limit = sum(s["timeout"] for s in sources) + GRACE
     try:
         out, err = await asyncio.wait_for(proc.communicate(json.dumps({"sources": sources}).encode()), limit)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
