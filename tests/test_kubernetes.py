@@ -269,6 +269,7 @@ def test_user_image_is_exactly_the_runtime_lock():
     assert len(installs) == 2 and "--no-deps /tmp/pangeohub" in installs[1]
     assert f"python:{sys.version_info.major}.{sys.version_info.minor}-slim" in text  # the lock's Python
     assert "--uid 1000" in text and "USER 1000" in text  # the chart's singleuser uid
+    assert "install -y -q --no-install-recommends git" in text  # nbgitpuller's links need git in the server
 
 
 def test_hub_image_adds_only_the_hub_lock_to_the_user_image():
