@@ -15,6 +15,7 @@ from pangeohub.cli import (
     certs,
     clusters,
     config_cmd,
+    content,
     envs,
     kubernetes,
     loadtest,
@@ -65,6 +66,7 @@ access.register(users.app)
 budget_cmd.register(users.app)
 app.add_typer(clusters.app, name="clusters")
 app.add_typer(envs.app, name="env")
+app.add_typer(content.app, name="content")
 kubernetes.register(app)
 app.add_typer(certs.app, name="certs")
 app.add_typer(slurm.app, name="slurm")

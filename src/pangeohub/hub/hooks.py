@@ -21,11 +21,15 @@ def shared_spawn_hooks() -> list[SpawnHook]:
     from pangeohub.budgets.hook import budget_hook
     from pangeohub.catalog.quickstart import quickstart_hook
     from pangeohub.catalog.setup import catalog_env
+    from pangeohub.content.hook import content_hook
     from pangeohub.envs.kernels import environments_hook
     from pangeohub.gateway.hook import gateway_spawn_hook
     from pangeohub.storage.hook import scratch_hook
 
-    return [scratch_hook, gateway_spawn_hook, catalog_env, environments_hook, quickstart_hook, budget_hook]
+    # Workshop material last: its pulls are bounded but the slowest step, and need nothing of the others
+    # (the budget hook only names a file).
+    return [scratch_hook, gateway_spawn_hook, catalog_env, environments_hook, quickstart_hook, budget_hook,
+            content_hook]
 
 
 async def provision(spawner, account: pwd.struct_passwd, target) -> dict[str, str]:
