@@ -7,8 +7,8 @@ import json
 import time
 
 import pytest
-
 from harness import Platform
+
 from pangeohub.budgets.ledger import Ledger
 from pangeohub.budgets.overrides import OverrideStore
 from pangeohub.usersim import UserSim, run_sync

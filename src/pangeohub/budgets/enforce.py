@@ -36,18 +36,21 @@ async def person_states_async(config, name: str, groups, log=None) -> list[Budge
     return await asyncio.get_running_loop().run_in_executor(None, person_states, config, name, groups, log)
 
 
+def _raise(over: BudgetState) -> str:
+    """The command an administrator runs to give more."""
+    who = over.name if over.scope == "person" else f"--group {over.name}"
+    return f"pangeohub users budget {who} --{'core-hours' if over.unit == 'core_hours' else 'money'} N"
+
+
 def cluster_refusal(config, name: str, groups, log=None) -> str | None:
     """The message refusing a new Dask cluster, or None when every budget of the person has room."""
     over = blocking(person_states(config, name, groups, log))
     if over is None:
         return None
-    fix = ("wait for the reset, or ask an administrator to raise it "
-           f"(pangeohub users budget {name if over.scope == 'person' else '--group ' + over.name} "
-           f"--{'core-hours' if over.unit == 'core_hours' else 'money'} N)")
-    return over.refusal("new Dask cluster", fix)
+    return over.refusal("new Dask cluster", f"wait for the reset, or ask an administrator to raise it ({_raise(over)})")
 
 
-def profile_refusal(over: BudgetState, profile, small, name: str) -> str:
+def profile_refusal(over: BudgetState, profile, small) -> str:
     fix = (f"start with profile '{small.name}' (or no profile), or ask an administrator to raise the budget "
-           f"(pangeohub users budget {name if over.scope == 'person' else '--group ' + over.name} ...)")
+           f"({_raise(over)})")
     return over.refusal(f"profile '{profile.name}' (larger than '{small.name}')", fix)

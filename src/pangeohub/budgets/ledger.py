@@ -137,6 +137,10 @@ class Ledger:
         found = [self.state("person", person)] + [self.state("group", g) for g in sorted(groups)]
         return [s for s in found if s is not None]
 
+    def people(self) -> set[str]:
+        """Everybody with recorded use this month."""
+        return set(self._rows("person"))
+
     def recorded_groups(self, person: str) -> set[str]:
         store = UsageStore(self.paths.usage_db)
         if not self.config.budgets.groups and not any(k == "group" for k, _ in self.overrides):
@@ -189,7 +193,7 @@ def alerts(rt) -> list[BudgetState]:
             return []
         people = {a.name: a.groups for a in AccountStore(rt.paths.accounts_db).list()} \
             if rt.paths.accounts_db.exists() else {}
-        people.update({p: [] for p in ledger._rows("person") if p not in people})
+        people.update({p: [] for p in ledger.people() if p not in people})
         groups = set(ledger.config.budgets.groups) | {n for k, n in ledger.overrides if k == "group"}
         found = [ledger.state("person", p) for p in people] + [ledger.state("group", g) for g in groups]
     except PangeoError:

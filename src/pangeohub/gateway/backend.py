@@ -11,6 +11,7 @@ target's backend puts it first in its bases (``pangeohub.targets.local.gateway.P
 
 from __future__ import annotations
 
+import asyncio
 from functools import cached_property
 
 from dask_gateway_server.backends.base import PublicException
@@ -61,8 +62,6 @@ class PangeoBackendMixin(DBBackendBase):  # a traitlets class, so that its trait
 
     async def check_budget(self, user) -> None:
         """A used-up monthly budget refuses new clusters (pangeohub.budgets); running ones are left alone."""
-        import asyncio
-
         from pangeohub.budgets.enforce import cluster_refusal
 
         refusal = await asyncio.get_running_loop().run_in_executor(

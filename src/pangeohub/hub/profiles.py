@@ -63,7 +63,7 @@ async def _apply_profile(spawner, user_options):
     if not (user_options or {}).get("profile"):
         spawner.profile = small  # nothing asked for: what the budget still allows
     elif enforce.larger(spawner.profile, small):
-        message = enforce.profile_refusal(over, spawner.profile, small, spawner.user.name)
+        message = enforce.profile_refusal(over, spawner.profile, small)
         spawner.log.warning("Budget: %s", message)
         # The reason travels in the HTTP status line, which holds no line breaks and little more than a line.
         raise web.HTTPError(400, message, reason="budget used up")
