@@ -207,6 +207,12 @@ class UsageStore:
             return [(r[0], r[1]) for r in db.execute(
                 "SELECT start, stop FROM gaps WHERE stop > ? AND start < ? ORDER BY start", (since, until))]
 
+    def last_sample(self) -> float | None:
+        """When the sampler last recorded a round (None before the first)."""
+        with self._db(write=False) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'last_sample'").fetchone()
+        return float(row[0]) if row else None
+
     def people(self) -> set[str]:
         with self._db(write=False) as db:
             return {r[0] for r in db.execute("SELECT DISTINCT person FROM hourly")}
