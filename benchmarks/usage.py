@@ -9,6 +9,8 @@ processes into the accounting groups, read the counters) plus the database write
 are measured every ``usage.storage_interval`` and are not in this figure.
 Report: fills a database with ``--days`` days of hourly rows for ``--people`` people and times the report by
 person and by day, in-process and through the CLI.
+Scrape: on the same database, times building the metrics endpoint's own part (``pangeohub_*``: every person's
+totals over the whole record) and the admin page, as one scrape and one page view do.
 """
 
 from __future__ import annotations
@@ -99,6 +101,25 @@ def report_cost(people: int, days: int, workdir: Path) -> dict:
     subprocess.run([sys.executable, "-m", "pangeohub", "--config", str(config), "usage", "report", "--since",
                     f"{days}d", "--format", "json"], check=True, capture_output=True)
     out["cli_report_s"] = round(time.perf_counter() - start, 3)
+    out.update(scrape_cost(workdir / "state"))
+    return out
+
+
+def scrape_cost(state: Path, repeat: int = 5) -> dict:
+    """What one Prometheus scrape of our metrics and one view of the admin page cost on this record."""
+    from pangeohub.config.model import Config
+    from pangeohub.usage.metrics import platform_metrics
+    from pangeohub.usage.page import render_page
+
+    config = Config.model_validate({"state_dir": str(state), "costs": {"prices": {"core_hour": 0.05}}})
+    out = {}
+    for name, work in (("scrape", lambda: platform_metrics(config)), ("page", lambda: render_page(config))):
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(repeat):
+            result = work()
+        out[f"{name}_s"] = round((time.perf_counter() - wall) / repeat, 3)
+        out[f"{name}_cpu_s"] = round((time.process_time() - cpu) / repeat, 3)
+        out[f"{name}_kb"] = round(len(result[0] if name == "scrape" else result[1]) / 1000, 1)
     return out
 
 

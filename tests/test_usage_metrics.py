@@ -156,6 +156,14 @@ class Prometheus:
         self.proc = subprocess.Popen(
             [PROMETHEUS, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={self.dir / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self.ready, "the test's Prometheus to start", timeout=60)
+
+    def ready(self) -> bool:
+        try:
+            return get(f"http://127.0.0.1:{self.port}/-/ready")[0] == 200
+        except urllib.error.URLError:
+            assert self.proc.poll() is None, (self.dir / "prometheus.log").read_text()
+            return False
 
     def query(self, promql: str) -> list:
         url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
@@ -221,8 +229,10 @@ def test_the_platforms_own_prometheus_scrapes_with_the_configured_retention(hub,
     assert (rt.paths.root / "prometheus" / "data").is_dir()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser():
+    """Only for its test: Playwright's sync API keeps an event loop running in this thread until it stops, and
+    the next test's kernel session (asyncio.run) needs the thread's loop free."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: the test setup (install.py --dev) installs Debian's chromium")
     from playwright.sync_api import sync_playwright

@@ -39,7 +39,7 @@ class PrometheusService(Service):
 
     @property
     def root(self):
-        return self.rt.paths.root / "prometheus"
+        return self.rt.paths.prometheus
 
     def binary(self) -> str:
         found = shutil.which(BINARY, path="/usr/bin:/usr/sbin:/usr/local/bin")
