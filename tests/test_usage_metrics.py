@@ -247,6 +247,25 @@ def browser():
         browser.close()
 
 
+CLUSTER = """
+import json
+from dask_gateway import Gateway
+with Gateway() as gateway:
+    cluster = gateway.new_cluster(shutdown_on_close=False)
+    print(json.dumps({"name": cluster.name}))
+"""
+
+
+@pytest.fixture
+def cluster(hub, person):
+    """A Dask cluster of the person's that keeps running (scheduler only) while the test looks at it."""
+    name, token = person
+    started = run(hub, name, token, CLUSTER)["name"]
+    yield started
+    run(hub, name, token, "import json\nfrom dask_gateway import Gateway\nwith Gateway() as g:\n"
+        f"    g.stop_cluster({started!r})\nprint(json.dumps({{}}))")
+
+
 def _log_in(browser, hub, name):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -259,8 +278,10 @@ def _log_in(browser, hub, name):
     return context, page
 
 
-def test_an_admin_sees_the_usage_page_in_a_browser_and_a_person_gets_403(hub, admin, person, browser):
+def test_an_admin_sees_the_usage_page_in_a_browser_and_a_person_gets_403(hub, admin, person, cluster, browser):
     name = person[0]
+    # The cluster is in the scrape too (from the gateway's records: dask-gateway has no metrics of its own).
+    assert f'pangeohub_dask_clusters{{person="{name}"}} 1.0' in metrics(hub, admin[1])[1]
     context, page = _log_in(browser, hub, admin[0])
     try:
         response = page.goto(f"{hub.url}/services/usage/")  # through the hub's OAuth: no second login
@@ -270,7 +291,8 @@ def test_an_admin_sees_the_usage_page_in_a_browser_and_a_person_gets_403(hub, ad
         assert name in page.locator("#people").inner_text()
         assert name in page.locator("#top").inner_text()  # the only one who used anything
         assert "cost (USD)" in page.locator("#people").inner_text()
-        assert page.locator("#clusters").count() == 1
+        clusters = page.locator("#clusters").inner_text()
+        assert cluster in clusters and name in clusters  # running now, with its cost so far
         plot = page.locator("#plot-person")
         plot.scroll_into_view_if_needed()
         page.wait_for_function("() => document.querySelector('#plot-person').naturalWidth > 200")
@@ -303,3 +325,19 @@ def test_a_damaged_usage_database_is_reported_and_the_platform_keeps_running(hub
     assert run(hub, name, token, "import json; print(json.dumps({'sum': sum(range(10))}))") == {"sum": 45}
     services = json.loads(hub.cli("status", "--json").stdout)["services"]
     assert all(s["state"] == "running" for s in services.values()), services
+
+
+def test_without_the_prometheus_package_up_says_how_to_install_it(tmp_path):
+    from pangeohub.config import parse_config
+    from pangeohub.errors import PangeoError
+    from pangeohub.services.prometheus import PrometheusService
+    from pangeohub.services.runtime import Runtime
+
+    config = parse_config(f"state_dir: {tmp_path}\nmonitoring: {{prometheus: true}}\n")
+    service = Runtime(config=config).service("prometheus")
+    service.search_path = str(tmp_path)  # a machine without the package
+    with pytest.raises(PangeoError) as raised:
+        service.prepare()  # what the supervisor calls first, so `up` stops with this message
+    assert "Prometheus is not installed" in raised.value.what
+    assert "apt-get install" in raised.value.fix and "install.py" in raised.value.fix
+    assert isinstance(service, PrometheusService)

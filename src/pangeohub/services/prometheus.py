@@ -18,6 +18,7 @@ from pangeohub.secrets import write_private
 from pangeohub.services.base import Service, http_ok
 
 BINARY = "prometheus"
+SEARCH_PATH = "/usr/bin:/usr/sbin:/usr/local/bin"  # where Debian's package (or an operator's build) puts it
 
 
 def bcrypt_hash(password: str) -> str:
@@ -32,6 +33,7 @@ class PrometheusService(Service):
     name = "prometheus"
     restart_dependants = False  # nothing holds state about it
     start_timeout = 60.0
+    search_path = SEARCH_PATH
 
     @property
     def port(self) -> int:
@@ -42,10 +44,10 @@ class PrometheusService(Service):
         return self.rt.paths.prometheus
 
     def binary(self) -> str:
-        found = shutil.which(BINARY, path="/usr/bin:/usr/sbin:/usr/local/bin")
+        found = shutil.which(BINARY, path=self.search_path)
         if found is None:
             raise PangeoError(
-                "monitoring.prometheus is true but Prometheus is not installed (no prometheus in /usr/bin)",
+                f"monitoring.prometheus is true but Prometheus is not installed (no prometheus in {self.search_path})",
                 "install Debian's package (`sudo apt-get install --no-install-recommends prometheus`), or run "
                 "`sudo python3 install.py` again: it installs it when the config turns monitoring.prometheus on; "
                 "or set monitoring.prometheus: false",
