@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from harness import free_port
+
 from pangeohub.usersim import UserSim, run_sync
 
 pytestmark = pytest.mark.platform
@@ -187,7 +187,7 @@ def test_prometheus_returns_the_cpu_seconds_a_person_burned_in_their_kernel(hub,
     prometheus = Prometheus(hub, admin[1])
     try:
         series = f'pangeohub_server_cpu_seconds_total{{person="{name}"}}'
-        wait_for(lambda: prometheus.query(f'up{{job="pangeohub"}} == 1'), "Prometheus to scrape the endpoint")
+        wait_for(lambda: prometheus.query('up{job="pangeohub"} == 1'), "Prometheus to scrape the endpoint")
         before = wait_for(lambda: prometheus.value(series), "the person's CPU seconds in Prometheus")
         burned = run(hub, name, token, BURN.format(wait=2 * INTERVAL + 1, seconds=5))["burned"]
         after = wait_for(lambda: (lambda v: v if v is not None and v - before >= 0.8 * burned else None)(

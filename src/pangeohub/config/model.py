@@ -331,6 +331,10 @@ class Config(Section):
         if self.monitoring.prometheus and not self.usage.enabled:
             raise ValueError("monitoring.prometheus scrapes the usage service's metrics endpoint, which runs only with "
                              "usage.enabled: true: turn usage on, or monitoring.prometheus off")
+        if self.monitoring.prometheus and self.target.kind == "kubernetes":
+            raise ValueError("monitoring.prometheus runs Prometheus beside `pangeohub up`, which does not run on "
+                             "target.kind kubernetes: scrape the hub's /hub/metrics with the cluster's own Prometheus, "
+                             "and set monitoring.prometheus: false")
         return self
 
     @model_validator(mode="after")

@@ -177,15 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     threading.Thread(target=sample_forever, args=(sampler, float(config.usage.sample_interval), hub),
                      name="sampler", daemon=True).start()
 
-    async def serve() -> None:
-        from pangeohub.usage.web import make_app
+    from pangeohub.usage.serve import serve
 
-        # Loopback only: people reach it through the hub's proxy, which the hub points at this URL.
-        make_app(WebState(config, sampler)).listen(config.usage.port, address="127.0.0.1")
-        while os.getppid() == hub != 1:
-            await asyncio.sleep(1)
-
-    asyncio.run(serve())
+    asyncio.run(serve(WebState(config, sampler), config.usage.port, hub))
     log.info("the hub (pid %s) is gone: stopping", hub)
 
 
