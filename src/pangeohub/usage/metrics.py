@@ -23,7 +23,7 @@ from prometheus_client.registry import CollectorRegistry
 from pangeohub.errors import PangeoError
 from pangeohub.paths import StatePaths
 from pangeohub.usage.clusters import running_clusters
-from pangeohub.usage.store import HOUR, UsageStore
+from pangeohub.usage.store import HOUR, LEVELS as LEVEL_COLUMNS, SUMMED, UsageStore, hour_of
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,50 @@ LEVELS = (
 )
 
 
+class Totals:
+    """Each person's totals over the whole record, without summing the whole record at every scrape (90 days of
+    100 people take ~1.6 s of CPU to sum; a scrape every 30 s would spend 5 % of a core on it).
+
+    Hours that are over no longer change, so they are summed once per hour and kept; each scrape adds the rows of
+    the current and the previous hour (a sample taken just before the hour turned may land after the sum was
+    made). A database put back from a backup is a new file: its identity (inode) starts a new sum.
+    """
+
+    def __init__(self, store: UsageStore):
+        self.store = store
+        self.key: tuple | None = None
+        self.past: dict[str, dict] = {}
+
+    def people(self, now: float) -> dict[str, dict]:
+        recent = hour_of(now) - HOUR
+        try:
+            stat = self.store.path.stat()
+            key = (stat.st_dev, stat.st_ino, recent)
+        except OSError:
+            key = None  # missing: the store's own error says so below
+        if key is None or key != self.key:
+            self.past = {}
+            for row in self.store.aggregate(0, recent, "person"):
+                self.past[row["grouping"]] = {c: row[c] for c in (*SUMMED, *LEVEL_COLUMNS)}
+            self.key = key
+        out = {person: dict(row) for person, row in self.past.items()}
+        for row in self.store.rows(recent, now + HOUR):  # hour by hour, oldest first
+            total = out.setdefault(row["person"], {c: 0 for c in (*SUMMED, *LEVEL_COLUMNS)})
+            for column in SUMMED:
+                total[column] += row[column]
+            for column in LEVEL_COLUMNS:
+                if row[column] is not None:  # levels are measured every usage.storage_interval only
+                    total[column] = row[column]
+        return out
+
+
+_TOTALS: dict[str, Totals] = {}  # per database path, for the life of the service
+
+
+def totals_for(store: UsageStore) -> Totals:
+    return _TOTALS.setdefault(str(store.path), Totals(store))
+
+
 class PlatformCollector:
     """A prometheus_client collector: ``collect()`` reads everything afresh at each scrape."""
 
@@ -73,7 +117,7 @@ class PlatformCollector:
         readable = GaugeMetricFamily("pangeohub_usage_database_readable",
                                      "1 when the usage database can be read, 0 when it is damaged or missing.")
         try:
-            rows = self.store.aggregate(0, time.time() + HOUR, "person")
+            people = totals_for(self.store).people(time.time())
             last = self.store.last_sample()
         except PangeoError as exc:
             self.problem = str(exc)
@@ -85,20 +129,20 @@ class PlatformCollector:
         yield readable
         for name, text, column, factor in COUNTERS:
             family = CounterMetricFamily(name, text, labels=["person"])
-            for row in rows:
-                family.add_metric([row["grouping"]], row[column] * factor)
+            for person, row in sorted(people.items()):
+                family.add_metric([person], row[column] * factor)
             yield family
         for name, text, column in LEVELS:
             family = GaugeMetricFamily(name, text, labels=["person"])
-            for row in rows:
-                family.add_metric([row["grouping"]], row[column])
+            for person, row in sorted(people.items()):
+                family.add_metric([person], row[column])
             yield family
-        yield from self._quotas(rows)
+        yield from self._quotas(people)
         if last is not None:
             yield GaugeMetricFamily("pangeohub_usage_last_sample_timestamp_seconds",
                                     "When the sampler last recorded everybody's use.", value=last)
 
-    def _quotas(self, rows):
+    def _quotas(self, people: dict[str, dict]):
         home_quota = int(self.config.homes.quota)
         scratch_quota = self.config.storage.scratch.quota
         scratch_quota = home_quota if scratch_quota is None else int(scratch_quota)
@@ -109,8 +153,8 @@ class PlatformCollector:
                                     ("pangeohub_scratch_quota_used_ratio", "scratch_bytes", scratch_quota)):
             if quota:
                 family = GaugeMetricFamily(name, f"Share of the quota in use ({column} / quota).", labels=["person"])
-                for row in rows:
-                    family.add_metric([row["grouping"]], row[column] / quota)
+                for person, row in sorted(people.items()):
+                    family.add_metric([person], row[column] / quota)
                 yield family
 
     def _live(self):
