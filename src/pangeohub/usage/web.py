@@ -22,8 +22,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from pangeohub.usage.metrics import platform_metrics
 from pangeohub.usage.objectstore_metrics import objectstore_metrics
+from pangeohub.usage.render import SERVICE
 
-log = logging.getLogger("pangeohub-usage")
+log = logging.getLogger(SERVICE)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -125,7 +126,7 @@ def _log_request(handler):
 
 
 def make_app(state) -> web.Application:
-    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/usage/")
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE}/")
     args = {"state": state}
     return web.Application([
         (prefix, PageHandler, args),
