@@ -87,3 +87,22 @@ def test_each_sources_process_figures_keep_their_own_names():
     assert 'jupyterhub_python_gc_objects_collected_total{generation="0"}' in renamed
     assert "\njupyterhub_total_users 4.0" in renamed  # the hub's own names are left as they are
     assert "\nprocess_" not in renamed
+
+
+def test_the_installer_adds_prometheus_when_the_config_turns_monitoring_on(tmp_path):
+    """The installer reads the config with the installed pangeohub; the package itself is already on a test
+    machine (install.py --dev), so the step finds it there rather than installing it."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("installer_script", Path(__file__).parent.parent / "install.py")
+    install = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(install)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path}\nmonitoring: {{prometheus: true}}\n")
+    assert install.Installer(Path(sys.prefix), dev=False, config=str(config)).config_packages() == "already installed"
+    config.write_text(f"state_dir: {tmp_path}\n")
+    assert install.Installer(Path(sys.prefix), dev=False, config=str(config)).config_packages() == "none needed"
+    config.write_text("monitoring: {prometheus: maybe}\n")  # `up` and `config validate` say what is wrong
+    assert "does not load" in install.Installer(Path(sys.prefix), dev=False, config=str(config)).config_packages()
