@@ -38,7 +38,9 @@ CHP_VERSION = "5.3.0"
 STAMP = ".pangeohub-install.json"
 # Debian packages the platform needs at run time, and those only the test suite needs.
 # lego is the ACME client behind `hub.https.mode: acme`; restic stores `pangeohub backup`'s snapshots.
-RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None, "lego": "lego", "restic": "restic"}
+# git: nbgitpuller pulls workshop material (config `content:`) with it.
+RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None, "lego": "lego", "restic": "restic",
+                "git": "git"}
 # pebble (with pebble-challtestsrv) is Let's Encrypt's test CA: the HTTPS tests get real certificates from it.
 # slurm-wlm + munge: the multi-node Slurm test cluster (controller, node daemons, client commands); sudo: the
 # Dask Gateway's Slurm backend launches jobs through `sudo -u <person>`.

@@ -4,13 +4,17 @@
     sudo /opt/pangeohub/bin/python benchmarks/gateway.py [--runs 5]
 
 Per run: new_cluster() until the scheduler is ready; scale(0 -> 2) until both workers are up; a small xarray
-reduction (mean over a 2000x2000 chunked array); shutdown. Prints p50/p95 of each phase.
+reduction (mean over a 2000x2000 chunked array); shutdown. Beside it, the anchor from the same kernel and run:
+``LocalCluster(processes=True)`` with two workers until both are up (``localcluster_2_workers``), against the
+gateway's ``new_cluster + scale(2)`` (``gateway_2_workers``). Prints p50/p95 of each phase and the machine's
+load.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -24,10 +28,16 @@ from pangeohub.usersim import UserSim, run_sync  # noqa: E402
 CODE = r"""
 import json, time
 import dask.array as da, xarray as xr
+from dask.distributed import Client, LocalCluster
 from dask_gateway import Gateway
 runs = []
 with Gateway() as gateway:
     for _ in range({runs}):
+        a0 = time.perf_counter()
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
+            with Client(local) as client:
+                client.wait_for_workers(2, timeout=300)
+                a1 = time.perf_counter()
         t0 = time.perf_counter()
         with gateway.new_cluster() as cluster:
             t1 = time.perf_counter()
@@ -40,7 +50,7 @@ with Gateway() as gateway:
                 t3 = time.perf_counter()
         t4 = time.perf_counter()
         runs.append({{"new_cluster": t1 - t0, "scale_0_to_2": t2 - t1, "xarray_reduction": t3 - t2,
-                      "shutdown": t4 - t3}})
+                      "shutdown": t4 - t3, "gateway_2_workers": t2 - t0, "localcluster_2_workers": a1 - a0}})
 print(json.dumps(runs))
 """
 
@@ -72,10 +82,11 @@ def main() -> None:
         runs = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         platform.close()
-    print(f"{'phase':<18} {'p50 s':>7} {'p95 s':>7} {'min s':>7} {'max s':>7}   ({len(runs)} runs)")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"{'phase':<22} {'p50 s':>7} {'p95 s':>7} {'min s':>7} {'max s':>7}   ({len(runs)} runs)")
     for phase in runs[0]:
         values = [r[phase] for r in runs]
-        print(f"{phase:<18} {pct(values, 50):>7.2f} {pct(values, 95):>7.2f} {min(values):>7.2f} {max(values):>7.2f}")
+        print(f"{phase:<22} {pct(values, 50):>7.2f} {pct(values, 95):>7.2f} {min(values):>7.2f} {max(values):>7.2f}")
 
 
 if __name__ == "__main__":

@@ -287,6 +287,56 @@ print(json.dumps({"pip": pip.returncode, "pip_err": pip.stderr[-500:], "answer":
     assert report["address"] == report["mine"]
 
 
+FORKED_PROBE = r"""
+import json, os
+import dask, distributed.system
+os.makedirs(os.path.expanduser("~/.config/dask"), exist_ok=True)
+with open(os.path.expanduser("~/.config/dask/probe.yaml"), "w") as f:
+    f.write("pangeohub-probe: 42\n")
+def seen():
+    import dask, dask.system, distributed.system, os, sys, tempfile
+    with open("/proc/self/status") as status:
+        caps = {k: v.strip() for k, v in (l.split(":", 1) for l in status) if k in ("CapEff", "CapPrm")}
+    def cmdline(pid):
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read().replace("\0", " ")
+    with open(f"/proc/{os.getppid()}/stat") as f:
+        grandparent = int(f.read().rsplit(")", 1)[1].split()[1])
+    return {"parent": cmdline(os.getppid()), "grandparent": cmdline(grandparent),
+            "probe": dask.config.get("pangeohub-probe", None),
+            "dask_tmp": dask.config.get("temporary-directory"), "env_tmp": os.environ["DASK_TEMPORARY_DIRECTORY"],
+            "tempdir": tempfile.gettempdir(), "cpus": dask.system.CPU_COUNT,
+            "memory_limit": distributed.system.MEMORY_LIMIT, "isolated": sys.flags.isolated, "caps": caps,
+            "cwd": os.getcwd()}
+from dask_gateway import Gateway
+with Gateway() as gw, gw.new_cluster() as cluster:
+    cluster.scale(1)
+    with cluster.get_client() as client:
+        client.wait_for_workers(1, timeout=120)
+        worker = client.submit(seen, pure=False).result()
+        scheduler = client.run_on_scheduler(seen)
+print(json.dumps({"worker": worker, "scheduler": scheduler, "cpus": dask.system.cpu_count(),
+                  "memory_limit": distributed.system.memory_limit()}))
+"""
+
+
+def test_forked_schedulers_and_workers_see_what_a_fresh_process_would(gw):
+    """Schedulers and nannies come from the fork server's Dask template (gateway.fast_start) and each worker
+    from its nanny; they must compute from their own environment what a freshly started process would: the
+    person's Dask config, the cluster's temporary directory, the CPUs and memory of the person's cgroup."""
+    name, token = gw.started_user()
+    report = last_json(run(gw, name, token, FORKED_PROBE))
+    worker, scheduler = report["worker"], report["scheduler"]
+    assert "dask template" in scheduler["parent"]
+    assert "dask worker" in worker["parent"] and "dask template" in worker["grandparent"]  # template, nanny, worker
+    for proc in (worker, scheduler):
+        assert proc["probe"] == 42  # read from the person's ~/.config/dask, not root's
+        assert proc["dask_tmp"] == proc["env_tmp"] == proc["tempdir"] and proc["cwd"] in proc["env_tmp"]
+        assert (proc["cpus"], proc["memory_limit"]) == (report["cpus"], report["memory_limit"])
+        assert proc["isolated"] == 0
+        assert all(int(value, 16) == 0 for value in proc["caps"].values()), proc["caps"]
+
+
 def test_admin_lists_and_stops_clusters(gw):
     name, token = gw.started_user()
     first, second = last_json(run(gw, name, token, """

@@ -121,6 +121,15 @@ def test_homes_culling_and_gateway_wiring():
     assert values["singleuser"]["image"]["name"] == gateway["gateway"]["backend"]["image"]["name"]
 
 
+def test_the_hubs_metrics_are_on_for_a_prometheus_with_its_own_read_only_token():
+    values = yaml.safe_load(render(_config("kubernetes-workshop"))["jupyterhub-values.yaml"])
+    hub = values["hub"]
+    assert hub["authenticatePrometheus"] is True  # never open to anyone who can reach the hub
+    assert hub["services"]["prometheus"] == {"display": False}  # its token: made by the chart
+    assert hub["loadRoles"]["prometheus"] == {"scopes": ["read:metrics"], "services": ["prometheus"]}
+    assert hub["service"]["annotations"]["prometheus.io/path"] == "/hub/metrics"
+
+
 def test_gateway_off_and_culling_off_render_without_them():
     files = render(parse_config("gateway: {enabled: false, server_idle_timeout: 0}"))
     assert "dask-gateway-values.yaml" not in files
@@ -260,6 +269,7 @@ def test_user_image_is_exactly_the_runtime_lock():
     assert len(installs) == 2 and "--no-deps /tmp/pangeohub" in installs[1]
     assert f"python:{sys.version_info.major}.{sys.version_info.minor}-slim" in text  # the lock's Python
     assert "--uid 1000" in text and "USER 1000" in text  # the chart's singleuser uid
+    assert "install -y -q --no-install-recommends git" in text  # nbgitpuller's links need git in the server
 
 
 def test_hub_image_adds_only_the_hub_lock_to_the_user_image():

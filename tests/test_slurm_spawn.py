@@ -22,6 +22,7 @@ from slurm_cluster import cluster, requires_slurm  # noqa: F401 (fixture)
 from pangeohub.usersim import SimError, UserSim, run_sync
 
 pytestmark = requires_slurm
+USAGE_INTERVAL = 3
 
 
 def slurm_extra(cluster, accounts="platform", **slurm) -> dict:
@@ -44,7 +45,8 @@ def slurm_extra(cluster, accounts="platform", **slurm) -> dict:
 
 @pytest.fixture(scope="module")
 def hub(cluster):
-    platform = Platform(extra=slurm_extra(cluster))
+    # Samples every few seconds, so that the accounting test sees several.
+    platform = Platform(extra={**slurm_extra(cluster), "usage": {"sample_interval": f"{USAGE_INTERVAL}s"}})
     try:
         platform.up()
         yield platform
@@ -143,6 +145,58 @@ def test_a_profiles_partition_and_limits_reach_the_job(hub, cluster):
     assert fields["UserId"].startswith(account.pw_name + "(")
     assert fields["JobName"].startswith("pangeohub-") and fields["JobName"].endswith("-" + name)
     assert fields["Requeue"] == "0"
+
+
+def recorded_cpu(hub, name) -> float:
+    from pangeohub.usage.report import build
+    from pangeohub.usage.store import UsageStore
+
+    store = UsageStore(hub.rt.paths.usage_db)
+    if not store.path.exists():
+        return 0.0
+    rows, _, _ = build(store, "1d", None, "person")
+    return {row["person"]: row for row in rows}.get(name, {}).get("server_cpu_seconds", 0.0)
+
+
+def wait_until(predicate, what, timeout=90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_usage_records_what_slurm_allocated_and_keeps_it_once_the_job_ends(hub, cluster):
+    """Without Slurm accounting (the test cluster has none) the record is the job's CPUs x its time, from
+    squeue; the report says so. A finished job's use stays counted and stops growing."""
+    name, _, _ = start(hub, {"profile": "limited"})  # 2 CPUs
+    account = hub.system_user(name)
+    job_id, _ = running_job(cluster, account.pw_name)
+    wait_until(lambda: recorded_cpu(hub, name) >= 2 * 3 * USAGE_INTERVAL, "a few samples of the job")
+    used = cluster.run("squeue", "-h", "-j", job_id, "-o", "%M").stdout.strip()
+    recorded = recorded_cpu(hub, name)
+    elapsed = sum(int(part) * 60 ** i for i, part in enumerate(reversed(used.split(":"))))
+    # Counted from the job's start (it began after the sampler did), up to the latest sample.
+    assert 2 * (elapsed - 3 * USAGE_INTERVAL - 2) <= recorded <= 2 * (elapsed + 1), (recorded, used)
+
+    async def stop():
+        async with hub.sim(name) as user:
+            await user.login()
+            await user.stop_server()
+
+    run_sync(stop())
+    wait_until(lambda: job_id not in jobs_of(cluster, account.pw_name), "the job to end")
+    before = recorded_cpu(hub, name)
+    time.sleep(3 * USAGE_INTERVAL)  # three more samples
+    after = recorded_cpu(hub, name)
+    assert before >= recorded and after == before
+
+    report = hub.cli("usage", "report", "--since", "1d")
+    assert name in report.stdout
+    assert "compute: allocated: CPUs x time of each job from squeue" in report.stdout
+    assert "no Slurm accounting" in report.stdout
 
 
 ATTACK = r"""

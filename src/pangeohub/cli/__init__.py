@@ -14,6 +14,7 @@ from pangeohub.cli import (
     certs,
     clusters,
     config_cmd,
+    content,
     envs,
     kubernetes,
     loadtest,
@@ -63,6 +64,7 @@ app.add_typer(catalog.app, name="catalog")
 access.register(users.app)
 app.add_typer(clusters.app, name="clusters")
 app.add_typer(envs.app, name="env")
+app.add_typer(content.app, name="content")
 kubernetes.register(app)
 app.add_typer(certs.app, name="certs")
 app.add_typer(slurm.app, name="slurm")

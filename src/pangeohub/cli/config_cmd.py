@@ -22,6 +22,11 @@ def validate(file: str = typer.Argument(None, help="File to check (default: the 
 
     config = load_config(target)
     checked_target(config)
+    if config.content:
+        from pangeohub.content.checks import check_content_groups
+        from pangeohub.services.runtime import Runtime
+
+        check_content_groups(Runtime(config=config))
     shown = config_path(target)
     typer.echo(f"{shown if shown else 'built-in defaults'}: valid")
     warning = plain_http_warning(config)

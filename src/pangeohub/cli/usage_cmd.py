@@ -60,6 +60,9 @@ def report(
         typer.echo(_table(rows, by, cost))
         active = active_people(store, time.time())
         typer.echo(f"\nactive people: {active['24h']} in 24 h, {active['7d']} in 7 d, {active['30d']} in 30 d")
+        source = store.compute_source()
+        if source:
+            typer.echo(f"compute: {source}")
         for gap_start, gap_stop in store.gaps(start, end):
             typer.echo(f"no samples from {_when(gap_start)} to {_when(gap_stop)} (the platform was down)")
 

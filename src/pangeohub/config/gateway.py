@@ -65,6 +65,13 @@ class GatewayLimits(_Section):
 
 class GatewaySection(_Section):
     enabled: bool = Field(True, description="Run Dask Gateway: `Gateway()` works in every notebook.")
+    fast_start: bool = Field(
+        True,
+        description="On the local target, start schedulers and workers by forking a process that has already "
+        "imported Dask (as fast as a LocalCluster) instead of a fresh Python each. They run as the same account "
+        "with the same environment, limits and working directory; clusters in a named environment start fresh "
+        "processes anyway.",
+    )
     api_port: int = Field(8002, ge=1, le=65535, description="Loopback port of the gateway's private API.")
     proxy_port: int = Field(
         8003, ge=1, le=65535,

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pangeohub.config.auth import GithubAuth, LdapAuth, SharedAuth, SignupAuth
 from pangeohub.config.backup import BackupSection
+from pangeohub.config.content import ContentSource, check_content
 from pangeohub.config.environments import Environment, check_unique
 from pangeohub.config.base import LINUX_NAME_MAX, LINUX_NAME_RE, Port, Section, check_port  # noqa: F401
 from pangeohub.config.gateway import GatewaySection
@@ -265,6 +266,12 @@ class Config(Section):
         description="Named software environments built by `pangeohub env build` into install_dir/envs/NAME; each "
         "is a kernel 'Python (NAME)' for the people it allows, and Dask clusters started from it run it too.",
     )
+    content: list[ContentSource] = Field(
+        default_factory=list,
+        description="Workshop material: git repositories pulled into the home of each person they are for when "
+        "their server starts, with nbgitpuller's merge rules (a person's edits are never overwritten; upstream "
+        "changes arrive at the next start). `pangeohub content sync` pulls now for everyone running.",
+    )
     usage: UsageSection = Field(default_factory=UsageSection)
     costs: CostsSection = Field(default_factory=CostsSection)
     monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
@@ -288,6 +295,20 @@ class Config(Section):
         return value
 
     _environments = field_validator("environments")(check_unique)
+    _content = field_validator("content")(check_content)
+
+    @model_validator(mode="after")
+    def _content_within_start_timeout(self) -> "Config":
+        if not self.content:
+            return self
+        total = sum(c.timeout for c in self.content)
+        # The pulls run inside the spawn, whose clock (hub.start_timeout) the server's own start needs too.
+        if total > self.hub.start_timeout / 2:
+            raise ValueError(f"the content timeouts add up to {total:g}s, more than half of hub.start_timeout "
+                             f"({self.hub.start_timeout:g}s), which the server's own start needs too: a slow "
+                             "repository could fail the spawn instead of being skipped; lower content[].timeout or "
+                             "raise hub.start_timeout")
+        return self
 
     @model_validator(mode="after")
     def _profile_environments(self) -> "Config":

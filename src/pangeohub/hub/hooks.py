@@ -20,11 +20,13 @@ def shared_spawn_hooks() -> list[SpawnHook]:
     before them (``Target.spawn_hooks``, see ``provision``). Imported lazily: the hub loads them at first spawn."""
     from pangeohub.catalog.quickstart import quickstart_hook
     from pangeohub.catalog.setup import catalog_env
+    from pangeohub.content.hook import content_hook
     from pangeohub.envs.kernels import environments_hook
     from pangeohub.gateway.hook import gateway_spawn_hook
     from pangeohub.storage.hook import scratch_hook
 
-    return [scratch_hook, gateway_spawn_hook, catalog_env, environments_hook, quickstart_hook]
+    # Workshop material last: its pulls are bounded but the slowest step, and need nothing of the others.
+    return [scratch_hook, gateway_spawn_hook, catalog_env, environments_hook, quickstart_hook, content_hook]
 
 
 async def provision(spawner, account: pwd.struct_passwd, target) -> dict[str, str]:

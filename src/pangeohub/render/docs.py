@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 
 from pydantic import BaseModel
 
@@ -41,3 +42,42 @@ def _section(model: type[BaseModel], path: list[str], lines: list[str]) -> None:
         lines += ["| option | default | meaning |", "| --- | --- | --- |", *rows, ""]
     for name, sub in nested:
         _section(sub, path + [name], lines)
+    for name, item in _lists_of_sections(model):
+        _items(item, path + [name], lines)
+
+
+def _lists_of_sections(model: type[BaseModel]) -> list[tuple[str, type[BaseModel]]]:
+    """Fields that hold a list of sections (``content: [{url, folder}, ...]``): their entries' keys."""
+    found = []
+    for name, field in model.model_fields.items():
+        args = typing.get_args(field.annotation)
+        if typing.get_origin(field.annotation) is list and args and isinstance(args[0], type) \
+                and issubclass(args[0], BaseModel):
+            found.append((name, args[0]))
+    return found
+
+
+def _items(model: type[BaseModel], path: list[str], lines: list[str]) -> None:
+    title = ".".join(path) + "[]"
+    rows = []
+    for name, field in model.model_fields.items():
+        if field.is_required():
+            default = "required"
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            continue  # a nested section of each entry (a profile's slurm options): see the admin guide
+        else:
+            value = model.model_fields[name].get_default(call_default_factory=True)
+            value = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+            default = f"`{json.dumps(_plain(model, name, value))}`" if value is not None else "`—`"
+        rows.append(f"| `{title}.{name}` | {default} | {field.description or ''} |")
+    lines += [f"## `{title}` (each entry)", "", "| key | default | meaning |", "| --- | --- | --- |", *rows, ""]
+
+
+def _plain(model: type[BaseModel], name: str, value):
+    """A default as the YAML would give it: durations and sizes in their units, as in the tables above."""
+    from pydantic import TypeAdapter
+
+    field = model.model_fields[name]
+    kind = typing.Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+    adapter = TypeAdapter(kind)
+    return adapter.dump_python(adapter.validate_python(value), mode="json")

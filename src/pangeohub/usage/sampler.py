@@ -113,6 +113,7 @@ class Sampler:
             except Exception as exc:  # the object store restarting: storage is measured next round
                 log.warning("storage sizes not measured: %s", exc)
         samples = []
+        source_failed = False
         for user in users:
             name = user["name"]
             server = (user.get("servers") or {}).get("")
@@ -122,7 +123,13 @@ class Sampler:
                 sample.server_running = True
                 sample.server_started_at = _epoch(server.get("started"))
                 sample.profile = (server.get("user_options") or {}).get("profile") or self.config.profiles[0].name
-            measured = self.source.sample(name, system_name(name, prefix)) if self.source else None
+            measured = None
+            if self.source and not source_failed:
+                try:
+                    measured = self.source.sample(name, system_name(name, prefix))
+                except PangeoError as exc:  # Slurm's controller down: compute is sampled next round
+                    log.warning("compute not sampled this round: %s", exc)
+                    source_failed = True
             if measured:
                 sample.counters = {"server_cpu": measured["server_cpu"], "dask_cpu": measured["dask_cpu"]}
                 sample.memory_bytes, sample.dask_memory_bytes = measured["memory"], measured["dask_memory"]
@@ -142,6 +149,14 @@ class Sampler:
 
 
 def sample_forever(sampler: Sampler, interval: float, hub: int) -> None:
+    # On this thread, like every round: the web side must answer the hub as soon as it can (serve.py).
+    if sampler.source:
+        description = sampler.source.describe()
+        log.info("compute: %s", description)
+        try:
+            sampler.store.describe_compute(description)
+        except Exception as exc:  # a corrupt or locked database: the rounds below say so each time
+            log.warning("cannot record where compute figures come from: %s", exc)
     # Like the expiry service: the hub starts this in a session of its own, so it ends itself once the hub is
     # gone instead of sampling a platform that is down (that time must stay a gap).
     while os.getppid() == hub != 1:

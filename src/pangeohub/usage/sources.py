@@ -12,6 +12,10 @@ class ComputeSource:
     name = ""
     measured = True
 
+    def describe(self) -> str:
+        """One line for the report: where the compute figures come from."""
+        return self.name
+
     def sample(self, person: str, system_user: str) -> dict | None:
         raise NotImplementedError
 
@@ -23,6 +27,10 @@ class LocalCgroupSource(ComputeSource):
     """The local target: the kernel's cgroup counters (see cpuacct.py)."""
 
     name = "cgroups"
+
+    def describe(self) -> str:
+        return ("measured: the CPU time and memory of each person's processes, from their cgroups"
+                if self.accounting else "not measured: limits.enforce is off, so people have no cgroups")
 
     def __init__(self, config):
         from pangeohub.paths import StatePaths
@@ -48,4 +56,8 @@ def source_for(config) -> ComputeSource | None:
     kind = config.target.kind
     if kind == "local":
         return LocalCgroupSource(config)
+    if kind == "slurm":
+        from pangeohub.targets.slurm.usage import SlurmAllocationSource
+
+        return SlurmAllocationSource(config)
     return None

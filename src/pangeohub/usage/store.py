@@ -213,6 +213,16 @@ class UsageStore:
             row = db.execute("SELECT value FROM meta WHERE key = 'last_sample'").fetchone()
         return float(row[0]) if row else None
 
+    def describe_compute(self, text: str) -> None:
+        """Say where the compute figures come from (the sampler, as it starts), for the report to show."""
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('compute_source', ?)", (text,))
+
+    def compute_source(self) -> str | None:
+        with self._db(write=False) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'compute_source'").fetchone()
+            return row[0] if row else None
+
     def people(self) -> set[str]:
         with self._db(write=False) as db:
             return {r[0] for r in db.execute("SELECT DISTINCT person FROM hourly")}

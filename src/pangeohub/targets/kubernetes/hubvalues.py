@@ -23,6 +23,7 @@ from pangeohub.targets.kubernetes.mapping import HOME, HUB_STATE_DIR, IMAGE_PREF
 
 SPAWNER_CLASS = "pangeohub.targets.kubernetes.spawner.PangeoKubeSpawner"
 QUICKSTART_MOUNT = "/etc/pangeohub/quickstart.md"
+METRICS_SERVICE = "prometheus"  # the service the site's Prometheus scrapes /hub/metrics as
 
 
 def in_cluster(config: Config) -> Config:
@@ -44,6 +45,7 @@ def hub_values(config: Config) -> dict:
         services[service["name"]] = {k: v for k, v in service.items() if k != "name"}
     for role in from_auth.get("load_roles", []):
         roles[role["name"]] = {k: v for k, v in role.items() if k != "name"}
+    services[METRICS_SERVICE], roles[METRICS_SERVICE] = _metrics_reader()
 
     hub: dict = {
         "image": {"name": names.image_name(config, "hub"), "tag": k8s.images.tag},
@@ -55,6 +57,11 @@ def hub_values(config: Config) -> dict:
         },
         "services": services,
         "loadRoles": roles,
+        # /hub/metrics only with a token that may read it (the metrics reader's), and the hub's Service says
+        # where to scrape, for a Prometheus that discovers targets by annotation.
+        "authenticatePrometheus": True,
+        "service": {"annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8081",
+                                    "prometheus.io/path": "/hub/metrics"}},
         "extraConfig": {
             # Secrets the login mode generates on one machine at `up` (the shared password) are made on the
             # hub's own volume when it starts.
@@ -92,6 +99,12 @@ def hub_values(config: Config) -> dict:
         "cull": _cull(config),
     }
     return values
+
+
+def _metrics_reader() -> tuple[dict, dict]:
+    """A hub service whose only right is to read the hub's metrics: the chart makes its token (in the hub's
+    Secret, key ``hub.services.METRICS_SERVICE.apiToken``), which the site's Prometheus scrapes with."""
+    return {"display": False}, {"scopes": ["read:metrics"], "services": [METRICS_SERVICE]}
 
 
 def _gateway_roles() -> dict:

@@ -38,6 +38,8 @@ FROM {base_image()}
 # id), with no passwd entry; the hub sets HOME={HOME} (their volume) and USER, which is all Python, Jupyter and
 # Dask read. A writable /etc/passwd (docker-stacks) or nss_wrapper would only name the uid in `id` and prompts.
 RUN useradd --create-home --home-dir {HOME} --uid 1000 --gid 100 --shell /bin/bash jovyan
+# git: nbgitpuller's links (/hub/user-redirect/git-pull?repo=...) pull workshop material with it.
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends git && rm -rf /var/lib/apt/lists/*
 # The exact environment of requirements/runtime.lock, installed as the installer does on one machine.
 COPY requirements/runtime.lock /tmp/pangeohub/requirements/runtime.lock
 RUN python -m venv {IMAGE_PREFIX} \\

@@ -99,6 +99,10 @@ REFUSED: list[tuple[Refusal, Callable[[object], bool]]] = [
     (Refusal("catalog.sample_data", "the sample datasets are generated on one machine by `pangeohub up`",
              "remove it; publish datasets to a readable bucket (storage.readable_buckets) instead"),
      unless(False)),
+    (Refusal("content", "workshop material is pulled by the hub into homes it reaches on its own machine; on "
+             "Kubernetes each home is a volume mounted only in its person's pod",
+             "remove it, and hand out the material with nbgitpuller links "
+             "(/hub/user-redirect/git-pull?repo=...), which work in every server"), unless()),
 ]
 
 

@@ -13,9 +13,7 @@ that change what Python or the single-user entry point would load, or no fork se
 from __future__ import annotations
 
 import asyncio
-import json
 import resource
-import socket
 from pathlib import Path
 
 import psutil
@@ -23,26 +21,13 @@ from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
 
 from pangeohub.gateway.userenv import usersite_pythonpath
-from pangeohub.targets.local.forkchild import HEADER
-
-# Variables read when the interpreter or jupyterhub.singleuser is *imported*: a forked server imported them
-# already, with the fork server's (empty) values, so a spawn that sets them must exec a fresh Python.
-IMPORT_TIME_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONSAFEPATH",
-                   "PYTHONNOUSERSITE", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "PYTHONMALLOC",
-                   "PYTHONWARNINGS", "PYTHONEXECUTABLE", "LD_PRELOAD", "LD_LIBRARY_PATH",
-                   "JUPYTERHUB_SINGLEUSER_EXTENSION", "JUPYTERHUB_SINGLEUSER_APP")
-# Limits a stock spawn inherits from the hub; forked servers get the same ones, not the fork server's.
-RLIMITS = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_STACK",
-           "RLIMIT_MEMLOCK", "RLIMIT_FSIZE")
-
-
-def forkserver_socket(state_dir: Path) -> Path:
-    """Where the fork server listens: a 0700 root directory under the state dir."""
-    return Path(state_dir) / "run" / "forkserver" / "forkserver.sock"
-
-
-class ForkUnavailable(Exception):
-    """The fork server cannot take this spawn; the stock path can."""
+from pangeohub.targets.local.forkclient import (
+    IMPORT_TIME_ENV,
+    RLIMITS,
+    ForkUnavailable,
+    ask,
+    forkserver_socket,
+)
 
 
 class ForkLaunch(LocalProcessSpawner):
@@ -54,7 +39,7 @@ class ForkLaunch(LocalProcessSpawner):
         try:
             request = self.fork_request()
             self.log.info("Forking server for %s from the fork server", self.user.name)
-            self.pid = await _ask(self.fork_socket, request)
+            self.pid = await ask(self.fork_socket, request)
             address = (self.ip or "127.0.0.1", self.port)
             await self._until_listening(*address)
         except ForkUnavailable as why:
@@ -126,33 +111,3 @@ class ForkLaunch(LocalProcessSpawner):
                 self.clear_state()
                 return 0
         return status
-
-
-async def _ask(path: Path, request: dict, timeout: float = 60.0) -> int:
-    """Send one spawn request with our stdout/stderr; returns the new server's pid once it has become the user.
-
-    Non-blocking on the hub's event loop (no thread per pending spawn: a burst would exhaust the pool)."""
-    loop = asyncio.get_running_loop()
-    payload = json.dumps(request).encode()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.setblocking(False)
-        try:
-            await loop.sock_connect(sock, str(path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise ForkUnavailable(f"fork server not answering at {path}: {exc}") from None
-        # A few bytes with two fds into an empty socket buffer: never blocks.
-        socket.send_fds(sock, [HEADER.pack(len(payload))], [1, 2])
-        await loop.sock_sendall(sock, payload)
-        reply = b""
-        async with asyncio.timeout(timeout):
-            while not reply.endswith(b"\n"):
-                chunk = await loop.sock_recv(sock, 4096)
-                if not chunk:
-                    break
-                reply += chunk
-    if not reply:
-        raise RuntimeError("the fork server closed the connection without starting the server")
-    answer = json.loads(reply)
-    if "error" in answer:
-        raise RuntimeError(f"the fork server could not start the server: {answer['error']}")
-    return int(answer["pid"])

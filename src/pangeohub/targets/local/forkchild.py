@@ -85,6 +85,16 @@ def run_forker(conn: socket.socket) -> int:
     return kernelforker.serve(socket.socket(fileno=control))
 
 
+def run_dask(conn: socket.socket) -> int:
+    """A child of the Dask template: become the person of the request, then their scheduler or worker."""
+    became = _become(conn, extra_fds=0)
+    if became is None:
+        return 1
+    from pangeohub.targets.local import daskfork
+
+    return daskfork.run(became[0])
+
+
 def _become(conn: socket.socket, extra_fds: int, before_enter=None):
     """Read the request and become its user, in the module's order; answer the caller with our pid.
 

@@ -93,6 +93,28 @@ KERNEL_PRELOAD = [
 ]
 
 
+# What a Dask scheduler, nanny and worker import before they serve (``dask scheduler``/``dask worker`` with the
+# gateway's preloads), for the Dask template: the gateway's schedulers and workers are forked with these loaded
+# (see daskfork). Importing them starts no thread.
+DASK_PRELOAD = [
+    "distributed",
+    "distributed.cli.dask_scheduler",
+    "distributed.cli.dask_worker",
+    "dask_gateway.scheduler_preload",
+    "pangeohub.gateway.scheduler_preload",
+    "pangeohub.targets.local.daskfork",
+    # The scheduler's dashboard and HTTP routes (bokeh): most of a scheduler's start when not loaded.
+    "distributed.dashboard.scheduler",
+    "distributed.http.scheduler.prometheus",
+    "distributed.http.scheduler.info",
+    "distributed.http.scheduler.json",
+    "distributed.http.health",
+    "distributed.http.proxy",
+    "distributed.http.statics",
+    "distributed.http.worker.prometheus",
+]
+
+
 def enabled_extensions(prefix: str = sys.prefix) -> list[str]:
     """Server extensions switched on by the install (``etc/jupyter/jupyter_server_config.d/*.json``)."""
     names = []
@@ -181,12 +203,16 @@ def serve(path: str) -> None:
         forkchild,  # the children's code, imported before any user exists
         kernelforker,
     )
+    from pangeohub.targets.local.forkclient import dask_socket
 
     kernels = Path(path).with_name("kernels.sock") if kernelforker.supported() else None
     forkchild.prepare(kernel_template=str(kernels) if kernels else None)
+    # The Dask template imports its modules itself, after the fork: side by side with the server's below.
+    _start_template(dask_socket(Path(path)), forkchild.run_dask, "pangeohub-forkserver: dask template",
+                    DASK_PRELOAD)
     missing = preload(KERNEL_PRELOAD)
     if kernels:
-        _start_kernel_template(kernels, forkchild.run_forker)
+        _start_template(kernels, forkchild.run_forker, "pangeohub-forkserver: kernel template")
     missing += preload(PRELOAD + enabled_extensions())
     drop_event_loop()
     undo_import_time_logging()
@@ -195,11 +221,14 @@ def serve(path: str) -> None:
     _accept_forever(_listen(Path(path)), forkchild.run, f"forkserver: ready on {path}")
 
 
-def _start_kernel_template(sock_path: Path, handle) -> None:
-    """Fork the kernel template: a root process with only a kernel's modules loaded (KERNEL_PRELOAD), which
-    forks one kernel forker per server that asks (``forkchild.run_forker``). It ends with the fork server;
-    forkers already made live on with their servers."""
-    listener = _listen(sock_path)
+def _start_template(sock_path: Path, handle, title: str, modules: list[str] = ()) -> None:
+    """Fork a template: a root process with only some program's modules loaded (the kernel template: what a
+    kernel imports, KERNEL_PRELOAD; the Dask template: DASK_PRELOAD), which forks one child per request and
+    hands it to ``handle``. A template ends with the fork server; what it forked lives on. Its socket appears
+    once its modules are imported: until then, callers start fresh processes."""
+    sock_path.unlink(missing_ok=True)  # a previous run's: it would look ready before the imports are done
+    staging = sock_path.with_name(sock_path.name + ".new")
+    listener = _listen(staging)  # the name callers use appears once the imports are done
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
@@ -211,8 +240,13 @@ def _start_kernel_template(sock_path: Path, handle) -> None:
             if os.getppid() == parent:
                 from pangeohub.targets.local.program import set_title
 
-                set_title("pangeohub-forkserver: kernel template")
-                code = _accept_forever(listener, handle, f"forkserver: kernel template ready on {sock_path}")
+                set_title(title)
+                missing = preload(list(modules))
+                if missing:
+                    print(f"forkserver: {title}: not preloaded: {', '.join(missing)}", file=sys.stderr)
+                drop_event_loop()
+                os.replace(staging, sock_path)
+                code = _accept_forever(listener, handle, f"forkserver: {title} ready on {sock_path}")
         finally:
             os._exit(code)
     listener.close()

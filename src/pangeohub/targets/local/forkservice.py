@@ -8,8 +8,8 @@ the hub) leaves them running, as with the stock spawner, and restarting it does 
 
 from __future__ import annotations
 
-from pangeohub.targets.local.fastspawn import forkserver_socket
 from pangeohub.services.base import Service
+from pangeohub.targets.local.forkclient import forkserver_socket
 
 
 class ForkServerService(Service):

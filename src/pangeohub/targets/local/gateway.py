@@ -8,20 +8,32 @@ over upstream's ``LocalBackend``. What it fixes or adds to upstream ``LocalBacke
   named like the hub user, and only if pangeohub made that account; in the owner's cgroup.
 - Each cluster gets a private working directory, its own DASK_TEMPORARY_DIRECTORY, the user's home, their
   ``pip install --user`` packages and the storage variables of their notebook server.
+- Schedulers and nannies are forked from the fork server's Dask template (``daskfork``) where that gives the
+  same process (``gateway.fast_start``), and nannies fork their workers: a fresh process each otherwise.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
+import resource
 
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.local import LocalBackend
 
 from pangeohub.gateway.backend import PangeoBackendMixin
-from pangeohub.gateway.userenv import forwarded_env, person_env
+from pangeohub.gateway.userenv import forwarded_env, person_env, usersite_pythonpath
 from pangeohub.names import is_ours, system_name
 from pangeohub.targets.local.cgroups import enter_user_cgroup
+from pangeohub.targets.local.daskfork import PROGRAMS
+from pangeohub.targets.local.forkclient import (
+    IMPORT_TIME_ENV,
+    RLIMITS,
+    ForkUnavailable,
+    ask,
+    dask_socket,
+    forkserver_socket,
+)
 
 
 class PangeoBackend(PangeoBackendMixin, LocalBackend):
@@ -70,6 +82,54 @@ class PangeoBackend(PangeoBackendMixin, LocalBackend):
             os.chdir(workdir)
 
         return preexec
+
+    # -- starting processes: forked from the Dask template where that gives the same process -----------
+    async def start_process(self, cluster, cmd, env, name):
+        try:
+            request = self.fork_request(cluster, cmd, env)
+        except ForkUnavailable as why:
+            self.log.debug("Starting %s of cluster %s as a fresh process: %s", name, cluster.name, why)
+            return await super().start_process(cluster, cmd, env, name)
+        log_path = os.path.join(self.get_logs_directory(cluster.state["workdir"]), name + ".log")
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            return await ask(self.dask_socket, request, fds=(fd, fd))
+        except ForkUnavailable as why:  # the fork server went away since the check: start it the stock way
+            self.log.info("Starting %s of cluster %s as a fresh process: %s", name, cluster.name, why)
+            os.unlink(log_path)
+            return await super().start_process(cluster, cmd, env, name)
+        finally:
+            os.close(fd)
+
+    @property
+    def dask_socket(self):
+        return dask_socket(forkserver_socket(self.pconfig.state_dir))
+
+    def fork_request(self, cluster, cmd, env) -> dict:
+        """The start as data for the Dask template; raises ForkUnavailable where only a fresh process can
+        give the same scheduler or worker."""
+        if not self.pconfig.gateway.fast_start:
+            raise ForkUnavailable("gateway.fast_start is off")
+        dask = str(self.pconfig.install_dir / "bin" / "dask")
+        if len(cmd) < 2 or cmd[0] != dask or cmd[1] not in PROGRAMS:
+            raise ForkUnavailable(f"not the platform's own Dask: {cmd[:2]}")  # a named environment's Python
+        import_time = sorted(k for k in set(env) & set(IMPORT_TIME_ENV)
+                             if not (k == "PYTHONPATH" and env[k] == usersite_pythonpath()))
+        if import_time:
+            raise ForkUnavailable(f"environment sets {', '.join(import_time)}")
+        if not self.dask_socket.exists():
+            raise ForkUnavailable(f"no Dask template at {self.dask_socket}")
+        cgroup = self.cgroup_for(cluster)
+        return {
+            "user": self.account(cluster.username).pw_name,
+            "argv": list(cmd),
+            # A forked nanny forks its worker too: the worker then starts with everything imported.
+            "env": {**env, "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD": "fork"},
+            "cwd": cluster.state["workdir"],
+            "umask": int(self.pconfig.users.umask, 8),
+            "rlimits": {rl: resource.getrlimit(getattr(resource, rl)) for rl in RLIMITS},
+            "cgroup": {"procs_files": list(cgroup.procs_files) if cgroup else []},
+        }
 
     def setup_working_directory(self, cluster):
         """Upstream's, minus its ``paths.extend(path)`` (which chowns '/'): a private directory per cluster."""

@@ -21,10 +21,8 @@ import selectors
 import signal
 import socket
 import sys
-import time
-from collections import namedtuple
 
-from pangeohub.targets.local.program import run_as_program, set_title
+from pangeohub.targets.local.program import as_fresh_interpreter, run_as_program, set_title
 
 MAX_MESSAGE = 1 << 20
 # Modules that read the kernel's environment when they are imported (ipykernel.kernelapp: JPY_PARENT_PID):
@@ -136,42 +134,16 @@ def _run_kernel(request: dict) -> int:
 
 
 def _as_fresh_interpreter(argv: list[str], env: dict[str, str], cwd: str) -> None:
-    """Redo what Python computes at startup from its environment, for ``argv`` in ``cwd``.
-
-    The forker descends from the fork server, started as ``python -I`` (no PYTHONPATH, no user site, no
-    current directory); a kernel started by Popen is a plain ``python -m``."""
-    import importlib
-    import site
-    import tempfile
-
-    base = [path for path in sys.path if path]  # -I: the interpreter's own dirs and the platform's packages
-    extra = [part for part in env.get("PYTHONPATH", "").split(os.pathsep) if part]
-    sys.path[:] = [cwd, *extra, *base]
-    sys.flags = _plain_flags()
-    sys.orig_argv = list(argv)
-    site.USER_BASE = site.USER_SITE = None  # computed from HOME when first asked for, as at startup
-    tempfile.tempdir = None  # likewise from TMPDIR
-    time.tzset()
-    importlib.invalidate_caches()
+    """What a fresh ``python -m ipykernel_launcher`` computes as it starts (``program.as_fresh_interpreter``),
+    plus the kernel's own: modules that read the environment when imported, and jupyter_client's session
+    user name."""
     for name in IMPORTED_PER_KERNEL:
         package, _, child = name.rpartition(".")
         sys.modules.pop(name, None)
         if package in sys.modules and hasattr(sys.modules[package], child):
             delattr(sys.modules[package], child)
     _set_class_default("jupyter_client.session", "Session", "username", os.environ.get("USER", "username"))
-    sys.modules.pop("sitecustomize", None)
-    try:
-        importlib.import_module("sitecustomize")  # a fresh start imports it from PYTHONPATH, if there
-    except ImportError:
-        pass
-    try:
-        import ctypes
-
-        # The forker is not dumpable (it changed uid as root); an exec'd kernel would be. Nothing of root's
-        # is in this memory (the fork server reads no secret), so the person may debug their own kernel.
-        ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE
-    except (OSError, AttributeError):
-        pass
+    as_fresh_interpreter(argv, env, cwd)
 
 
 def _set_class_default(module: str, cls_name: str, trait: str, value) -> None:
@@ -184,10 +156,3 @@ def _set_class_default(module: str, cls_name: str, trait: str, value) -> None:
     cached = getattr(cls, "_static_immutable_initial_values", {})  # traitlets' per-class fast path
     if trait in cached:
         cached[trait] = value
-
-
-def _plain_flags():
-    """``sys.flags`` as a plain ``python -m`` has them (code such as multiprocessing passes them on)."""
-    names = sys.flags.__match_args__
-    flags = namedtuple("flags", names)(*sys.flags)
-    return flags._replace(isolated=0, ignore_environment=0, no_user_site=0, safe_path=False)

@@ -19,7 +19,6 @@ from pangeohub.names import system_name
 from pangeohub.targets.local.fastspawn import ForkLaunch
 from pangeohub.targets.local.resources import ResourcesMixin
 
-
 # What the platform's own services keep: fork server, hub and proxy (~370 MiB, docs/capacity.md), the object
 # store (storage.memory_limit, 1G by default) and the system itself.
 PLATFORM_RESERVE = 2 << 30
