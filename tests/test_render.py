@@ -49,3 +49,16 @@ def test_config_reference_in_docs_is_current():
 
     committed = (Path(__file__).parent.parent / "docs" / "config-reference.md").read_text()
     assert committed == render_config_reference(), "regenerate: pangeohub config docs > docs/config-reference.md"
+
+
+def test_prometheus_config_snapshot():
+    from pangeohub.render.prometheus import command, render_prometheus
+
+    config = parse_config(CONFIG + "monitoring: {prometheus: true, retention: 90d}\n")
+    root = config.state_dir / "prometheus"
+    rendered = {"prometheus.yml": render_prometheus(config, root / "token"),
+                "command": command("/usr/bin/prometheus", config, root / "prometheus.yml", root / "web.yml",
+                                   root / "data")}
+    _check("prometheus.json", rendered)
+    # The token travels as a file Prometheus reads, never in the config or the command line.
+    assert "credentials_file" in json.dumps(rendered) and "credentials\"" not in json.dumps(rendered)

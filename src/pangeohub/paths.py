@@ -63,6 +63,11 @@ class StatePaths:
         return self.root / "budget-notices"
 
     @property
+    def prometheus(self) -> Path:
+        """The platform's Prometheus (monitoring.prometheus): config, service token, and ``data``."""
+        return self.root / "prometheus"
+
+    @property
     def supervisor_pid(self) -> Path:
         return self.run / "supervisor.pid"
 

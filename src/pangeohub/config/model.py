@@ -21,6 +21,7 @@ from pangeohub.config.base import LINUX_NAME_MAX, LINUX_NAME_RE, Port, Section, 
 from pangeohub.config.gateway import GatewaySection
 from pangeohub.config.https import HttpsSection, check_domain
 from pangeohub.config.kubernetes import KubernetesSection
+from pangeohub.config.monitoring import MonitoringSection
 from pangeohub.config.resources import HomesSection, LimitsSection, Profile, SharedSection, default_profiles
 from pangeohub.config.storage import StorageSection
 from pangeohub.config.target import TargetSection
@@ -275,6 +276,7 @@ class Config(Section):
     usage: UsageSection = Field(default_factory=UsageSection)
     costs: CostsSection = Field(default_factory=CostsSection)
     budgets: BudgetsSection = Field(default_factory=BudgetsSection)
+    monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
 
     @field_validator("state_dir", "install_dir")
     @classmethod
@@ -333,6 +335,10 @@ class Config(Section):
         }
         if self.hub.tls_mode != "off":
             ports.update({"hub.https.port": self.hub.https.port, "hub.https.http_port": self.hub.https.http_port})
+        if self.usage.enabled:
+            ports["usage.port"] = self.usage.port
+        if self.monitoring.prometheus:
+            ports["monitoring.port"] = self.monitoring.port
         if self.gateway.enabled:
             ports.update({"gateway.api_port": self.gateway.api_port, "gateway.proxy_port": self.gateway.proxy_port,
                           "gateway.scheduler_port": self.gateway.scheduler_port})
@@ -350,6 +356,17 @@ class Config(Section):
         if self.budgets.uses_money() and not self.costs.priced:
             raise ValueError("budgets in money need prices: set costs.prices (e.g. core_hour: 0.05) or "
                              "costs.machine_monthly, or give the budgets in core_hours")
+        return self
+
+    @model_validator(mode="after")
+    def _monitoring_needs_usage(self) -> "Config":
+        if self.monitoring.prometheus and not self.usage.enabled:
+            raise ValueError("monitoring.prometheus scrapes the usage service's metrics endpoint, which runs only with "
+                             "usage.enabled: true: turn usage on, or monitoring.prometheus off")
+        if self.monitoring.prometheus and self.target.kind == "kubernetes":
+            raise ValueError("monitoring.prometheus runs Prometheus beside `pangeohub up`, which does not run on "
+                             "target.kind kubernetes: scrape the hub's /hub/metrics with the cluster's own Prometheus, "
+                             "and set monitoring.prometheus: false")
         return self
 
     @model_validator(mode="after")

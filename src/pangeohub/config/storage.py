@@ -34,6 +34,8 @@ class StoragePorts(Section):
     filer_grpc: Port = Field(18888, description="Filer gRPC port.")
     s3_internal: Port = Field(8333, description="The S3 gateway's own port inside the namespace.")
     s3_grpc: Port = Field(18333, description="S3 gateway gRPC port.")
+    metrics: Port = Field(9327, description="SeaweedFS's Prometheus metrics port (inside the namespace; the usage "
+                          "service reads it through a root-only socket and serves it at /services/usage/metrics).")
 
     _ports = field_validator("*")(check_port)
 

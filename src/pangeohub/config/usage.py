@@ -10,7 +10,7 @@ import math
 
 from pydantic import Field, field_validator
 
-from pangeohub.config.base import Section
+from pangeohub.config.base import Port, Section, check_port
 from pangeohub.units import Duration
 
 # ISO 4217 codes people are likely to bill in; an unknown code is far more often a typo ("EURO", "usd$")
@@ -28,10 +28,16 @@ class UsageSection(Section):
         "1m", description="Time between samples of the compute counters; a report includes the current hour as far "
         "as it has been sampled.",
     )
+    port: Port = Field(
+        8093, description="Loopback port of the usage service (the sampler, the admin page at /services/usage/ and "
+        "the metrics endpoint at /services/usage/metrics, reached through the hub's proxy).",
+    )
     storage_interval: Duration = Field(
         "10m", description="Time between measurements of home and scratch sizes (listing scratch costs a request "
         "per 1000 objects, so it is sampled less often than CPU).",
     )
+
+    _port = field_validator("port")(check_port)
 
     @field_validator("sample_interval", "storage_interval")
     @classmethod

@@ -188,13 +188,15 @@ def trees(rt, everyone: dict[str, dict]) -> dict[str, str]:
 
 def excludes(rt) -> list[str]:
     """Parts of the state dir that are not stored as files: live databases (their copies are), the object store's
-    volumes (its objects are), home images (their files are), and what is rebuilt on start."""
+    volumes (its objects are), home images (their files are), what is rebuilt on start, and Prometheus's series
+    (written all the time, and what they hold comes from usage.sqlite, which is in the backup)."""
     from pangeohub.storage.weed import StoreLayout
     from pangeohub.targets.local.homes import images_dir
 
     root = rt.paths.root
     layout = BackupLayout.under(root)
-    found = [str(rt.paths.run), str(StoreLayout.under(root).root), str(images_dir(rt.config)), str(layout.cache)]
+    found = [str(rt.paths.run), str(StoreLayout.under(root).root), str(images_dir(rt.config)), str(layout.cache),
+             str(rt.paths.prometheus / "data")]
     for live in databases(rt).values():
         found += [str(live), f"{live}-wal", f"{live}-shm", f"{live}-journal"]
     return found

@@ -22,12 +22,13 @@ ADMIN_SERVICE = "pangeohub-admin"
 class HubSecrets:
     admin_service_token: str
     gateway_token: str = ""
+    prometheus_token: str = ""  # the platform's Prometheus (monitoring.prometheus)
 
 
 def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, public_url: str = "") -> dict:
     hub = config.hub
     extra_services, extra_roles = hub_services(config, secrets.gateway_token)
-    usage_svc, usage_roles = usage_services(config)
+    usage_svc, usage_roles = usage_services(config, secrets.prometheus_token)
     extra_services, extra_roles = extra_services + usage_svc, extra_roles + usage_roles
     target = get_target(config)
     rendered = {

@@ -28,8 +28,9 @@ class HubService(Service):
         return self.rt.paths.hub / "jupyterhub_config.json"
 
     def secrets(self) -> HubSecrets:
+        prometheus = self.rt.secret("prometheus_token") if self.rt.config.monitoring.prometheus else ""
         return HubSecrets(admin_service_token=self.rt.secret("hub_admin_token"),
-                          gateway_token=self.rt.secret("gateway_hub_token"))
+                          gateway_token=self.rt.secret("gateway_hub_token"), prometheus_token=prometheus)
 
     def prepare(self) -> None:
         prepare_auth(self.rt.config, self.rt.paths)

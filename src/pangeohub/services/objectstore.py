@@ -54,6 +54,8 @@ class ObjectStoreService(Service):
             },
             "cwd": str(layout.root),
             "s3_socket": str(layout.s3_socket),
+            "metrics_socket": str(layout.metrics_socket),
+            "metrics_port": storage.ports.metrics,
             "port": storage.port,
             # Loopback for the platform's own tools; the target's address too when servers run elsewhere.
             "hosts": sorted({"127.0.0.1", self.rt.target.service_host()}),

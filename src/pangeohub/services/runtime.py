@@ -105,6 +105,10 @@ class Runtime:
                 services.append(GatewayService(self))
             services.extend(self.target.services(self))  # what the execution target runs here
             services.append(HubService(self))
+            if self.config.monitoring.prometheus and self.config.usage.enabled:
+                from pangeohub.services.prometheus import PrometheusService
+
+                services.append(PrometheusService(self))  # after the hub, which runs what it scrapes
             self._services = services
         return self._services
 

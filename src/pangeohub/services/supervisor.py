@@ -32,7 +32,8 @@ class Running:
     service: Service
     proc: subprocess.Popen | None = None
     state: str = "stopped"
-    restarts: list[float] = field(default_factory=list)
+    restarts: list[float] = field(default_factory=list)  # within RESTART_WINDOW
+    restarts_total: int = 0  # since `up`: the metrics endpoint's counter
     since: float = 0.0
 
 
@@ -234,6 +235,7 @@ class Supervisor:
             self._end_leftovers(item)
             now = time.time()
             item.restarts = [t for t in item.restarts if now - t < RESTART_WINDOW] + [now]
+            item.restarts_total += 1
             if not svc.restartable or len(item.restarts) > RESTART_BURST:
                 item.state = "failed"
                 self._write_status()
@@ -285,6 +287,7 @@ class Supervisor:
                     "port": item.service.port,
                     "state": item.state,
                     "restarts": len(item.restarts),
+                    "restarts_total": item.restarts_total,
                     "since": item.since,
                 }
                 for item in self.running

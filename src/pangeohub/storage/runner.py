@@ -148,12 +148,18 @@ def main(plan_path: str) -> int:
             time.sleep(0.2)
         output = run_shell(weed.pid, plan["shell"], plan["setup"])
         log("setup: " + " | ".join(line.strip() for line in output.splitlines() if line.strip())[:2000])
+        if plan.get("metrics_socket"):
+            from pangeohub.storage.metrics_relay import start_relay
+
+            start_relay(weed.pid, plan["metrics_port"], plan["metrics_socket"], log)
         code = asyncio.run(forward(plan["port"], sock, weed, plan.get("scratch_quota"),
                                    tuple(plan.get("hosts", ["127.0.0.1"]))))
         return code
     finally:
         stop_weed(weed)
         Path(plan["weed_pid"]).unlink(missing_ok=True)
+        if plan.get("metrics_socket"):
+            Path(plan["metrics_socket"]).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

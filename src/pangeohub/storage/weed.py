@@ -38,6 +38,11 @@ class StoreLayout:
         return self.root / "s3.sock"
 
     @property
+    def metrics_socket(self) -> Path:
+        """SeaweedFS's metrics, relayed from inside its namespace by the runner (root-only, like the S3 socket)."""
+        return self.root / "metrics.sock"
+
+    @property
     def plan(self) -> Path:
         return self.root / "runner.json"
 
@@ -71,6 +76,8 @@ def server_command(weed: Path, storage: StorageSection, layout: StoreLayout) -> 
         "-s3.port.iceberg=0", "-s3.port.lance=0",
         f"-s3.config={layout.s3_config}",
         f"-s3.localSocket={layout.s3_socket}",
+        # Prometheus metrics of master, volume, filer and S3, inside the namespace: the runner relays them.
+        f"-metricsPort={p.metrics}", f"-metricsIp={LOOPBACK}",
     ]
 
 

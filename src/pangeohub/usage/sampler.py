@@ -1,10 +1,14 @@
-"""The hub-managed service that records each person's use every minute (``pangeohub-usage``).
+"""The hub-managed service ``usage``: it records each person's use every minute, and serves the admin page and
+the metrics endpoint at /services/usage/ (web.py).
 
 Each round it asks the hub who exists and whose server runs (REST API, read-only scopes), reads the target's
 compute source for each person (local: cgroup counters), the gateway's cluster records for the Dask sizes
 people asked for, and every ``usage.storage_interval`` the size of homes and scratch prefixes; then writes it
 all into the usage database in one transaction (store.py). The config comes from the hub as JSON in
 ``PANGEOHUB_SETTINGS`` (the same settings the spawner gets), so the service never reads another file.
+
+Sampling runs on a thread of its own, the web side on the main thread's event loop: a slow round (listing a
+large scratch bucket) never delays a page or a scrape, and a scrape never delays a sample.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ class Sampler:
         from pangeohub.budgets.notices import BudgetWatch
 
         self.budgets = BudgetWatch(config, self.paths, log)
+        self.latest: list[PersonSample] | None = None  # the last round's samples: the metrics' live figures
 
     def storage_levels(self, people: list[str]) -> dict[str, dict]:
         from pangeohub.usage.storage import home_bytes, scratch_usage
@@ -140,6 +145,7 @@ class Sampler:
         now = time.time()
         users = hub_users()
         samples = self.collect(users, now)
+        self.latest = samples
         self.store.record(samples, now, interval)
         if self.source:
             self.source.close()
@@ -147,10 +153,8 @@ class Sampler:
         return len(samples)
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(name)s %(asctime)s] %(message)s")
-    config = Config.model_validate(json.loads(os.environ["PANGEOHUB_SETTINGS"]))
-    sampler = Sampler(config)
+def sample_forever(sampler: Sampler, interval: float, hub: int) -> None:
+    # On this thread, like every round: the web side must answer the hub as soon as it can (serve.py).
     if sampler.source:
         description = sampler.source.describe()
         log.info("compute: %s", description)
@@ -158,8 +162,6 @@ def main(argv: list[str] | None = None) -> None:
             sampler.store.describe_compute(description)
         except Exception as exc:  # a corrupt or locked database: the rounds below say so each time
             log.warning("cannot record where compute figures come from: %s", exc)
-    interval = float(config.usage.sample_interval)
-    hub = HUB_PID
     # Like the expiry service: the hub starts this in a session of its own, so it ends itself once the hub is
     # gone instead of sampling a platform that is down (that time must stay a gap).
     while os.getppid() == hub != 1:
@@ -171,6 +173,33 @@ def main(argv: list[str] | None = None) -> None:
         except Exception as exc:  # the hub restarting, a locked database: try again next round
             log.warning("usage sample failed: %s", exc)
         time.sleep(max(interval - (time.monotonic() - started), 1.0))
+
+
+class WebState:
+    """What the web handlers read: the config, and the sampler's latest round."""
+
+    def __init__(self, config: Config, sampler: Sampler):
+        self.config = config
+        self.sampler = sampler
+
+    def latest(self) -> list[PersonSample] | None:
+        return self.sampler.latest
+
+
+def main(argv: list[str] | None = None) -> None:
+    import asyncio
+    import threading
+
+    logging.basicConfig(level=logging.INFO, format="[%(name)s %(asctime)s] %(message)s")
+    config = Config.model_validate(json.loads(os.environ["PANGEOHUB_SETTINGS"]))
+    sampler = Sampler(config)
+    hub = HUB_PID
+    threading.Thread(target=sample_forever, args=(sampler, float(config.usage.sample_interval), hub),
+                     name="sampler", daemon=True).start()
+
+    from pangeohub.usage.serve import serve
+
+    asyncio.run(serve(WebState(config, sampler), config.usage.port, hub))
     log.info("the hub (pid %s) is gone: stopping", hub)
 
 

@@ -207,6 +207,12 @@ class UsageStore:
             return [(r[0], r[1]) for r in db.execute(
                 "SELECT start, stop FROM gaps WHERE stop > ? AND start < ? ORDER BY start", (since, until))]
 
+    def last_sample(self) -> float | None:
+        """When the sampler last recorded a round (None before the first)."""
+        with self._db(write=False) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'last_sample'").fetchone()
+        return float(row[0]) if row else None
+
     def describe_compute(self, text: str) -> None:
         """Say where the compute figures come from (the sampler, as it starts), for the report to show."""
         with self._db() as db:
