@@ -5,6 +5,7 @@ and when it resets) while what runs goes on; overrides from the command line, an
 
 import json
 import time
+import urllib.request
 
 import pytest
 from harness import Platform
@@ -252,3 +253,17 @@ def test_a_group_budget_is_shared_by_its_members(hub):
     assert "budgets.groups.tiny" in refused["refused"]
     shown = hub.cli("users", "budget", "--group", "tiny").stdout
     assert shown.startswith("group tiny:") and "USED UP" in shown
+
+    # Admins see the group's state where they watch the platform: the metrics endpoint and the usage page.
+    admin, _ = hub.add_user(admin=True)
+    admin_token = hub.cli("token", admin).stdout.strip()
+    request = urllib.request.Request(f"{hub.url}/services/usage/metrics",
+                                     headers={"Authorization": f"token {admin_token}"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        scraped = response.read().decode()
+    assert 'pangeohub_budget_exhausted{name="tiny",scope="group",unit="core_hours"} 1.0' in scraped
+    assert 'pangeohub_budget_limit{name="tiny",scope="group",unit="core_hours"} 0.0002' in scraped
+    request = urllib.request.Request(f"{hub.url}/services/usage/", headers={"Authorization": f"token {admin_token}"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        page = response.read().decode()
+    assert "Budgets near or used up" in page and "<td>tiny</td>" in page and "used up" in page
