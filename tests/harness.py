@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import grp
 import itertools
+import json
 import os
 import pwd
 import secrets
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -219,3 +221,36 @@ def kernelspec_code(name: str, spec: dict) -> str:
 
 def require_root() -> str | None:
     return None if os.geteuid() == 0 else "the platform creates Linux accounts: run the tests as root"
+
+
+def run_in_kernel(platform, name: str, token: str, code: str, timeout: float = 300):
+    """Run ``code`` in a new kernel of ``name``'s running server, as they would from a notebook; its output
+    (stdout, stderr), asserting it ran without an error."""
+    async def go():
+        async with UserSim(platform.url, name, token=token) as user:
+            return await user.run(code, timeout=timeout)
+
+    out = run_sync(go())
+    assert out.ok, f"{out.error}\n{out.stderr[-3000:]}"
+    return out
+
+
+def last_json(out):
+    """The JSON the code printed last."""
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def kernel_json(platform, name: str, token: str, code: str, timeout: float = 300):
+    """``run_in_kernel``, for code that ends by printing its report as JSON: the report."""
+    return last_json(run_in_kernel(platform, name, token, code, timeout))
+
+
+def wait_for(predicate, what: str = "condition", timeout: float = 180.0, every: float = 1.0):
+    """Poll ``predicate`` until it returns something true, and return that; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")

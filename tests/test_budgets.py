@@ -8,7 +8,8 @@ import time
 import urllib.request
 
 import pytest
-from harness import Platform
+from harness import Platform, wait_for
+from harness import kernel_json as run
 
 from pangeohub.budgets.ledger import Ledger
 from pangeohub.budgets.overrides import OverrideStore
@@ -33,29 +34,9 @@ def hub():
         platform.close()
 
 
-def wait_for(predicate, what, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def state(platform, scope, name):
     """The budget's state as the platform works it out (read in-process: no Python start per poll)."""
     return Ledger(platform.rt.config, platform.rt.paths).state(scope, name)
-
-
-def run(platform, name, token, code, timeout=300):
-    async def go():
-        async with UserSim(platform.url, name, token=token) as user:
-            return await user.run(code, timeout=timeout)
-
-    out = run_sync(go())
-    assert out.ok, f"{out.error}\n{out.stderr[-3000:]}"
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def burn(platform, name, token, seconds):

@@ -3,12 +3,12 @@
 import json
 import os
 import signal
-import time
 
 import aiohttp
 import pytest
+from harness import Platform, last_json, wait_for
+from harness import run_in_kernel as run
 
-from harness import Platform
 from pangeohub.gateway.check import check_gateway
 from pangeohub.usersim import UserSim, run_sync
 
@@ -25,30 +25,6 @@ def gw():
         yield hub
     finally:
         hub.close()
-
-
-def run(platform, name, token, code, timeout=300):
-    async def go():
-        async with UserSim(platform.url, name, token=token) as user:
-            return await user.run(code, timeout=timeout)
-
-    out = run_sync(go())
-    assert out.ok, f"{out.error}\n{out.stderr[-3000:]}"
-    return out
-
-
-def last_json(out):
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def wait_for(predicate, timeout=90.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cluster_names(platform):

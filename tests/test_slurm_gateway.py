@@ -15,12 +15,11 @@ import shutil
 import subprocess
 
 import pytest
-
-from harness import Platform
-from test_gateway import wait_for
-from pangeohub.usersim import UserSim, run_sync
+from harness import Platform, kernel_json, wait_for
 from slurm_cluster import cluster, requires_slurm  # noqa: F401 (fixture)
 from test_slurm_spawn import slurm_extra
+
+from pangeohub.usersim import UserSim, run_sync
 
 pytestmark = requires_slurm
 
@@ -58,14 +57,8 @@ def hub(cluster):
         subprocess.run(["groupdel", people], capture_output=True)
 
 
-def run(platform, name, token, code, timeout=420):
-    async def go():
-        async with UserSim(platform.url, name, token=token) as user:
-            return await user.run(code, timeout=timeout)
-
-    out = run_sync(go())
-    assert out.ok, f"{out.error}\n{out.stderr[-3000:]}"
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run(platform, name, token, code):
+    return kernel_json(platform, name, token, code, timeout=420)  # jobs wait for Slurm to schedule them
 
 
 def stop_server(hub, name, token):

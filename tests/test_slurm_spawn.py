@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import Platform
+from harness import Platform, wait_for
 from slurm_cluster import cluster, requires_slurm  # noqa: F401 (fixture)
 
 from pangeohub.usersim import SimError, UserSim, run_sync
@@ -158,23 +158,13 @@ def recorded_cpu(hub, name) -> float:
     return {row["person"]: row for row in rows}.get(name, {}).get("server_cpu_seconds", 0.0)
 
 
-def wait_until(predicate, what, timeout=90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_usage_records_what_slurm_allocated_and_keeps_it_once_the_job_ends(hub, cluster):
     """Without Slurm accounting (the test cluster has none) the record is the job's CPUs x its time, from
     squeue; the report says so. A finished job's use stays counted and stops growing."""
     name, _, _ = start(hub, {"profile": "limited"})  # 2 CPUs
     account = hub.system_user(name)
     job_id, _ = running_job(cluster, account.pw_name)
-    wait_until(lambda: recorded_cpu(hub, name) >= 2 * 3 * USAGE_INTERVAL, "a few samples of the job")
+    wait_for(lambda: recorded_cpu(hub, name) >= 2 * 3 * USAGE_INTERVAL, "a few samples of the job")
     used = cluster.run("squeue", "-h", "-j", job_id, "-o", "%M").stdout.strip()
     recorded = recorded_cpu(hub, name)
     elapsed = sum(int(part) * 60 ** i for i, part in enumerate(reversed(used.split(":"))))
@@ -187,7 +177,7 @@ def test_usage_records_what_slurm_allocated_and_keeps_it_once_the_job_ends(hub, 
             await user.stop_server()
 
     run_sync(stop())
-    wait_until(lambda: job_id not in jobs_of(cluster, account.pw_name), "the job to end")
+    wait_for(lambda: job_id not in jobs_of(cluster, account.pw_name), "the job to end")
     before = recorded_cpu(hub, name)
     time.sleep(3 * USAGE_INTERVAL)  # three more samples
     after = recorded_cpu(hub, name)

@@ -5,17 +5,16 @@ neither loses nor repeats what was recorded. (Gaps and counter arithmetic: test_
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
+from harness import Platform, wait_for
+from harness import kernel_json as run
 
-from harness import Platform
 from pangeohub.targets.local import cgroups
 from pangeohub.usage.cpuacct import CpuAccounting
 from pangeohub.usage.report import build
 from pangeohub.usage.store import UsageStore
-from pangeohub.usersim import UserSim, run_sync
 
 pytestmark = pytest.mark.platform
 
@@ -44,16 +43,6 @@ def hub():
         CpuAccounting(cgroups.backend_for(rt.config.limits), rt.paths.gateway_clusters).prune()
 
 
-def run(platform, name, token, code, timeout=300):
-    async def go():
-        async with UserSim(platform.url, name, token=token) as user:
-            return await user.run(code, timeout=timeout)
-
-    out = run_sync(go())
-    assert out.ok, f"{out.error}\n{out.stderr[-3000:]}"
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def usage_of(platform, name) -> dict | None:
     """The person's row of the report, read in-process: polling through the CLI would cost a Python start per
     second on a machine the test is measuring CPU on (test_usage_report.py covers the CLI)."""
@@ -62,16 +51,6 @@ def usage_of(platform, name) -> dict | None:
         return None
     rows, _, _ = build(store, "1d", None, "person")
     return {row["person"]: row for row in rows}.get(name)
-
-
-def wait_for(predicate, what, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # Sleep past two samples first, so that the sampler has put the new kernel in the person's accounting group,

@@ -10,16 +10,14 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
-from harness import free_port
-
-from pangeohub.usersim import UserSim, run_sync
+from harness import free_port, wait_for
+from harness import kernel_json as run
 
 pytestmark = pytest.mark.platform
 
@@ -80,26 +78,6 @@ def get(url: str, token: str | None = None, headers: dict | None = None) -> tupl
 
 def metrics(hub, token: str | None) -> tuple[int, str]:
     return get(f"{hub.url}/services/usage/metrics", token)
-
-
-def wait_for(predicate, what, timeout=180.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def run(hub, name, token, code, timeout=300):
-    async def go():
-        async with UserSim(hub.url, name, token=token) as user:
-            return await user.run(code, timeout=timeout)
-
-    out = run_sync(go())
-    assert out.ok, f"{out.error}\n{out.stderr[-3000:]}"
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_the_metrics_endpoint_is_for_admins_only(hub, admin, person):
