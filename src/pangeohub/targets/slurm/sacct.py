@@ -123,7 +123,7 @@ class SlurmAccountingSource(SlurmAllocationSource):
         self.folded: dict[str, float] = {}  # job id -> when: its final figure is in totals (never again)
         self.first: float | None = None  # the first round: jobs that ended before it are not counted
         self.since: float | None = None  # where the next sacct looks back to
-        self.failing: str | None = None  # what failed, said once until it answers again
+        self.failing: set[str] = set()  # the commands that failed, said once until they answer again
 
     def describe(self) -> str:
         return (f"measured: CPU time from Slurm's accounting (sacct/sstat, {self.storage}); memory in use from "
@@ -140,6 +140,8 @@ class SlurmAccountingSource(SlurmAllocationSource):
         readings = self._read(running, now)
         memory: dict[str, dict[str, int]] = {}
         for job_id, job in running.items():
+            if job_id in self.folded:  # completing, and sacct already has its final figure
+                continue
             self.owner[job_id] = (job.user, job.kind, now)
             reading = readings.get(job_id) if readings is not None else None
             if reading is None:
@@ -228,12 +230,17 @@ class SlurmAccountingSource(SlurmAllocationSource):
 
     def _say(self, failed: list[str]) -> None:
         """Say once that Slurm's accounting failed (and once that it answers again), not every round."""
-        if failed and not self.failing:
-            log.warning("Slurm's accounting did not answer (%s): running jobs are counted as CPUs x time from "
-                        "squeue until it does; ended jobs keep their last reading", "; ".join(failed))
-        elif not failed and self.failing:
+        commands = {f.split(":")[0] for f in failed}
+        if commands and commands != self.failing:
+            what = []
+            if "sstat" in commands:
+                what.append("running jobs are counted as CPUs x time from squeue (allocated, not measured)")
+            if "sacct" in commands:
+                what.append("jobs that ended keep their last reading until sacct answers")
+            log.warning("Slurm's accounting failed (%s): %s", "; ".join(failed), "; ".join(what))
+        elif not commands and self.failing:
             log.info("Slurm's accounting answers again: CPU time is measured")
-        self.failing = "; ".join(failed) or None
+        self.failing = commands
 
 
 def slurm_source(config) -> SlurmAllocationSource:
