@@ -51,6 +51,7 @@ class SlurmAccounting:
         self.dbd_port = _free_port(address)
         self.password = secrets.token_hex(16)
         self.procs: list[subprocess.Popen] = []
+        self.dbd: subprocess.Popen | None = None
 
     def slurm_conf(self) -> str:
         # AccountingStoragePass names the munge socket for slurmdbd's connections (AuthInfo is not used there).
@@ -129,8 +130,17 @@ StoragePass={self.password}
 StorageLoc=slurm_acct_{self.tag}
 """)
         os.chown(conf, 0, 0)  # SlurmUser (root) owns it
-        dbd = self.spawn("slurmdbd", "-D", env={"SLURM_CONF": str(self.slurm_conf_path)})
-        _wait(lambda: _listening(self.address, self.dbd_port), "slurmdbd did not listen", 60, self.logs, dbd)
+        self.start_slurmdbd()
+
+    def start_slurmdbd(self) -> None:
+        self.dbd = self.spawn("slurmdbd", "-D", env={"SLURM_CONF": str(self.slurm_conf_path)})
+        _wait(lambda: _listening(self.address, self.dbd_port), "slurmdbd did not listen", 60, self.logs,
+              self.dbd)
+
+    def stop_slurmdbd(self) -> None:
+        """slurmdbd down (a test of what the platform does then); ``start_slurmdbd()`` brings it back."""
+        self.dbd.terminate()
+        self.dbd.wait(20)
 
     def register(self, run, cluster_name: str) -> None:
         """The cluster in the accounting database (AccountingStorageEnforce stays off: no accounts needed)."""

@@ -21,13 +21,14 @@ INTERVAL = 3  # seconds between samples
 GATHER = 5  # the cluster's JobAcctGatherFrequency: how stale a running step's figures may be
 BURN = 20  # CPU seconds the kernel burns
 
-BURN_CODE = f"""
-import time
-start = time.process_time()
-while time.process_time() - start < {BURN}:
-    sum(i * i for i in range(10000))
-print(time.process_time() - start)
-"""
+
+def burn(seconds: float) -> str:
+    """Code that burns ``seconds`` of CPU in the kernel and prints how much it burned."""
+    return ("import time\n"
+            "start = time.process_time()\n"
+            f"while time.process_time() - start < {seconds}:\n"
+            "    sum(i * i for i in range(10000))\n"
+            "print(time.process_time() - start)\n")
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_server_cpu_is_what_slurms_accounting_measured(hub, accounting_cluster):
             # The server's and the kernel's start are read (jobacct_gather polls every GATHER s) before burning.
             await asyncio.sleep(GATHER + 3 * INTERVAL)
             before = recorded_cpu(hub, name)
-            result = await user.execute(kernel, BURN_CODE, timeout=240)
+            result = await user.execute(kernel, burn(BURN), timeout=240)
             assert not result.error, result.error
             burned = float(result.stdout)
             await until(lambda: recorded_cpu(hub, name) - before >= 0.8 * burned, "sstat's figures of the kernel")
@@ -112,3 +113,58 @@ def test_server_cpu_is_what_slurms_accounting_measured(hub, accounting_cluster):
     report = hub.cli("usage", "report", "--since", "1d")
     assert name in report.stdout
     assert "compute: measured: CPU time from Slurm's accounting (sacct/sstat" in report.stdout, report.stdout
+
+
+def test_slurmdbd_down_is_said_once_and_nothing_is_lost_or_counted_twice(hub, accounting_cluster):  # noqa: F811
+    """slurmdbd stops: the log says so once; running jobs are still measured (sstat asks the nodes through the
+    controller); a job that ends meanwhile keeps its last reading, and its final figure comes from sacct once
+    slurmdbd is back, counted once."""
+    name, _ = hub.add_user()
+    account = hub.system_user(name).pw_name
+    log = hub.rt.paths.log("hub")
+    accounting = accounting_cluster.accounting
+
+    async def go():
+        async with hub.sim(name) as user:
+            await user.login()
+            await user.start_server({"profile": "small"})
+            job_id = accounting_cluster.run("squeue", "-h", "-u", account, "-o", "%i").stdout.strip()
+            kernel = await user.start_kernel()
+            accounting.stop_slurmdbd()
+            await until(lambda: "Slurm's accounting failed (sacct: " in log.read_text(), "the log to say so")
+            await asyncio.sleep(GATHER + 3 * INTERVAL)
+            before = recorded_cpu(hub, name)
+            result = await user.execute(kernel, burn(BURN / 2), timeout=240)
+            assert not result.error, result.error
+            burned = float(result.stdout)
+            await until(lambda: recorded_cpu(hub, name) - before >= 0.8 * burned, "sstat's figures")
+            await user.stop_kernel(kernel)
+            await user.stop_server()
+            return job_id, before, burned
+
+    job_id, before, burned = run_sync(go())
+
+    async def ended():
+        await until(lambda: not accounting_cluster.run("squeue", "-h", "-u", account).stdout.strip(),
+                    "the server's job to end")
+        await asyncio.sleep(2 * INTERVAL)
+
+    run_sync(ended())
+    kept = recorded_cpu(hub, name) - before  # the last reading, while sacct cannot say more
+    accounting.start_slurmdbd()
+
+    async def back():
+        def final_in_sacct():
+            out = accounting_cluster.run("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State", check=False)
+            return out.stdout.strip() not in ("", "RUNNING")
+
+        await until(final_in_sacct, "slurmctld to give slurmdbd the job's end", timeout=120)
+        await until(lambda: "Slurm's accounting answers again" in log.read_text(), "the log to say so")
+        await asyncio.sleep(2 * INTERVAL)
+
+    run_sync(back())
+    final = recorded_cpu(hub, name) - before
+    print(f"slurmdbd down: burned {burned:.1f} s; kept {kept:.1f} s after the job ended, {final:.1f} s once "
+          "slurmdbd was back")
+    assert kept >= 0.8 * burned and abs(final - burned) <= 0.2 * burned, (kept, final, burned)
+    assert log.read_text().count("Slurm's accounting failed") == 1
