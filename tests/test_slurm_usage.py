@@ -131,10 +131,10 @@ def test_slurmdbd_down_is_said_once_and_nothing_is_lost_or_counted_twice(hub, ac
             job_id = accounting_cluster.run("squeue", "-h", "-u", account, "-o", "%i").stdout.strip()
             kernel = await user.start_kernel()
             accounting.stop_slurmdbd()
-            await until(lambda: "Slurm's accounting failed (sacct: " in log.read_text(), "the log to say so")
+            await until(lambda: "Slurm's accounting failed (sacct): " in log.read_text(), "the log to say so")
             await asyncio.sleep(GATHER + 3 * INTERVAL)
             before = recorded_cpu(hub, name)
-            result = await user.execute(kernel, burn(BURN / 2), timeout=240)
+            result = await user.execute(kernel, burn(BURN), timeout=240)
             assert not result.error, result.error
             burned = float(result.stdout)
             await until(lambda: recorded_cpu(hub, name) - before >= 0.8 * burned, "sstat's figures")

@@ -96,7 +96,7 @@ class SlurmClient:
             message = (stderr.strip() or stdout.strip()).splitlines()
             message = message[-1] if message else f"exit {returncode}"
             if command in _DBD_COMMANDS and any(marker in message for marker in _CONTROLLER_DOWN):
-                raise PangeoError(f"Slurm's accounting (slurmdbd) is down or unreachable ({command}: {message})",
+                raise PangeoError(f"Slurm's accounting (slurmdbd) is down or unreachable: {message}",
                                   _DBD_FIX + self.slurm_conf)
             if any(marker in message for marker in _CONTROLLER_DOWN):
                 raise PangeoError(f"the Slurm controller is down or unreachable ({command}: {message})",

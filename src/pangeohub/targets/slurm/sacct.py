@@ -3,8 +3,8 @@
 Each round asks three things for the whole platform, each bounded by the client's timeout: ``squeue`` (which of
 the platform's jobs run now, server or Dask by job name), ``sstat`` (CPU time and memory of their running steps,
 as jobacct_gather last polled them) and ``sacct`` (the final CPU time of the jobs that ended lately). A job's
-final figure comes from the kernel's rusage of its tasks, so it also holds processes that ended while it ran
-(a stopped kernel), which ``sstat`` no longer sees.
+final figure is the rusage of its tasks (what the operating system reports once they are waited for), so it
+also holds processes that ended while the job ran (a stopped Jupyter kernel), which ``sstat`` no longer sees.
 
 The sampler wants one monotonic counter per person and kind; this keeps, per job, the most it has counted
 (readings only raise it) and, once ``sacct`` has a job's final figure, folds that job into its person's total.
@@ -165,7 +165,7 @@ class SlurmAccountingSource(SlurmAllocationSource):
     def _read(self, running: dict[str, RunningJob], now: float) -> dict[str, tuple[float, int]] | None:
         """Running steps' figures from sstat, and ended jobs folded in from sacct; None when sstat failed."""
         readings: dict[str, tuple[float, int]] | None = {}
-        failed = []
+        failed: dict[str, str] = {}  # command -> what went wrong
         if running:
             try:
                 readings = parse_sstat(self.client.run("sstat", "--noheader", "--parsable2", "--allsteps",
@@ -173,11 +173,11 @@ class SlurmAccountingSource(SlurmAllocationSource):
             except PangeoError as exc:
                 if "No steps running" not in exc.what:  # jobs still starting have no step yet: no reading
                     readings = None
-                    failed.append(f"sstat: {exc.what}")
+                    failed["sstat"] = exc.what
         try:
             self._fold_ended(now)
         except PangeoError as exc:
-            failed.append(f"sacct: {exc.what}")
+            failed["sacct"] = exc.what
         self._say(failed)
         return readings
 
@@ -228,23 +228,25 @@ class SlurmAccountingSource(SlurmAllocationSource):
                 rows[user][f"{kind}_cpu"] += value
         return rows
 
-    def _say(self, failed: list[str]) -> None:
+    def _say(self, failed: dict[str, str]) -> None:
         """Say once that Slurm's accounting failed (and once that it answers again), not every round."""
-        commands = {f.split(":")[0] for f in failed}
+        commands = set(failed)
         if commands and commands != self.failing:
             what = []
             if "sstat" in commands:
                 what.append("running jobs are counted as CPUs x time from squeue (allocated, not measured)")
             if "sacct" in commands:
                 what.append("jobs that ended keep their last reading until sacct answers")
-            log.warning("Slurm's accounting failed (%s): %s", "; ".join(failed), "; ".join(what))
+            log.warning("Slurm's accounting failed (%s): %s; %s", ", ".join(sorted(failed)),
+                        "; ".join(failed[c] for c in sorted(failed)), "; ".join(what))
         elif not commands and self.failing:
             log.info("Slurm's accounting answers again: CPU time is measured")
         self.failing = commands
 
 
 def slurm_source(config) -> SlurmAllocationSource:
-    """The measured source when the cluster has slurmdbd, else what Slurm allocated (squeue)."""
+    """The measured source when the cluster has slurmdbd, else what Slurm allocated (squeue). Asked once, as the
+    sampler starts: a controller that does not answer then means allocations until the sampler's next start."""
     allocation = SlurmAllocationSource(config)
     try:
         storage = accounting(allocation.client)
