@@ -14,9 +14,9 @@ import pytest
 from harness import Platform
 from slurm_cluster import accounting_cluster, requires_accounting  # noqa: F401 (fixture)
 
+from pangeohub.targets.slurm.sacct import cpu_seconds, parse_sacct, parse_sstat
 from pangeohub.usersim import run_sync
 
-pytestmark = requires_accounting
 INTERVAL = 3  # seconds between samples
 GATHER = 5  # the cluster's JobAcctGatherFrequency: how stale a running step's figures may be
 BURN = 20  # CPU seconds the kernel burns
@@ -72,6 +72,21 @@ async def until(predicate, what, timeout=90.0):
         await asyncio.sleep(1)
 
 
+def test_slurms_figures_are_read_as_slurm_22_05_prints_them():
+    assert cpu_seconds("00:08.019") == 8.019 and cpu_seconds("01:02:03") == 3723
+    assert cpu_seconds("1-00:00:01") == 86401 and cpu_seconds("") == 0
+    # sstat --parsable2 (a job with two running steps): CPU time and memory in use, summed per job.
+    running = parse_sstat("7.batch|cpu=00:00:08,energy=0,fs/disk=52226,mem=11152K,pages=0,vmem=18312K\n"
+                          "7.0|cpu=00:01:00,mem=1.5M\n")
+    assert running == {"7": (68.0, 11152 * 1024 + int(1.5 * 2**20))}
+    # sacct --parsable2: the job's own line names it; its steps' TotalCPU is added (never the job's line too).
+    ended = parse_sacct("9|pangeohub-ab|alice|00:08.019|2026-12-07T06:52:53\n"
+                        "9.batch|batch||00:08.019|2026-12-07T06:52:53\n"
+                        "10|other|bob|00:00:00|Unknown\n")
+    assert list(ended) == ["9"] and ended["9"].cpu == 8.019 and ended["9"].user == "alice"
+
+
+@requires_accounting
 def test_server_cpu_is_what_slurms_accounting_measured(hub, accounting_cluster):  # noqa: F811
     """The kernel burns BURN CPU seconds: the person's server CPU grows by that (within 20 %), while the job
     runs (sstat) and once it has ended (sacct's final figure); the report says the figures are measured."""
@@ -115,6 +130,7 @@ def test_server_cpu_is_what_slurms_accounting_measured(hub, accounting_cluster):
     assert "compute: measured: CPU time from Slurm's accounting (sacct/sstat" in report.stdout, report.stdout
 
 
+@requires_accounting
 def test_slurmdbd_down_is_said_once_and_nothing_is_lost_or_counted_twice(hub, accounting_cluster):  # noqa: F811
     """slurmdbd stops: the log says so once; running jobs are still measured (sstat asks the nodes through the
     controller); a job that ends meanwhile keeps its last reading, and its final figure comes from sacct once
