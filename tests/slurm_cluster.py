@@ -72,7 +72,7 @@ def memory_cgroup_v1() -> str | None:
 class SlurmCluster:
     """A controller plus ``nodes`` compute nodes; ``start()`` returns when every node is idle."""
 
-    def __init__(self, nodes: int = 2, cpus: int = 4, memory_mb: int = 4000):
+    def __init__(self, nodes: int = 2, cpus: int = 4, memory_mb: int = 4000, accounting: bool = False):
         # pid + sequence: unique on the machine, and short enough for 15-character interface names
         self.tag = f"{os.getpid() % 100000}x{next(_SEQUENCE)}"
         self.root = Path(tempfile.mkdtemp(prefix="pangeohub-test-slurm-", dir="/var/tmp"))
@@ -91,6 +91,8 @@ class SlurmCluster:
         self.memory_enforced = memory_cgroup_v1() is None
         self.subnet = None
         self.started_in = 0.0
+        self.accounting = None  # a SlurmAccounting (MariaDB + slurmdbd) when asked for
+        self.with_accounting = accounting
 
     # -- addresses ---------------------------------------------------------------------------------------
     @property
@@ -113,7 +115,15 @@ class SlurmCluster:
         self.subnet = _unused_subnet()
         self._network()
         self._munge()
+        if self.with_accounting:
+            from slurm_accounting import SlurmAccounting
+
+            self.accounting = SlurmAccounting(self.conf, self.tag, self.munge_socket,
+                                              self.hub_address)
+            self.accounting.start()
         self._write_conf()
+        if self.accounting:  # before slurmctld starts, so that it finds its cluster in the database
+            self.accounting.register(self.run, f"ph{self.tag}")
         self.slurmctld = self._spawn("slurmctld", "-D", "-i", "-f", str(self.conf))
         for node in self.node_names:
             self.start_node(node)
@@ -151,6 +161,8 @@ class SlurmCluster:
                 proc.kill()
                 proc.wait()
         self._kill_job_leftovers()
+        if self.accounting:
+            self.accounting.stop()
         for i, ns in enumerate(self.namespaces):
             _run("ip", "netns", "delete", ns, check=False)
             # The namespace (and its veth pair) lives on while any process is in it: delete the host end too.
@@ -186,6 +198,8 @@ class SlurmCluster:
         parts = []
         for log in sorted(self.root.glob("*.log")):
             parts.append(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
+        if self.accounting:
+            parts.append(self.accounting.logs())
         return "\n".join(parts)
 
     def _spawn(self, *argv: str) -> subprocess.Popen:
@@ -235,6 +249,7 @@ class SlurmCluster:
             f"NodeName={n} NodeAddr={self.node_address(n)} CPUs={self.cpus} RealMemory={self.memory_mb}"
             " State=UNKNOWN"
             for n in self.node_names)
+        accounting_off = "JobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none\n"
         if self.memory_enforced:
             task = "TaskPlugin=task/cgroup\nProctrackType=proctrack/cgroup"
             (r / "cgroup.conf").write_text("CgroupPlugin=cgroup/v1\nConstrainRAMSpace=yes\n"
@@ -260,9 +275,7 @@ SlurmdLogFile={r / 'slurmd-%n.log'}
 SlurmdParameters=config_overrides
 MailProg=/bin/true
 {task}
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SelectType=select/cons_tres
+{self.accounting.slurm_conf() if self.accounting else accounting_off}SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=500
 ReturnToService=2
@@ -327,10 +340,33 @@ PartitionName={self.partition} Nodes=ALL Default=YES MaxTime=60 State=UP
 requires_slurm = pytest.mark.skipif(missing_requirement() is not None, reason=str(missing_requirement()))
 
 
+def missing_accounting() -> str | None:
+    """Why this machine cannot run the cluster with accounting (MariaDB + slurmdbd), or None when it can."""
+    from slurm_accounting import ACCOUNTING_BINARIES
+
+    lacking = [b for b in ACCOUNTING_BINARIES if not shutil.which(b)]
+    if lacking:
+        return f"{', '.join(lacking)} not installed: run `python3 install.py --dev`"
+    return missing_requirement()
+
+
+requires_accounting = pytest.mark.skipif(missing_accounting() is not None, reason=str(missing_accounting()))
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A running two-node cluster for one test module, torn down after it."""
     c = SlurmCluster(nodes=2)
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def accounting_cluster():
+    """A running two-node cluster with Slurm's accounting (MariaDB, slurmdbd, jobacct_gather/linux)."""
+    c = SlurmCluster(nodes=2, accounting=True)
     try:
         yield c.start()
     finally:

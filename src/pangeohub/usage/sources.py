@@ -51,13 +51,13 @@ class LocalCgroupSource(ComputeSource):
 
 
 def source_for(config) -> ComputeSource | None:
-    """The compute source of the config's target; None where compute is not measured here (Kubernetes: see
+    """The compute source of the config's target (Slurm: its own accounting when it has slurmdbd); None where compute is not measured here (Kubernetes: see
     docs/admin-guide.md for the Prometheus queries that give the same figures)."""
     kind = config.target.kind
     if kind == "local":
         return LocalCgroupSource(config)
     if kind == "slurm":
-        from pangeohub.targets.slurm.usage import SlurmAllocationSource
+        from pangeohub.targets.slurm.sacct import slurm_source
 
-        return SlurmAllocationSource(config)
+        return slurm_source(config)
     return None

@@ -18,6 +18,9 @@ DEFAULT_TIMEOUT = 15.0
 # Slurm prints these when it cannot reach the controller (22.05 wording).
 _CONTROLLER_DOWN = ("Unable to contact slurm controller", "Socket timed out", "Connection refused", "is DOWN",
                     "connect failure")
+# These ask Slurm's accounting database daemon, not the controller: their failures name slurmdbd.
+_DBD_COMMANDS = ("sacct", "sacctmgr", "sreport")
+_DBD_FIX = "start slurmdbd, or fix AccountingStorageHost/AccountingStoragePort in "
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class SlurmClient:
         return {**os.environ, "SLURM_CONF": self.slurm_conf}
 
     def no_answer(self, command: str, bound: float) -> PangeoError:
+        if command in _DBD_COMMANDS:
+            return PangeoError(f"Slurm's accounting (slurmdbd) did not answer `{command}` within {bound:g} s",
+                               _DBD_FIX + self.slurm_conf)
         return PangeoError(f"Slurm did not answer `{command}` within {bound:g} s (SLURM_CONF={self.slurm_conf})",
                            "check that slurmctld is running and reachable: `scontrol ping`")
 
@@ -89,6 +95,9 @@ class SlurmClient:
         if returncode:
             message = (stderr.strip() or stdout.strip()).splitlines()
             message = message[-1] if message else f"exit {returncode}"
+            if command in _DBD_COMMANDS and any(marker in message for marker in _CONTROLLER_DOWN):
+                raise PangeoError(f"Slurm's accounting (slurmdbd) is down or unreachable: {message}",
+                                  _DBD_FIX + self.slurm_conf)
             if any(marker in message for marker in _CONTROLLER_DOWN):
                 raise PangeoError(f"the Slurm controller is down or unreachable ({command}: {message})",
                                   "start slurmctld, or fix SlurmctldHost in " + self.slurm_conf)

@@ -16,6 +16,7 @@ gap in the record, never an estimate.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from pangeohub.targets.slurm.client import SlurmClient, parse_scontrol
 from pangeohub.targets.slurm.gateway import dask_job_name
@@ -26,6 +27,14 @@ from pangeohub.targets.slurm.jobscript import hub_user_of
 SQUEUE_FORMAT = "--format=%i|%j|%u|%C|%m|%M"
 HOLDING = "RUNNING,COMPLETING"
 _UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class RunningJob(NamedTuple):
+    user: str  # the Linux account it runs as
+    kind: str  # "server" or "dask"
+    cpus: int
+    memory: int  # bytes requested (per node)
+    used: int  # seconds it has run
 
 
 def accounting(client: SlurmClient) -> str | None:
@@ -91,24 +100,35 @@ class SlurmAllocationSource:
                     "has measured CPU time (`sacct`)")
         return f"allocated: CPUs x time of each job from squeue; {why}, so CPU time is not measured"
 
-    def _listing(self) -> dict[str, dict]:
-        """One squeue per round for the whole platform: per system user, their counters and memory."""
-        if self.round is not None:
-            return self.round
+    def kind_of(self, job_name: str) -> str | None:
+        """``dask`` or ``server`` for this platform's jobs (told apart by their names), None for others."""
+        return "dask" if job_name == self.dask_name else "server" if hub_user_of(self.config, job_name) else None
+
+    def running_jobs(self) -> dict[str, RunningJob]:
+        """One squeue for the whole platform: its jobs that hold an allocation now, by id."""
         out = self.client.run("squeue", "--noheader", f"--states={HOLDING}", SQUEUE_FORMAT)
-        listed: dict[str, tuple[str, str, float]] = {}
-        memory: dict[str, dict[str, int]] = {}
+        jobs = {}
         for line in out.splitlines():
             fields = line.split("|")
             if len(fields) != 6:
                 continue
             job_id, name, user, cpus, mem, used = fields
-            kind = "dask" if name == self.dask_name else "server" if hub_user_of(self.config, name) else None
-            if kind is None:  # not this platform's job
-                continue
-            listed[job_id] = (user, kind, int(cpus) * seconds(used))
+            kind = self.kind_of(name)
+            if kind is not None:  # else not this platform's job
+                jobs[job_id] = RunningJob(user, kind, int(cpus), memory_bytes(mem), seconds(used))
+        return jobs
+
+    def _listing(self) -> dict[str, dict]:
+        """One squeue per round for the whole platform: per system user, their counters and memory."""
+        if self.round is not None:
+            return self.round
+        listed: dict[str, tuple[str, str, float]] = {}
+        memory: dict[str, dict[str, int]] = {}
+        for job_id, job in self.running_jobs().items():
+            user, kind = job.user, job.kind
+            listed[job_id] = (user, kind, job.cpus * job.used)
             memory.setdefault(user, {}).setdefault(kind, 0)
-            memory[user][kind] += memory_bytes(mem)
+            memory[user][kind] += job.memory
         if self.before is None:  # use before this sampler started was not seen by it: a gap, not new use
             self.before = {job_id: cpu for job_id, (_, _, cpu) in listed.items()}
         listed = {job_id: (user, kind, cpu - self.before.get(job_id, 0.0))
