@@ -254,3 +254,21 @@ def wait_for(predicate, what: str = "condition", timeout: float = 180.0, every: 
             return value
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def usage_of(platform, name: str) -> dict | None:
+    """The person's row of today's usage report, read in-process: polling through the CLI would cost a Python
+    start per second on a machine the tests are measuring CPU on (test_usage_report.py covers the CLI)."""
+    from pangeohub.usage.report import build
+    from pangeohub.usage.store import UsageStore
+
+    store = UsageStore(platform.rt.paths.usage_db)
+    if not store.path.exists():
+        return None
+    rows, _, _ = build(store, "1d", None, "person")
+    return {row["person"]: row for row in rows}.get(name)
+
+
+def recorded_cpu(platform, name: str) -> float:
+    """Server CPU seconds recorded for the person today."""
+    return (usage_of(platform, name) or {}).get("server_cpu_seconds", 0.0)

@@ -9,17 +9,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
-from harness import Platform, wait_for
+from harness import Platform, recorded_cpu, wait_for
 from slurm_cluster import cluster, requires_slurm  # noqa: F401 (fixture)
 
-from pangeohub.usersim import SimError, UserSim, run_sync
+from pangeohub.usersim import SimError, run_sync
 
 pytestmark = requires_slurm
 USAGE_INTERVAL = 3
@@ -147,15 +144,6 @@ def test_a_profiles_partition_and_limits_reach_the_job(hub, cluster):
     assert fields["Requeue"] == "0"
 
 
-def recorded_cpu(hub, name) -> float:
-    from pangeohub.usage.report import build
-    from pangeohub.usage.store import UsageStore
-
-    store = UsageStore(hub.rt.paths.usage_db)
-    if not store.path.exists():
-        return 0.0
-    rows, _, _ = build(store, "1d", None, "person")
-    return {row["person"]: row for row in rows}.get(name, {}).get("server_cpu_seconds", 0.0)
 
 
 def test_usage_records_what_slurm_allocated_and_keeps_it_once_the_job_ends(hub, cluster):
@@ -364,7 +352,7 @@ def test_a_hub_restart_cancels_orphan_jobs_and_forgets_ghost_servers(hub, cluste
     try:
         cluster.run("scancel", ghost_job)
         orphan = cluster.run("sbatch", "--parsable", f"--job-name={job_name(rt.config, orphan_owner)}",
-                             "--mem=100M", f"--output=/dev/null", "--wrap", "sleep 300",
+                             "--mem=100M", "--output=/dev/null", "--wrap", "sleep 300",
                              user=orphan_account.pw_name).stdout.strip()
     finally:
         os.killpg(hub_pid, signal.SIGTERM)

@@ -11,7 +11,7 @@ import asyncio
 import time
 
 import pytest
-from harness import Platform
+from harness import Platform, recorded_cpu
 from slurm_cluster import accounting_cluster, requires_accounting  # noqa: F401 (fixture)
 
 from pangeohub.targets.slurm.sacct import cpu_seconds, parse_sacct, parse_sstat
@@ -53,15 +53,6 @@ def hub(accounting_cluster):  # noqa: F811 (fixture)
         platform.close()
 
 
-def recorded_cpu(hub, name) -> float:
-    from pangeohub.usage.report import build
-    from pangeohub.usage.store import UsageStore
-
-    store = UsageStore(hub.rt.paths.usage_db)
-    if not store.path.exists():
-        return 0.0
-    rows, _, _ = build(store, "1d", None, "person")
-    return {row["person"]: row for row in rows}.get(name, {}).get("server_cpu_seconds", 0.0)
 
 
 async def until(predicate, what, timeout=90.0):

@@ -8,13 +8,11 @@ import signal
 from pathlib import Path
 
 import pytest
-from harness import Platform, wait_for
+from harness import Platform, usage_of, wait_for
 from harness import kernel_json as run
 
 from pangeohub.targets.local import cgroups
 from pangeohub.usage.cpuacct import CpuAccounting
-from pangeohub.usage.report import build
-from pangeohub.usage.store import UsageStore
 
 pytestmark = pytest.mark.platform
 
@@ -43,14 +41,6 @@ def hub():
         CpuAccounting(cgroups.backend_for(rt.config.limits), rt.paths.gateway_clusters).prune()
 
 
-def usage_of(platform, name) -> dict | None:
-    """The person's row of the report, read in-process: polling through the CLI would cost a Python start per
-    second on a machine the test is measuring CPU on (test_usage_report.py covers the CLI)."""
-    store = UsageStore(platform.rt.paths.usage_db)
-    if not store.path.exists():
-        return None
-    rows, _, _ = build(store, "1d", None, "person")
-    return {row["person"]: row for row in rows}.get(name)
 
 
 # Sleep past two samples first, so that the sampler has put the new kernel in the person's accounting group,
