@@ -70,6 +70,9 @@ class Old:
         # SeaweedFS's internal ports at their defaults (inside its own network namespace): the earlier version's
         # `weed shell` found the master's gRPC port only at port + 10000.
         del self.hub.config_data["storage"]["ports"]
+        # Sections the earlier version does not know (it refuses unknown keys); their ports go back in once the
+        # new version runs, so that they do not meet the default platform's (8093, 9090) on this machine.
+        self.later_sections = {key: self.hub.config_data.pop(key) for key in ("usage", "monitoring")}
         self.hub.config_path.write_text(yaml.safe_dump(self.hub.config_data))
         self.people: dict[str, str] = {}
         self.token = ""
@@ -99,6 +102,7 @@ class Old:
         """What the operator does once the new version has said why it refuses the file."""
         data = yaml.safe_load(self.hub.config_path.read_text())
         data["storage"]["memory_limit"] = "1G"
+        data.update(self.later_sections)
         self.hub.config_path.write_text(yaml.safe_dump(data))
 
     def sim(self, name: str) -> UserSim:

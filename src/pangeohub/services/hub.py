@@ -11,6 +11,7 @@ from pangeohub.hubapi import HubAPI
 from pangeohub.render.hub import HubSecrets, render_hub_config
 from pangeohub.secrets import write_private
 from pangeohub.services.base import Service, http_ok
+from pangeohub.services.proxy import proxy_routes
 
 
 class HubService(Service):
@@ -51,7 +52,18 @@ class HubService(Service):
         return self.rt.paths.hub
 
     def probe(self) -> bool:
-        return http_ok(f"http://{self.rt.target.service_host()}:{self.port}/hub/health")
+        return (http_ok(f"http://{self.rt.target.service_host()}:{self.port}/hub/health")
+                and self._service_routes_in_place())
+
+    def _service_routes_in_place(self) -> bool:
+        """JupyterHub answers /hub/health as soon as it listens, but starts its managed services one by one
+        (waiting up to 10 s for each to answer) and only then gives the proxy the routes of services with a URL:
+        until then /services/dask-gateway/ reached the hub's own 403 page, and a person's first cluster failed.
+        The hub is ready once the proxy has every such route (kept by the proxy across a restart of the hub)."""
+        services = json.loads(self.config_file.read_text())["JupyterHub"].get("services", [])
+        wanted = {f"/services/{service['name']}" for service in services if service.get("url")}
+        routes = proxy_routes(self.rt) if wanted else {}
+        return routes is not None and wanted <= {path.rstrip("/") for path in routes}
 
     def after_ready(self) -> None:
         """The platform's own accounts are hub users, with their admin flag and groups, from the start; the

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+
 from pangeohub.errors import PangeoError
-from pangeohub.services.base import Service, http_ok
+from pangeohub.services.base import Service
+
+
+def proxy_routes(rt) -> dict | None:
+    """The proxy's routing table from its REST API (path -> target and data), or None if it does not answer."""
+    request = urllib.request.Request(f"http://127.0.0.1:{rt.config.hub.proxy_api_port}/api/routes",
+                                     headers={"Authorization": f"token {rt.secret('proxy_token')}"})
+    try:
+        with urllib.request.urlopen(request, timeout=2.0) as response:
+            return json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
 
 
 class ProxyService(Service):
@@ -37,8 +52,7 @@ class ProxyService(Service):
         return {**super().env(), "CONFIGPROXY_AUTH_TOKEN": self.rt.secret("proxy_token")}
 
     def probe(self) -> bool:
-        url = f"http://127.0.0.1:{self.rt.config.hub.proxy_api_port}/api/routes"
-        return http_ok(url, {"Authorization": f"token {self.rt.secret('proxy_token')}"})
+        return proxy_routes(self.rt) is not None
 
     def after_restart(self) -> None:
         """Ask the hub to give the new proxy every route (people's servers, services): JupyterHub checks an
