@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,14 @@ def fill(directory: Path) -> Path:
     filler = directory / "filler"
     free = os.statvfs(directory).f_bfree * os.statvfs(directory).f_frsize
     subprocess.run(["fallocate", "-l", str(max(free - (16 << 20), 4096)), str(filler)], check=True)
-    # The last blocks, until the filesystem says no. Unbuffered: a buffered file would try the refused bytes
-    # again when closed and raise there.
+    take_the_rest(filler)
+    return filler
+
+
+def take_the_rest(filler: Path) -> None:
+    """The last blocks, until the filesystem says no. Unbuffered: a buffered file would try the refused bytes
+    again when closed and raise there. Again right before a command: the running platform hands blocks back
+    now and then (a database's write-ahead log shrinking), and a few were enough for `users add` to succeed."""
     fd = os.open(filler, os.O_WRONLY | os.O_APPEND)
     try:
         while True:
@@ -34,7 +41,6 @@ def fill(directory: Path) -> Path:
         pass
     finally:
         os.close(fd)
-    return filler
 
 
 def integrity(path: Path) -> str:
@@ -58,6 +64,8 @@ def test_a_full_state_disk_gives_clear_errors_damages_nothing_and_recovers_once_
         before, _ = platform.add_user()
         filler = fill(state)
 
+        time.sleep(2)
+        take_the_rest(filler)
         added = platform.cli("users", "add", "fullday", "--password-stdin", input="a-long-password\n",
                              check=False)
         assert added.returncode != 0 and "Traceback" not in added.stderr, added.stderr
