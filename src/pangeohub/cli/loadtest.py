@@ -21,6 +21,8 @@ def loadtest(
     gateway: int = typer.Option(0, "--gateway", help="How many of them also start a Dask cluster and compute."),
     out: Path = typer.Option(Path("."), "--out", help="Directory for the JSON report and the PNG plot."),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds any one step may take."),
+    api_every: float = typer.Option(2.0, "--api-every",
+                                    help="Seconds between two timed GET /hub/api/users during the run."),
 ) -> None:
     """Simulate N people logging in, starting servers and running code; exit 1 if any step failed.
 
@@ -35,7 +37,7 @@ def loadtest(
     from pangeohub.ops.loadtest import LoadTest, Plan, gateway_check
     from pangeohub.services import supervisor
 
-    plan = Plan(users=users, ramp=ramp, hold=hold, gateway=gateway, timeout=timeout)
+    plan = Plan(users=users, ramp=ramp, hold=hold, gateway=gateway, timeout=timeout, api_every=api_every)
     plan.validate()
     require_root("loadtest")
     rt = state.runtime()
@@ -65,6 +67,10 @@ def loadtest(
     for phase, s in data["phases"].items():
         table.add_row(phase, str(s["count"]), str(s["failures"]),
                       *(f"{s[k]:.2f}" if s[k] is not None else "-" for k in ("p50", "p95", "p99", "max")))
+    api = data["hub_api"]
+    if api["count"]:
+        table.add_row("hub API", str(api["count"]), str(api["failures"]),
+                      *(f"{api[k]:.2f}" if api[k] is not None else "-" for k in ("p50", "p95", "p99", "max")))
     Console().print(table)
     typer.echo(f"report: {json_path}\nplot:   {png_path}")
     if test.failures:

@@ -1,8 +1,9 @@
 """``pangeohub loadtest``: N simulated people arriving over a ramp, each doing what a workshop attendee does.
 
 Each person logs in through the form, starts a server, starts a kernel and runs code in it, optionally starts a
-Dask cluster through the gateway and computes, stays (``hold``), then stops the server. Everything goes through
-usersim, the same API the end-to-end tests and ``pangeohub check`` use. The people are temporary accounts
+Dask cluster through the gateway and computes, stays (``hold``), then stops the server. Meanwhile the hub API is
+timed as every page and poll meets it: ``GET /hub/api/users`` through the proxy every ``api_every`` seconds, for
+the whole run, arrivals included. Everything goes through usersim, the same API the end-to-end tests and ``pangeohub check`` use. The people are temporary accounts
 made in the account store and the hub, and removed afterwards (server, hub user, Linux account and home), also
 when the run is interrupted.
 """
@@ -34,12 +35,15 @@ class Plan:
     hold: float = 0.0
     gateway: int = 0
     timeout: float = 300.0
+    api_every: float = 2.0
 
     def validate(self) -> None:
         if self.users < 1:
             raise PangeoError(f"--users is {self.users}; it must be at least 1", "e.g. --users 60")
         if self.ramp < 0 or self.hold < 0:
             raise PangeoError("--ramp and --hold are seconds and cannot be negative", "e.g. --ramp 10 --hold 30")
+        if self.api_every <= 0:
+            raise PangeoError("--api-every is seconds between two requests and must be above 0", "e.g. --api-every 2")
         if not 0 <= self.gateway <= self.users:
             raise PangeoError(
                 f"--gateway is {self.gateway}; it must be between 0 and --users ({self.users})",
@@ -101,6 +105,8 @@ class LoadTest:
         self.load_before: tuple[float, ...] = ()
         self.load_after: tuple[float, ...] = ()
         self.cleanup_problems: list[str] = []
+        # (start, seconds, error or None) of each timed GET /hub/api/users
+        self.api_samples: list[tuple[float, float, str | None]] = []
 
     # -- accounts --------------------------------------------------------------------------------------
     def create_users(self) -> None:
@@ -125,7 +131,36 @@ class LoadTest:
     async def _all(self) -> None:
         self.started = time.time()
         step = self.plan.ramp / max(self.plan.users - 1, 1)
-        await asyncio.gather(*(self._person(j, j.index * step) for j in self.journeys))
+        finished = asyncio.Event()
+        watch = asyncio.create_task(self._watch_hub_api(finished))
+        try:
+            await asyncio.gather(*(self._person(j, j.index * step) for j in self.journeys))
+        finally:
+            finished.set()
+            await watch
+
+    async def _watch_hub_api(self, finished: asyncio.Event) -> None:
+        """Time ``GET /hub/api/users`` as an admin's page does, through the proxy, until everyone is done."""
+        import aiohttp
+
+        url = f"{self.rt.local_url}/hub/api/users"
+        headers = {"Authorization": f"token {self.rt.secret('hub_admin_token')}"}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.plan.timeout)) as session:
+            while not finished.is_set():
+                began = time.time()
+                error = None
+                try:
+                    async with session.get(url, headers=headers) as response:
+                        await response.read()
+                        if response.status != 200:
+                            error = f"HTTP {response.status}"
+                except Exception as exc:  # a refused or timed-out request is a sample too
+                    error = f"{type(exc).__name__}: {exc}"[:200]
+                self.api_samples.append((began, time.time() - began, error))
+                try:
+                    await asyncio.wait_for(finished.wait(), max(0.0, self.plan.api_every - (time.time() - began)))
+                except TimeoutError:
+                    pass
 
     async def _person(self, journey: Journey, delay: float) -> None:
         await asyncio.sleep(delay)

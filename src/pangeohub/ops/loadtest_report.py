@@ -39,6 +39,16 @@ def phase_stats(test: LoadTest) -> dict[str, dict]:
     return stats
 
 
+def api_stats(test: LoadTest) -> dict:
+    """The hub API's answer times over the run (only answered requests in the percentiles)."""
+    ok = [seconds for _, seconds, error in test.api_samples if error is None]
+    return {"request": "GET /hub/api/users", "every": test.plan.api_every, "count": len(test.api_samples),
+            "failures": len(test.api_samples) - len(ok),
+            **{f"p{q}": _round(percentile(ok, q)) for q in (50, 95, 99)}, "max": _round(max(ok) if ok else None),
+            "samples": [{"at": _round(at - test.started), "seconds": _round(seconds), "error": error}
+                        for at, seconds, error in test.api_samples]}
+
+
 def report(test: LoadTest) -> dict:
     plan = test.plan
     return {
@@ -51,6 +61,7 @@ def report(test: LoadTest) -> dict:
         "ok": not test.failures,
         "failures": test.failures,
         "phases": phase_stats(test),
+        "hub_api": api_stats(test),
         "journeys": [
             {"user": j.index, "error": j.error,
              "events": [{"phase": p, "at": _round(t - test.started), "seconds": _round(d), "error": e}
@@ -70,7 +81,8 @@ def plot(data: dict, path: Path) -> None:
     events = [e for j in data["journeys"] for e in j["events"]]
     window = max(1.0, max((e["at"] for e in events), default=0) / BUCKETS)
     phases = [p for p in PHASES if any(e["phase"] == p for e in events)]
-    fig, axes = plt.subplots(len(phases) + 1, 1, figsize=(9, 2.2 * (len(phases) + 1)), sharex=True)
+    api = data.get("hub_api", {}).get("samples", [])
+    fig, axes = plt.subplots(len(phases) + 2, 1, figsize=(9, 2.2 * (len(phases) + 2)), sharex=True)
     for ax, phase in zip(axes, phases):
         mine = [e for e in events if e["phase"] == phase and e["error"] is None]
         buckets: dict[int, list[float]] = {}
@@ -83,7 +95,12 @@ def plot(data: dict, path: Path) -> None:
         ax.scatter([e["at"] for e in mine], [e["seconds"] for e in mine], s=4, alpha=0.3, color="grey")
         ax.set_ylabel(f"{phase} (s)")
         ax.legend(loc="upper right", fontsize="small")
-    failed = sorted(e["at"] for e in events if e["error"] is not None)
+    answered = [a for a in api if a["error"] is None]
+    axes[-2].plot([a["at"] for a in answered], [a["seconds"] * 1000 for a in answered], ".-", markersize=3)
+    axes[-2].set_ylabel("hub API (ms)")
+    axes[-2].set_title("GET /hub/api/users, as an admin's page asks it", fontsize="small")
+    failed = sorted([e["at"] for e in events if e["error"] is not None]
+                    + [a["at"] for a in api if a["error"] is not None])
     axes[-1].step(failed or [0], list(range(1, len(failed) + 1)) or [0], where="post", color="red")
     axes[-1].set_ylabel("failures")
     axes[-1].set_xlabel("seconds since the first person arrived (by step start)")

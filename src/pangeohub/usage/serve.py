@@ -1,9 +1,12 @@
 """The usage service's HTTP server, listening before its heavy imports are done.
 
-JupyterHub waits, at every start, for each managed service with a URL to answer HTTP before it starts the next
-one, and the web side imports jupyterhub.services.auth (which pulls in the hub's ORM: ~1 s of CPU). So the port
-answers 503 "starting" at once, the imports run on a thread, and then the same listener hands requests to the
-real application: the hub's start is not held up by them.
+JupyterHub waits, at every start, for each managed service with a URL to answer HTTP below 500 before it starts
+the next one and gives the proxy its routes, and the web side imports jupyterhub.services.auth (which pulls in
+the hub's ORM: ~1 s of CPU, 2-4 s on a busy machine). So the port answers at once while the imports run on a
+thread, and then the same listener hands requests to the real application: the service's own root (what the hub
+asks, what an admin opens) says "starting" with 200 and reloads itself each second; everything else (the
+metrics, the API) answers 503 with Retry-After, which Prometheus and clients treat as a failed try. A 503 on
+the root too held every hub start (and every `pangeohub restart hub`) up by those seconds.
 """
 
 from __future__ import annotations
@@ -14,10 +17,17 @@ import os
 from tornado import httputil, web
 from tornado.httpserver import HTTPServer
 
+from pangeohub.usage.render import SERVICE
+
 
 class _Starting(web.RequestHandler):
     def prepare(self):
+        if self.request.path.rstrip("/") == f"/services/{SERVICE}" and self.request.method in ("GET", "HEAD"):
+            self.finish('<!DOCTYPE html><meta http-equiv="refresh" content="1"><title>Usage</title>'
+                        "<p>The usage page is starting: this page reloads itself in a second.</p>\n")
+            return
         self.set_status(503)
+        self.set_header("Retry-After", "1")
         self.finish("the usage service is starting: try again in a second\n")
 
 
