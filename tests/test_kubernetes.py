@@ -162,6 +162,11 @@ REFUSED = [
     ("users: {umask: '022'}", "users.umask = '022' cannot be carried to Kubernetes: each person's pod"),
     ("backup: {schedule: 1d}", "backup.schedule = "),
     ("storage: {scratch: {quota: 5G}}", "storage.scratch.quota = 5368709120 cannot be carried to Kubernetes"),
+    ("environments: [{name: ocean, packages: [tabulate]}, {name: geo, packages: [pyproj]}]",
+     "environments = ['ocean', 'geo'] cannot be carried to Kubernetes: named environments are built by `pangeohub "
+     "env build` into install_dir/envs on one machine (the shared prefix on Slurm), and notebook and Dask pods run "
+     "only what the user image holds: `build-images` does not build them into it yet (docs/kubernetes.md, "
+     "'Environments'); remove the section and add its packages to the user image"),
     ("profiles: [{name: small, cpus: 1, memory: 2G, processes: 2048}]",
      "profiles.0.processes = 2048 cannot be carried to Kubernetes: the kubelet limits every pod's processes"),
 ]
@@ -180,7 +185,7 @@ def test_options_without_an_equivalent_are_refused_with_reason_and_alternative(t
 
 def test_the_same_options_at_their_neutral_value_render():
     render(parse_config("hub: {fast_spawn: false, fast_kernels: false}\ngateway: {stop_with_server: false}\n"
-                        "catalog: {sample_data: false}"))
+                        "catalog: {sample_data: false}\nenvironments: []"))
 
 
 def test_all_refusals_are_listed_at_once():

@@ -133,6 +133,14 @@ def refusals(config: Config) -> list[str]:
                                  "(its podPidsLimit setting), not per profile",
                                  "remove it; set podPidsLimit in the kubelet configuration of the nodes")
                          .line(profile.processes))
+    if config.environments:
+        lines.append(Refusal("environments", "named environments are built by `pangeohub env build` into "
+                             "install_dir/envs on one machine (the shared prefix on Slurm), and notebook and Dask "
+                             "pods run only what the user image holds: `build-images` does not build them into it "
+                             "yet (docs/kubernetes.md, 'Environments')",
+                             "remove the section and add its packages to the user image "
+                             "(requirements/runtime.lock, then `pangeohub build-images`)")
+                     .line([spec.name for spec in config.environments]))
     # 'auto' names the hub after its public address: on a cluster that is the load balancer's, known only once
     # the Service exists, so render (pure, offline) can derive it only from hub.https.public_address.
     if config.hub.domain == "auto" and not config.hub.https.public_address:
