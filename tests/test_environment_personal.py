@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import Platform, kernel_json
 from pangeohub.usersim import run_sync
 
 pytestmark = pytest.mark.platform
@@ -90,3 +91,36 @@ def test_admin_environments_are_read_only_to_people(platform):
     name, token = platform.started_user()
     result = platform.run_code(name, token, f"open({str(envs / 'mine.txt')!r}, 'w')")
     assert not result.ok and "PermissionError" in result.error
+
+
+def test_a_personal_environment_past_the_home_quota_fails_clearly_and_leaves_nothing():
+    """duckdb (a ~24 MB wheel, more unpacked) cannot fit in a 32M home: the person reads that their quota is full,
+    nothing of the attempt stays (environment, kernel, what it put in the package cache), and the home works."""
+    hub = Platform(extra={"homes": {"quota": "32M"}})
+    try:
+        hub.up()
+        name, token = hub.started_user()
+        # inflection is small and unpacked into the cache before duckdb fills the home.
+        tried = shell(hub, name, token, {"create": ["create", "big", "inflection==0.5.1", "duckdb"],
+                                         "list": ["list"]})
+        err = tried["create"]["err"]
+        assert tried["create"]["code"] == 2, tried["create"]
+        assert "Traceback" not in err, err
+        assert "environment 'big' does not fit in your home quota of 32M" in err, err
+        assert "No space left on device" in err and "nothing of it was kept" in err, err
+        assert "bigger quota" in err, err  # says how to fix it
+        assert "no environments of your own" in tried["list"]["out"]
+        home = Path(hub.system_user(name).pw_dir)
+        assert not (home / ".local/share/pangeohub/envs/big").exists()
+        assert "Python (big)" not in kernels(hub, name, token)
+        cached = [p.name for p in home.glob(".cache/uv/*/pypi/*")]  # the person's uv cache, in their home
+        assert not {"inflection", "duckdb"} & set(cached), cached
+        after = kernel_json(hub, name, token, (
+            "import json, os, shutil\n"
+            "open('after.txt', 'w').write('x' * 2**20)\n"
+            "print(json.dumps({'read': len(open('after.txt').read()), "
+            "'free': shutil.disk_usage(os.environ['HOME']).free}))\n"))
+        assert after["read"] == 2**20
+        assert after["free"] > 16 * 1024**2, after  # the failed attempt did not keep the quota's space
+    finally:
+        hub.close()

@@ -7,7 +7,10 @@ test_kubernetes_charts.py.
 Regenerate the snapshots after an intended change with PANGEOHUB_UPDATE_SNAPSHOTS=1 and read the diff.
 """
 
+import base64
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -162,6 +165,14 @@ REFUSED = [
     ("users: {umask: '022'}", "users.umask = '022' cannot be carried to Kubernetes: each person's pod"),
     ("backup: {schedule: 1d}", "backup.schedule = "),
     ("storage: {scratch: {quota: 5G}}", "storage.scratch.quota = 5368709120 cannot be carried to Kubernetes"),
+    ("environments: [{name: ocean, packages: [tabulate]}, {name: geo, requirements: /etc/geo.txt}]",
+     "environments.1.requirements = PosixPath('/etc/geo.txt') cannot be carried to Kubernetes: the user image is "
+     "built from the repository, where a requirements file of this machine is not; list its lines in the "
+     "environment's `packages`"),
+    ("environments: [{name: ocean, packages: [tabulate]}]\nprofiles: [{name: sea, cpus: 1, memory: 2G, "
+     "environment: ocean}]",
+     "profiles.0.environment = 'ocean' cannot be carried to Kubernetes: a server pod runs the user image's default "
+     "stack; remove it: the environment's kernel, `Python (NAME)`, is in every server it is open to"),
     ("profiles: [{name: small, cpus: 1, memory: 2G, processes: 2048}]",
      "profiles.0.processes = 2048 cannot be carried to Kubernetes: the kubelet limits every pod's processes"),
 ]
@@ -493,3 +504,60 @@ def test_up_with_the_kubernetes_target_refuses_and_points_to_render_and_deploy(t
     # The same file renders: render takes any valid config, whatever its target.
     proc = cli("render", "kubernetes", "--out", str(tmp_path / "out"), config=config)
     assert (tmp_path / "out" / "jupyterhub-values.yaml").exists()
+
+
+# -- named environments: built into the user image ---------------------------------------------------------
+
+ENVIRONMENTS = ("environments:\n"
+                "  - {name: k8s-image-test, packages: [inflection==0.5.1], groups: [ocean]}\n"
+                "  - {name: k8s-image-bare, packages: [inflection==0.5.1], base: none}\n")
+
+
+def test_environments_are_built_into_the_user_image_by_the_command_a_machine_builds_them_with(tmp_path):
+    config = parse_config(ENVIRONMENTS)
+    text = images.user_dockerfile(config)
+    step = next(line for line in text.splitlines() if line.startswith("RUN echo "))
+    assert text.index(step) > text.index("--no-deps /tmp/pangeohub") and text.index(step) < text.index("USER 1000")
+    given = yaml.safe_load(base64.b64decode(step.split()[2]))
+    assert given["install_dir"] == "/opt/pangeohub"
+    assert [e["name"] for e in given["environments"]] == ["k8s-image-test", "k8s-image-bare"]
+    assert "/opt/pangeohub/bin/pangeohub --config /tmp/environments.yaml env build --missing" in text
+    assert "rm -rf /tmp/environments.yaml /tmp/pangeohub-build /opt/pangeohub/envs/.uv-cache" in text
+    assert "env build" not in images.user_dockerfile(parse_config(""))  # no environments, no step
+
+    # The step's config and command, run against this runtime (the image's is the same lock and code).
+    path = tmp_path / "environments.yaml"
+    path.write_text(images.environments_config(config, install_dir=sys.prefix))
+    try:
+        proc = cli("--config", str(path), "env", "build", "--missing", timeout=600)
+        assert "'k8s-image-test' version 1 is current" in proc.stdout, proc.stdout
+        # A group nobody is in yet (the hub's accounts are not in the image) does not stop the image's build.
+        assert "groups names 'ocean', which no person belongs to" in proc.stderr
+        for name in ("k8s-image-test", "k8s-image-bare"):
+            envdir = Path(sys.prefix) / "envs" / name
+            ran = subprocess.run([str(envdir / "current/bin/python"), "-c", "import inflection, sys; print(sys.prefix)"],
+                                 capture_output=True, text=True, check=False)
+            assert ran.returncode == 0 and ran.stdout.strip().startswith(str(envdir)), ran.stderr
+            spec = json.loads((envdir / f"jupyter/kernels/{name}/kernel.json").read_text())
+            assert spec["argv"][0] == str(envdir / "current/bin/python")
+    finally:
+        for name in ("k8s-image-test", "k8s-image-bare"):
+            cli("--config", str(path), "env", "remove", name, check=False)
+
+
+def test_servers_list_and_dask_clusters_run_the_environments_of_the_image(tmp_path):
+    from pangeohub.envs.kernels import kernel_path
+
+    files = render(parse_config(ENVIRONMENTS))
+    gateway = yaml.safe_load(files["dask-gateway-values.yaml"])["gateway"]["extraConfig"]["pangeohub"]
+    assert "c.PangeoKubeBackend.environments = " in gateway and "k8s-image-bare" in gateway
+    hub = yaml.safe_load(files["jupyterhub-values.yaml"])["hub"]["config"]["PangeoKubeSpawner"]["settings"]
+    assert hub["install_dir"] == "/opt/pangeohub" and len(hub["environments"]) == 2
+    # What the spawner gives a server: the kernels of the built environments open to the person.
+    config = parse_config(f"install_dir: {tmp_path}\n" + ENVIRONMENTS)
+    built = tmp_path / "envs/k8s-image-test"
+    (built / "1").mkdir(parents=True)
+    (built / "1/build.json").write_text("{}")
+    (built / "current").symlink_to("1")
+    assert kernel_path(config, {"ocean"}, False) == {"JUPYTER_PATH": str(built / "jupyter")}
+    assert kernel_path(config, set(), False) == {}  # limited to group ocean; the other one is not built

@@ -58,3 +58,30 @@ def test_heartbeats_are_clamped_to_what_the_user_may_still_use(backend):
 def test_hub_services_cannot_start_clusters(backend):
     with pytest.raises(PublicException, match="not a hub user"):
         asyncio.run(backend.start_cluster(SimpleNamespace(name="service:x", groups=set()), {}))
+
+
+def test_a_cluster_runs_the_environment_its_kernel_names_from_the_image(tmp_path):
+    """The kernel of a named environment fills in the `environment` option (pangeohub.envs.dask): scheduler
+    and workers run that environment's Python, found where build-images built it (here: tmp_path)."""
+    config = parse_config("environments: [{name: ocean, packages: [xgcm], groups: [ocean]}]")
+    envs = [spec.model_dump(mode="json") for spec in config.environments]
+    version = tmp_path / "envs/ocean/1"
+    version.mkdir(parents=True)
+    (version / "build.json").write_text("{}")
+    (tmp_path / "envs/ocean/current").symlink_to("1")
+    gateway = PangeoKubeBackend(settings=CONFIG.gateway.model_dump(mode="json"), environments=envs,
+                                install_dir=str(tmp_path), gateway_instance="dask-gateway")
+    sailor = SimpleNamespace(name="sailor", groups={"ocean"})
+    _, chosen = asyncio.run(gateway.process_cluster_options(sailor, {"environment": "ocean"}))
+    python = str(tmp_path / "envs/ocean/current/bin/python")
+    assert chosen.scheduler_cmd == [python, "-m", "dask", "scheduler"]
+    assert chosen.worker_cmd == [python, "-m", "dask", "worker"]
+    _, default = asyncio.run(gateway.process_cluster_options(sailor, {}))
+    assert default.worker_cmd != chosen.worker_cmd  # no environment: the image's default stack
+    with pytest.raises(Exception, match="limited to other groups; you may use: default"):
+        asyncio.run(gateway.process_cluster_options(ALICE, {"environment": "ocean"}))
+
+
+def test_without_environments_the_option_names_none(backend):
+    with pytest.raises(Exception, match="named environments are not available"):
+        asyncio.run(backend.process_cluster_options(ALICE, {"environment": "ocean"}))

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
+from pangeohub.config import parse_config
+from pangeohub.envs.build import BASE_PTH
+from pangeohub.envs.layout import EnvDir
 from pangeohub.errors import PangeoError
-from pangeohub.targets.slurm.checks import check_partitions, probe_runtime
+from pangeohub.targets.slurm.checks import built_environments, check_partitions, probe_runtime
 from pangeohub.targets.slurm.client import SlurmClient
 from slurm_cluster import (  # noqa: F401 (cluster and person are fixtures)
     SlurmCluster, cluster, person, requires_slurm,
@@ -86,6 +94,48 @@ def test_runtime_probe_refuses_a_runtime_the_nodes_lack(client, cluster):
     node = cluster.node_names[0]
     with pytest.raises(PangeoError, match=node):
         probe_runtime(client, cluster.partition, [node], python="/nonexistent/bin/python")
+
+
+def _version(install_dir: Path, name: str, python: bool = True) -> None:
+    """Version 1 of environment ``name`` as a build leaves a ``base: pangeo`` one: a venv of the runtime's Python
+    with the runtime's packages layered in (pangeohub.envs.build), or, without ``python``, one whose files are gone."""
+    envdir = EnvDir.of(install_dir, name)
+    folder = envdir.version_dir(1)
+    if python:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+        site = next(folder.glob("lib/python*/site-packages"))
+        (site / BASE_PTH).write_text(f"import site; site.addsitedir({sysconfig.get_path('purelib')!r})\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "build.json").write_text("{}")
+    envdir.set_current(1)
+
+
+def test_runtime_probe_runs_every_built_environment_on_every_node(client, cluster):
+    install_dir = Path(tempfile.mkdtemp(prefix="pangeohub-test-envs-", dir="/var/tmp"))  # the nodes' view too
+    try:
+        config = parse_config(f"install_dir: {install_dir}\nenvironments:\n"
+                              "  - {name: ocean, packages: ['xarray>=2023']}\n"
+                              "  - {name: broken, packages: [pangeohub-no-such-dist-zz]}\n"
+                              "  - {name: gone, packages: [xarray]}\n"
+                              "  - {name: unbuilt, packages: [xarray]}\n")
+        _version(install_dir, "ocean")
+        ocean = built_environments(config)
+        assert ocean == {"ocean (version 1)": [str(install_dir / "envs/ocean/1/bin/python"), "xarray"]}
+        found = probe_runtime(client, cluster.partition, cluster.node_names, environments=ocean)
+        assert all(seen["envs"] == ["ocean (version 1)"] for seen in found.values()), found
+
+        _version(install_dir, "broken")
+        _version(install_dir, "gone", python=False)
+        node = cluster.node_names[0]
+        with pytest.raises(PangeoError) as caught:
+            probe_runtime(client, cluster.partition, [node], environments=built_environments(config))
+        message = str(caught.value)
+        assert f"environment(s) broken (version 1), gone (version 1) do not run on Slurm node {node}" in message
+        assert "pangeohub-no-such-dist-zz" in message and str(install_dir / "envs/gone/1/bin/python") in message
+        assert "ocean" not in message and "unbuilt" not in message
+        assert "on the filesystem the compute nodes share" in message  # how to fix it
+    finally:
+        shutil.rmtree(install_dir)
 
 
 def test_missing_slurm_conf_is_one_clear_error(tmp_path):

@@ -47,16 +47,19 @@ def usable(config, groups: set[str], admin: bool) -> list[EnvDir]:
     return found
 
 
+def kernel_path(config, groups: set[str], admin: bool, inherited: str | None = None) -> dict[str, str]:
+    """``JUPYTER_PATH`` that lists the kernels of the environments this person may use (before ``inherited``);
+    {} when there are none. Also what the Kubernetes spawner gives a server (the environments are in the image)."""
+    dirs = [str(envdir.kernels_parent) for envdir in usable(config, groups, admin)]
+    return {"JUPYTER_PATH": os.pathsep.join(dirs + ([inherited] if inherited else []))} if dirs else {}
+
+
 async def environments_hook(spawner, account) -> dict[str, str]:
     """Spawn hook: the person's server lists a kernel for each environment they may use, and runs in the
     environment its profile names."""
     config = spawner.runtime.config
     groups = {group.name for group in getattr(spawner.user, "groups", [])}
-    env: dict[str, str] = {}
-    dirs = [str(envdir.kernels_parent) for envdir in usable(config, groups, bool(spawner.user.admin))]
-    if dirs:
-        inherited = os.environ.get("JUPYTER_PATH")
-        env["JUPYTER_PATH"] = os.pathsep.join(dirs + ([inherited] if inherited else []))
+    env = kernel_path(config, groups, bool(spawner.user.admin), os.environ.get("JUPYTER_PATH"))
     env.update(_server_environment(spawner, config))
     runtime_data = env.pop("JUPYTER_PATH_RUNTIME", None)
     if runtime_data:

@@ -9,6 +9,7 @@ own Jupyter data dir: nobody else sees it. Runs as the person, never as root.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shutil
@@ -42,13 +43,32 @@ def _uv(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(uv), *args], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
 
 
+SPACE_FIX = ("free space in your home (`du -sh ~/* ~/.cache`; `uv cache clean` empties the package cache) or ask "
+             "for a bigger quota")
+
+
+class _NoSpace(Exception):
+    """The home filled up while uv wrote into it: reported once the attempt's files are gone again."""
+
+    def __init__(self, doing: str, reason: str):
+        super().__init__(reason)
+        self.doing, self.reason = doing, reason
+
+
 def _check(proc: subprocess.CompletedProcess, doing: str) -> None:
     if proc.returncode:
         reason = _uv_reason(proc.stderr)
-        fix = ("free space in your home (`du -sh ~/* ~/.cache`; `uv cache clean` empties the package cache) or ask "
-               "for a bigger quota" if "quota" in reason.lower() or "no space" in reason.lower()
-               else "check the package names and versions, then try again")
-        raise PangeoError(f"{doing} failed: {reason}", fix)
+        if "quota" in reason.lower() or "no space" in reason.lower():
+            raise _NoSpace(doing, reason.rsplit("cause: ", 1)[-1])
+        raise PangeoError(f"{doing} failed: {reason}", "check the package names and versions, then try again")
+
+
+def _no_space(name: str, why: str) -> PangeoError:
+    free = shutil.disk_usage(Path.home()).free
+    quota = os.environ.get("PANGEO_HOME_QUOTA")  # set in every server of a home with a quota
+    room = f"your home quota of {quota}" if quota else "your home"
+    return PangeoError(f"environment {name!r} does not fit in {room}: {why}; nothing of it was kept, "
+                       f"{free / 2**20:.0f}M is free", SPACE_FIX)
 
 
 def create(name: str, packages: list[str]) -> Path:
@@ -64,8 +84,9 @@ def create(name: str, packages: list[str]) -> Path:
         raise PangeoError(f"you have an environment {name!r} already ({target})",
                           f"choose another name, or remove it first: pangeohub-env remove {name}")
     base_python = os.path.realpath(sys.executable)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    extra: list[str] = []
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f"env-{name}-") as work:
             work = Path(work)
             have = pinned(_uv("pip", "freeze", "--python", sys.executable).stdout)
@@ -88,9 +109,17 @@ def create(name: str, packages: list[str]) -> Path:
     except BaseException as exc:
         shutil.rmtree(target, ignore_errors=True)  # nothing half-made stays in the home
         shutil.rmtree(kernel_dir(name), ignore_errors=True)
+        full = isinstance(exc, _NoSpace) or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT))
+        if full and extra:
+            # What this attempt put in the package cache would keep the quota full: the cache is in the home.
+            # An environment that links the same files keeps its own links.
+            _uv("cache", "clean", *(line.split("==", 1)[0] for line in extra))
+        if isinstance(exc, _NoSpace):
+            raise _no_space(name, f"{exc.doing}: {exc.reason}") from None
+        if full:
+            raise _no_space(name, f"{exc.strerror} ({exc.filename})") from None
         if isinstance(exc, OSError):
-            raise PangeoError(f"creating {name!r} failed: {exc.strerror} ({exc.filename})",
-                              "free space in your home or ask for a bigger quota") from None
+            raise PangeoError(f"creating {name!r} failed: {exc.strerror} ({exc.filename})", SPACE_FIX) from None
         raise
     return target
 

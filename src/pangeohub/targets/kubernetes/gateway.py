@@ -2,7 +2,8 @@
 
 Runs in the gateway pod (our hub image). What it adds to upstream ``KubeBackend``:
 - cluster options per user from ``gateway.options`` / ``gateway.group_options`` (the same builder as on one
-  machine, pangeohub.gateway.options);
+  machine, pangeohub.gateway.options), with the ``environment`` option: scheduler and workers run a named
+  environment's Python, from the user image where ``build-images`` built it;
 - per-user totals (clusters, cores, memory) across a person's clusters, checked on create and clamped on every
   heartbeat (upstream dropped per-user limits in 0.7), with the same checks as on one machine
   (pangeohub.gateway.limits);
@@ -17,17 +18,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
+from types import SimpleNamespace
 
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.kubernetes import KubeBackend
 from dask_gateway_server.backends.kubernetes.utils import merge_json_objects
 from kubernetes_asyncio import client as k8s
-from traitlets import Dict, default
+from traitlets import Dict, List, Unicode, default
 
+from pangeohub.config.environments import Environment
 from pangeohub.config.gateway import GatewaySection
 from pangeohub.gateway import limits
 from pangeohub.gateway.options import build_options
 from pangeohub.targets.kubernetes import isolation
+from pangeohub.targets.kubernetes.mapping import IMAGE_PREFIX
 
 
 @dataclass
@@ -50,9 +55,20 @@ class PangeoKubeBackend(KubeBackend):
     def gw(self) -> GatewaySection:
         return GatewaySection.model_validate(self.settings)
 
+    environments = List(help="pangeohub's `environments` section (as rendered by pangeohub).").tag(config=True)
+    install_dir = Unicode(IMAGE_PREFIX, help="Where the images hold the runtime and its envs/.").tag(config=True)
+
+    @cached_property
+    def _envs_config(self):
+        """What pangeohub.envs.dask reads of the config; None (the option refused) without environments."""
+        if not self.environments:
+            return None
+        return SimpleNamespace(environments=[Environment.model_validate(e) for e in self.environments],
+                               install_dir=Path(self.install_dir))
+
     @default("cluster_options")
     def _default_cluster_options(self):
-        return lambda user: build_options(self.gw, list(user.groups))
+        return lambda user: build_options(self.gw, list(user.groups), self._envs_config)
 
     # Workers each cluster asked for (its DaskCluster's replicas): upstream's cluster records do not carry it.
     requested = Dict(help="Workers requested per cluster name (kept by this backend).")
@@ -145,7 +161,7 @@ class PangeoKubeBackend(KubeBackend):
             self.requested[cluster.name] = int(msg["count"])
 
 
-def extra_config(gateway: GatewaySection) -> str:
+def extra_config(gateway: GatewaySection, environments: list | None = None) -> str:
     """The gateway chart's ``gateway.extraConfig`` entry: runs after the chart's own config in the gateway pod."""
     settings = json.dumps(gateway.model_dump(mode="json"), sort_keys=True)
     lines = [
@@ -157,4 +173,7 @@ def extra_config(gateway: GatewaySection) -> str:
         value = getattr(gateway.limits, key)
         if value is not None:
             lines.append(f"c.KubeClusterConfig.{key} = {value!r}")
+    if environments:
+        envs = json.dumps([spec.model_dump(mode="json") for spec in environments], sort_keys=True)
+        lines.append(f"c.PangeoKubeBackend.environments = __import__('json').loads({envs!r})")
     return "\n".join(lines) + "\n"

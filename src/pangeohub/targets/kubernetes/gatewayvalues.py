@@ -46,7 +46,7 @@ def gateway_values(config: Config) -> dict:
                 "scheduler": _resources(gw.scheduler_cores, gw.scheduler_memory),
                 "worker": worker,
             },
-            "extraConfig": {"pangeohub": extra_config(gw)},
+            "extraConfig": {"pangeohub": extra_config(gw, config.environments)},
         },
         # Only the hub's proxy and the notebooks (inside the cluster) talk to the gateway.
         "traefik": {"service": {"type": "ClusterIP"}},

@@ -133,6 +133,19 @@ def refusals(config: Config) -> list[str]:
                                  "(its podPidsLimit setting), not per profile",
                                  "remove it; set podPidsLimit in the kubelet configuration of the nodes")
                          .line(profile.processes))
+    # Environments are built into the user image (images.py) from the config alone, and servers start as the
+    # image says (KubeSpawner's command, one per profileList entry).
+    for index, spec in enumerate(config.environments):
+        if spec.requirements is not None:
+            lines.append(Refusal(f"environments.{index}.requirements", "the user image is built from the "
+                                 "repository, where a requirements file of this machine is not",
+                                 "list its lines in the environment's `packages`").line(spec.requirements))
+    for index, profile in enumerate(config.profiles):
+        if profile.environment:
+            lines.append(Refusal(f"profiles.{index}.environment", "a server pod runs the user image's default "
+                                 "stack", "remove it: the environment's kernel, `Python (NAME)`, is in every "
+                                 "server it is open to, and Dask clusters started from it run it too")
+                         .line(profile.environment))
     # 'auto' names the hub after its public address: on a cluster that is the load balancer's, known only once
     # the Service exists, so render (pure, offline) can derive it only from hub.https.public_address.
     if config.hub.domain == "auto" and not config.hub.https.public_address:

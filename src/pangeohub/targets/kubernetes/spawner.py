@@ -5,7 +5,8 @@ What it adds to upstream ``KubeSpawner`` (which the chart configures as usual):
   sees and may choose only the profiles open to them, by the same rule as on one machine
   (pangeohub.resources.profiles.allowed), and the first of them is their default.
 - Before each start, the storage spawn hook of one machine (pangeohub.storage.hook.scratch_hook) gives the
-  server its own key, limited to its prefix of the scratch bucket, and the variables s3fs/fsspec read.
+  server its own key, limited to its prefix of the scratch bucket, and the variables s3fs/fsspec read; and the
+  named environments the person may use (built into the user image) as kernels, on ``JUPYTER_PATH``.
 - Each person's own uid (``uids``; the chart runs every server as uid 1000): the server runs as it, not root,
   without privilege escalation; an init container makes the home volume theirs and the shared scratch root a
   sticky-bit directory (``isolation``); the home volume carries the uid as an annotation, where the gateway
@@ -26,6 +27,7 @@ from kubespawner import KubeSpawner
 from traitlets import Dict
 
 from pangeohub.config import Config
+from pangeohub.envs.kernels import kernel_path
 from pangeohub.resources.profiles import allowed
 from pangeohub.storage.hook import scratch_hook
 from pangeohub.targets.kubernetes import isolation, names
@@ -104,6 +106,8 @@ class PangeoKubeSpawner(KubeSpawner):
         # Before upstream's start creates the home volume, so that it carries the uid annotation.
         self._own_uid()
         env = await scratch_hook(self, None)
+        # The environments are in the image, the hub's (built FROM the user image) too: the hub sees which are built.
+        env.update(kernel_path(self.runtime.config, self._groups(), bool(self.user.admin)))
         self.environment.update(env)
         url = await super().start()
         await self._annotate_home()

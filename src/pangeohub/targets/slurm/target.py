@@ -98,7 +98,7 @@ class SlurmTarget(Target):
         return SlurmClient(self.slurm.slurm_conf, timeout=float(self.slurm.command_timeout))
 
     def preflight(self, rt) -> None:
-        from pangeohub.targets.slurm.checks import check_partitions, probe_runtime
+        from pangeohub.targets.slurm.checks import built_environments, check_partitions, probe_runtime
 
         client = self.client()
         partitions = client.partitions()  # the controller answers, or a PangeoError says it does not
@@ -109,7 +109,9 @@ class SlurmTarget(Target):
         if probe is None:
             raise PangeoError("the Slurm cluster has no default partition to probe the compute nodes in",
                               "set target.slurm.partition")
-        probe_runtime(client, probe, nodes_of(client, probe), python=str(self.config.install_dir / "bin" / "python"))
+        # Environments live under install_dir too (pangeohub.envs.layout): kernels and workers run them there.
+        probe_runtime(client, probe, nodes_of(client, probe), python=str(self.config.install_dir / "bin" / "python"),
+                      environments=built_environments(self.config))
         if self.slurm.accounts == "site":
             for name in self.config.hub.admin_users:
                 try:
