@@ -357,7 +357,8 @@ def _uv_version(uv: Path) -> str | None:
 
 
 def _project_digest() -> str:
-    sources = sorted((HERE / "src").rglob("*")) + [HERE / "pyproject.toml"]
+    # share/: the Jupyter and IPython config files the package installs into the prefix (pyproject's data-files).
+    sources = sorted((HERE / "src").rglob("*")) + sorted((HERE / "share").rglob("*")) + [HERE / "pyproject.toml"]
     return _digest([p for p in sources if p.is_file() and "__pycache__" not in p.parts])
 
 
