@@ -5,8 +5,8 @@ Standard library only, so that it runs on a fresh machine. Each step checks whet
 and skips it, so running the installer again is quick and changes nothing.
 
 Steps: system packages -> runtime venv (from the system Python, readable by every account) -> pinned Python
-packages (with uv: the lock's own pin of it, bootstrapped by pip) -> pangeohub itself -> configurable-http-proxy (npm) -> `pangeohub` on PATH -> packages the config asks for
-(Prometheus with monitoring.prometheus) -> start.
+packages (with uv: the lock's own pin of it, bootstrapped by pip) -> pangeohub itself -> configurable-http-proxy
+(npm) -> `pangeohub` on PATH -> packages the config asks for (Prometheus with monitoring.prometheus) -> start.
 
 On a machine where the platform already runs from this install, the same command upgrades it in place when
 anything changed (backup first, people's servers kept running, rollback on failure: see

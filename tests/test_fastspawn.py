@@ -177,7 +177,7 @@ def test_with_fast_spawn_off_servers_start_as_fresh_processes():
         plain.close()
 
 
-def test_the_template_preloads_the_server_extensions_the_install_enables_and_not_those_it_switches_off(tmp_path):
+def test_the_template_preloads_the_server_extensions_switched_on_not_those_switched_off(tmp_path):
     """The runtime's own config: jupyter-resource-usage (memory against the profile's MEM_LIMIT) is on and loaded
     before the fork; panel's extension is switched off by pangeohub.json, a later file than panel's own."""
     names = enabled_extensions()
