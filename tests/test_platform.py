@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+from harness import run_in_kernel
 
 from pangeohub.hubapi import HubAPI
 from pangeohub.usersim import SimError, UserSim, run_sync
@@ -62,6 +63,15 @@ def test_home_files_survive_a_server_restart(platform):
             return await user.run("print(open('notes.txt').read())")
 
     assert run_sync(go()).stdout.strip() == "kept"
+
+
+def test_a_kernel_has_the_pangeo_notebook_stack(platform):
+    """The default environment is the Pangeo notebook stack (docs/stack.md): a person's first kernel imports it."""
+    name, token = platform.started_user()
+    out = run_in_kernel(platform, name, token,
+                        "import cartopy, geopandas, rioxarray, hvplot, intake_esm, xgcm, flox, metpy, sklearn\n"
+                        "print(len(geopandas.points_from_xy([0, 1], [0, 1])))")
+    assert out.stdout.strip() == "2"
 
 
 def test_running_server_stays_reachable_across_a_hub_restart(platform):
