@@ -223,17 +223,26 @@ def test_a_full_home_stops_the_restore_with_a_clear_error(person, tmp_path):
 
 def test_moving_a_home_into_its_image_copies_links_as_links_and_keeps_what_is_there(person, victim, tmp_path):
     secret, folder = victim
-    (Path(person.pw_dir) / "data.txt").write_text("mine")
+    home = Path(person.pw_dir)
+    (home / "data.txt").write_text("mine")
     plant(person, "secret-link", secret)
-    target = tmp_path / "image-root"
-    target.mkdir()
-    os.chown(target, person.pw_uid, person.pw_gid)
-    (target / "data.txt").write_text("already in the image")
-    privileged.move_home_into(person, str(target))
+    # The person's filesystem mounted over the home, as homes.ensure_home does; the directory underneath is
+    # reached only through the descriptor opened before the mount.
+    image = tmp_path / "image-root"
+    image.mkdir()
+    os.chown(image, person.pw_uid, person.pw_gid)
+    (image / "data.txt").write_text("already in the image")
+    with privileged.opened_home(person) as covered:
+        subprocess.run(["mount", "--bind", str(image), str(home)], check=True)
+        try:
+            privileged.move_covered_home(person, covered)
+            assert not os.listdir(covered)  # the covered directory is left empty
+        finally:
+            subprocess.run(["umount", str(home)], check=False)
     untouched(secret, folder)
-    assert os.readlink(target / "secret-link") == str(secret)  # a link, never the secret's content
-    assert (target / "data.txt").read_text() == "already in the image"  # no overwrite
-    assert not any(Path(person.pw_dir).iterdir())
+    assert os.readlink(image / "secret-link") == str(secret)  # a link, never the secret's content
+    assert (image / "data.txt").read_text() == "already in the image"  # no overwrite
+    assert not any(home.iterdir())
 
 
 # -- the end of an account: no process survives --------------------------------------------------------------

@@ -181,18 +181,17 @@ def replace_home_content(account: pwd.struct_passwd, source: str) -> int:
         os.close(src)
 
 
-def move_home_into(account: pwd.struct_passwd, target: str) -> int:
-    """Move what is in the (not yet mounted) home into ``target``, the fresh root of the filesystem that will be
-    mounted there, as the person: existing names in ``target`` are kept (no overwrite), and the home is left
-    empty. Returns how many entries moved."""
-    dst = os.open(target, DIR_FLAGS)
-    try:
-        with opened_home(account) as home:
-            if os.fstat(dst).st_uid != account.pw_uid:
-                raise PangeoError(f"{target} is not {account.pw_name}'s: nothing was moved")
-            return run_as(account, _move_tree, home, dst)
-    finally:
-        os.close(dst)
+def move_covered_home(account: pwd.struct_passwd, covered: int) -> int:
+    """Move what is in ``covered`` (the home directory opened before the person's filesystem was mounted over
+    it, so still the directory underneath) into the home as it is now mounted, as the person: names already in
+    the mounted home are kept (no overwrite), and the covered directory is left empty. Returns how many entries
+    moved. No mount of the image anywhere else is needed, so none can leak into a mount namespace another
+    process creates meanwhile (a staging mount in /tmp did, under a burst of new people: its removal then
+    failed with EBUSY and the spawn with it)."""
+    with opened_home(account) as home:
+        if os.fstat(home).st_uid != account.pw_uid:
+            raise PangeoError(f"the mounted home of {account.pw_name} is not theirs: nothing was moved")
+        return run_as(account, _move_tree, covered, home)
 
 
 def _empty(dir_fd: int) -> None:

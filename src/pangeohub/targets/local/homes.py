@@ -158,19 +158,20 @@ def _migrate_and_mount(image: Path, home: Path, account: pwd.struct_passwd) -> N
     useradd copied, or a home from before quotas were on, are moved into the image first, never hidden."""
     home.mkdir(parents=True, exist_ok=True)
     if any(home.iterdir()):
-        # Moved as the person (pangeohub.privileged): root never copies a tree they control.
-        with tempfile.TemporaryDirectory(prefix="pangeohub-home-") as staging:
-            _run("mount", "-o", MOUNT_OPTIONS, str(image), staging)
+        # Moved as the person (pangeohub.privileged): root never copies a tree they control. The directory is
+        # opened before the mount covers it, and its files moved from there into the mounted image.
+        with privileged.opened_home(account) as covered:
+            _run("mount", "-o", MOUNT_OPTIONS, str(image), str(home))
             try:
-                privileged.move_home_into(account, staging)
+                privileged.move_covered_home(account, covered)
             except PangeoError as exc:
+                _run("umount", str(home))
                 raise PangeoError(
                     f"the files already in {home} do not fit in its quota image: {exc.what}",
                     "raise homes.quota, or make room in that home",
                 ) from None
-            finally:
-                _run("umount", staging)
-    _run("mount", "-o", MOUNT_OPTIONS, str(image), str(home))
+    else:
+        _run("mount", "-o", MOUNT_OPTIONS, str(image), str(home))
     lost = home / "lost+found"
     if lost.is_dir() and not lost.is_symlink() and not any(lost.iterdir()):
         lost.rmdir()  # e2fsck recreates it when it needs it; people should not see it in their home
