@@ -92,6 +92,8 @@ def restore_all(rt, repo: Repository, snapshot_id: str | None, step: Callable[[s
             copy = stage.databases / name
             if copy.exists():
                 live.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                for suffix in ("-wal", "-shm"):  # a write-ahead log left here would be replayed onto the copy
+                    live.with_name(live.name + suffix).unlink(missing_ok=True)
                 shutil.copy2(copy, live)
                 live.chmod(0o600)
         _forget_servers(databases(rt)["jupyterhub.sqlite"])

@@ -39,7 +39,8 @@ class HubService(Service):
         write_private(self.config_file, json.dumps(rendered, indent=2, sort_keys=True) + "\n")
 
     def command(self) -> list[str]:
-        return [str(self.rt.python_bin("jupyterhub")), "-f", str(self.config_file)]
+        # JupyterHub's own command line, its database tuned first (pangeohub.hub.launch).
+        return [str(self.rt.python_bin("python")), "-m", "pangeohub.hub.launch", "-f", str(self.config_file)]
 
     def env(self) -> dict[str, str]:
         return {
