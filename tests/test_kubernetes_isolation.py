@@ -179,6 +179,9 @@ def test_a_persons_dask_pods_run_as_their_uid(pods):
         assert ctx["runAsUser"] == _uid(pods[0]["bob"]["pod"]) and ctx["runAsNonRoot"] is True
         assert ctx["allowPrivilegeEscalation"] is False
         assert pod["spec"]["securityContext"]["runAsUser"] == ctx["runAsUser"]
+        # Labelled with their owner as the server's pod is: `usage report --prometheus` joins on it.
+        assert pod["metadata"]["labels"]["hub.jupyter.org/username"] == "bob"
+        assert pod["metadata"]["labels"]["gateway.dask.org/cluster"] == "c1"
 
 
 @needs_charts

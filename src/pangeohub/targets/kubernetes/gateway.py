@@ -98,7 +98,7 @@ class PangeoKubeBackend(KubeBackend):
         if getattr(self, "core_client", None) is not None:  # set up: the cluster's pods run as its owner
             uid = await self.owner_uid(user.name, config.namespace)
             values = config.to_dict()
-            for key, extra in isolation.dask_pod_config(uid).items():
+            for key, extra in {**isolation.dask_pod_config(uid), **isolation.dask_pod_labels(user.name)}.items():
                 values[key] = merge_json_objects(values.get(key) or {}, extra)
             config = config.__class__(parent=self, **values)
         return options, config

@@ -73,6 +73,14 @@ def dask_pod_config(uid: int) -> dict:
             "scheduler_extra_container_config": container, "worker_extra_container_config": container}
 
 
+def dask_pod_labels(owner: str) -> dict:
+    """KubeClusterConfig options that label a cluster's pods with their owner, as KubeSpawner labels a server's:
+    kube-state-metrics' kube_pod_labels then joins the pods' cAdvisor CPU to a person (``usage report
+    --prometheus``). Upstream labels Dask pods with their cluster only."""
+    labels = {"hub.jupyter.org/username": username_label(owner)}
+    return {"scheduler_extra_pod_labels": labels, "worker_extra_pod_labels": labels}
+
+
 def cluster_policy(cluster: dict, gateway_instance: str, owner: str) -> dict:
     """The NetworkPolicy of one cluster (``cluster``: its DaskCluster object as the API server returned it)."""
     name = cluster["metadata"]["name"]
