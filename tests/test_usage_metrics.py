@@ -7,23 +7,20 @@ One platform for the whole module: its start is the slow part."""
 
 import base64
 import json
-import shutil
-import subprocess
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
-from harness import free_port, wait_for
 from harness import kernel_json as run
+from harness import wait_for
+from prometheus_server import PROMETHEUS, PrometheusServer, get
 
 pytestmark = pytest.mark.platform
 
 INTERVAL = 3  # seconds between the sampler's rounds
 SCRAPE = 2  # seconds between Prometheus's scrapes
-PROMETHEUS = "/usr/bin/prometheus"
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts" / "usage-page"
 
@@ -66,16 +63,6 @@ def person(hub, admin):
     return name, token
 
 
-def get(url: str, token: str | None = None, headers: dict | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers={**({"Authorization": f"token {token}"} if token else {}),
-                                                   **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
-
-
 def metrics(hub, token: str | None) -> tuple[int, str]:
     return get(f"{hub.url}/services/usage/metrics", token)
 
@@ -113,51 +100,16 @@ print(json.dumps({{"burned": time.process_time() - start}}))
 """
 
 
-class Prometheus:
-    """Debian's Prometheus on a random loopback port, scraping the hub's public metrics path with a token."""
+class Prometheus(PrometheusServer):
+    """Debian's Prometheus, scraping the hub's public metrics path with a token."""
 
     def __init__(self, hub, token: str):
-        self.dir = Path(tempfile.mkdtemp(prefix="pangeohub-prometheus-", dir="/var/tmp"))
-        self.port = free_port()
-        (self.dir / "token").write_text(token)
-        (self.dir / "token").chmod(0o600)
         port = hub.config_data["hub"]["port"]
-        (self.dir / "prometheus.yml").write_text(json.dumps({
-            "global": {"scrape_interval": f"{SCRAPE}s"},
-            "scrape_configs": [{
-                "job_name": "pangeohub", "metrics_path": "/services/usage/metrics", "scrape_timeout": f"{SCRAPE}s",
-                "authorization": {"type": "token", "credentials_file": str(self.dir / "token")},
-                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
-            }],
-        }))
-        self.log = open(self.dir / "prometheus.log", "wb")
-        self.proc = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={self.dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(self.ready, "the test's Prometheus to start", timeout=60)
-
-    def ready(self) -> bool:
-        try:
-            return get(f"http://127.0.0.1:{self.port}/-/ready")[0] == 200
-        except urllib.error.URLError:
-            assert self.proc.poll() is None, (self.dir / "prometheus.log").read_text()
-            return False
-
-    def query(self, promql: str) -> list:
-        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        status, text = get(url)
-        assert status == 200, text
-        return json.loads(text)["data"]["result"]
-
-    def value(self, promql: str) -> float | None:
-        result = self.query(promql)
-        return float(result[0]["value"][1]) if result else None
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(30)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__([{
+            "job_name": "pangeohub", "metrics_path": "/services/usage/metrics", "scrape_timeout": f"{SCRAPE}s",
+            "authorization": {"type": "token", "credentials_file": "{dir}/token"},
+            "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+        }], f"{SCRAPE}s", files={"token": token})
 
 
 def test_prometheus_returns_the_cpu_seconds_a_person_burned_in_their_kernel(hub, admin, person):
