@@ -36,6 +36,12 @@ def report(
     cost: bool = typer.Option(False, "--cost", help="Add each row's cost from the config's `costs:` prices."),
     person: list[str] = typer.Option(None, "--person", help="Only this person (repeatable)."),
     group: list[str] = typer.Option(None, "--group", help="Only members of this group (repeatable)."),
+    prometheus: str = typer.Option(None, "--prometheus", help="On Kubernetes: compute per person from this "
+                                   "Prometheus (cAdvisor and kube-state-metrics), not from the usage record."),
+    prometheus_token_file: str = typer.Option(None, "--prometheus-token-file", help="File (mode 600) holding a "
+                                              "bearer token for --prometheus."),
+    namespace: str = typer.Option(None, "--namespace", help="With --prometheus: the namespace the hub's pods run "
+                                  "in (default: kubernetes.namespace of the config)."),
 ) -> None:
     """Usage per person, group, profile or day (like Slurm's sreport)."""
     from pangeohub.usage.cost import apply_costs
@@ -44,6 +50,10 @@ def report(
 
     _format(fmt)
     rt = state.runtime()
+    if prometheus:
+        _from_prometheus(rt, prometheus, prometheus_token_file, namespace, since, until, by, fmt, plot, cost,
+                         person or None, group or None)
+        return
     store = UsageStore(rt.paths.usage_db)
     rows, start, end = build(store, since, until, by, person or None, group or None)
     if cost:
@@ -52,12 +62,7 @@ def report(
         from pangeohub.usage.plot import daily_plot
 
         daily_plot(store, start, end, "group" if by == "group" else "person", plot)
-    if fmt == "json":
-        typer.echo(json.dumps(rows, indent=2))
-    elif fmt == "csv":
-        typer.echo(_csv(rows), nl=False)
-    else:
-        typer.echo(_table(rows, by, cost))
+    if _print(rows, by, fmt, cost):
         active = active_people(store, time.time())
         typer.echo(f"\nactive people: {active['24h']} in 24 h, {active['7d']} in 7 d, {active['30d']} in 30 d")
         source = store.compute_source()
@@ -65,6 +70,48 @@ def report(
             typer.echo(f"compute: {source}")
         for gap_start, gap_stop in store.gaps(start, end):
             typer.echo(f"no samples from {_when(gap_start)} to {_when(gap_stop)} (the platform was down)")
+
+
+def _print(rows: list[dict], by: str, fmt: str, cost: bool) -> bool:
+    """Print the rows in ``fmt``; True for the table, which the caller follows with its notes."""
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        typer.echo(_csv(rows), nl=False)
+    else:
+        typer.echo(_table(rows, by, cost))
+    return fmt == "table"
+
+
+def _from_prometheus(rt, url: str, token_file: str | None, namespace: str | None, since: str, until: str | None,
+                     by: str, fmt: str, plot: str | None, cost: bool, people: list[str] | None,
+                     groups: list[str] | None) -> None:
+    from pangeohub.usage.promsource import PrometheusSource, describe, token_from
+    from pangeohub.usage.report import BY, parse_when
+
+    if by not in BY:
+        raise PangeoError(f"--by {by!r} is not a grouping", f"use one of: {', '.join(BY)}")
+    why = {"group": "groups are the hub's, not labels on pods, so Prometheus has none",
+           "profile": "the profile a server started with is not a label on its pod",
+           "day": "the Prometheus report is one instant query over the whole period"}
+    if by != "person" or groups:
+        what = f"--by {by}" if by != "person" else "--group"
+        raise PangeoError(f"{what} is not possible with --prometheus: {why[by if by != 'person' else 'group']}",
+                          "use --by person (and --person) with --prometheus, or run the report without "
+                          "--prometheus in the hub pod, whose usage record has groups, profiles and days")
+    if cost or plot:
+        raise PangeoError(f"{'--cost' if cost else '--plot'} is not possible with --prometheus: homes, scratch and "
+                          "time running are not in Prometheus", "run the report without --prometheus in the hub pod")
+    now = time.time()
+    end = min(parse_when(until, "--until", now), now)
+    start = parse_when(since, "--since", now - 30 * 86400)
+    if start >= end:
+        raise PangeoError(f"--since ({_when(start)}) is not before --until ({_when(end)})",
+                          "give an earlier --since or a later --until")
+    source = PrometheusSource(url, token_from(token_file))
+    rows = source.rows(namespace or rt.config.kubernetes.namespace, start, end, people)
+    if _print(rows, by, fmt, cost):
+        typer.echo(f"\ncompute: {describe(source.url)}")
 
 
 def _when(at: float) -> str:
@@ -85,16 +132,25 @@ def _table(rows: list[dict], by: str, cost: bool) -> str:
             f"{'SCRATCH':>8} {'STARTS':>6} {'SRV-H':>7}" + (f" {'COST':>10}" if cost else ""))
     lines = [head]
     for r in rows:
-        line = (f"{str(r[by]):<20} {r['server_cpu_seconds'] / 3600:>9.3f} {r['server_memory_gb_hours']:>9.3f} "
-                f"{r['dask_core_hours']:>11.3f} {r['dask_memory_gb_hours']:>9.3f} "
-                f"{format_size(r.get('home_bytes', 0)):>8} {format_size(r.get('scratch_bytes', 0)):>8} "
-                f"{r['server_starts']:>6} {r['server_hours']:>7.2f}")
+        # None: a figure the source does not have (Prometheus has no homes, scratch or starts).
+        line = (f"{str(r[by]):<20} {_cell(r['server_cpu_seconds'], 9, '.3f', 3600)} "
+                f"{_cell(r['server_memory_gb_hours'], 9, '.3f')} {_cell(r['dask_core_hours'], 11, '.3f')} "
+                f"{_cell(r['dask_memory_gb_hours'], 9, '.3f')} "
+                f"{_cell(r.get('home_bytes', 0), 8, format_size)} {_cell(r.get('scratch_bytes', 0), 8, format_size)} "
+                f"{_cell(r['server_starts'], 6, 'd')} {_cell(r['server_hours'], 7, '.2f')}")
         if cost:
             line += f" {r['cost']:>10.2f} {r['currency']}"
         lines.append(line)
     if len(rows) == 0:
         lines.append("(no usage recorded in this period)")
     return "\n".join(lines)
+
+
+def _cell(value, width: int, spec, divisor: float = 1) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    text = spec(value) if callable(spec) else format(value / divisor if divisor != 1 else value, spec)
+    return f"{text:>{width}}"
 
 
 @cost_app.command("estimate")
