@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Named environments: build time with a cold and a warm uv cache, disk used, kernel start against the default.
 
-    sudo /opt/pangeohub/bin/python benchmarks/environments.py [--kernels 5] [--no-platform]
+    sudo /opt/pangeohub/bin/python benchmarks/environments.py [--kernels 5] [--clusters 3] [--no-platform]
 
 Builds throw-away environments in the runtime's ``install_dir/envs`` (removed at the end): a ``base: none`` one
 with pandas (the cold build moves the shared cache aside for its duration, then puts it back: run it when no
 other build runs) and a ``base: pangeo`` one. Disk is counted with hard links once (``env list``'s figure)
 and as the sum of file sizes a copy would take. Then, on a throw-away platform, starts ``--kernels`` kernels
-in a named environment and as many in the default stack, and prints the median seconds to a kernel that answers.
+in a named environment and as many in the default stack, and prints the median seconds to a kernel that answers;
+then, from a kernel of each, ``--clusters`` Dask clusters (``Gateway().new_cluster()`` + ``scale(2)`` until both
+workers are up): a named environment's processes start fresh, the default stack's are forked from the Dask
+template (``gateway.fast_start``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,19 @@ from pangeohub.envs.layout import EnvDir, disk_usage, uv_cache  # noqa: E402
 from pangeohub.usersim import run_sync  # noqa: E402
 
 RUNTIME = Path(sys.prefix)
+CLUSTER = """
+import json, time
+from dask_gateway import Gateway
+began = time.perf_counter()
+gateway = Gateway()
+cluster = gateway.new_cluster()
+cluster.scale(2)
+client = cluster.get_client()
+client.wait_for_workers(2)
+took = time.perf_counter() - began
+client.close(); cluster.shutdown(); gateway.close()
+print(json.dumps(took))
+"""
 
 
 def build(config: Path, name: str) -> float:
@@ -77,7 +93,7 @@ def builds(work: Path) -> tuple[dict, list[str], Path]:
     return figures, [bare, layered], config
 
 
-def kernel_starts(count: int) -> dict:
+def kernel_starts(count: int, clusters: int) -> dict:
     name = f"bench{secrets.token_hex(2)}-k"
     hub = Platform({"environments": [{"name": name, "packages": ["tabulate"]}]})
     try:
@@ -102,11 +118,29 @@ def kernel_starts(count: int) -> dict:
                 specs = (await user.server_get("/api/kernelspecs"))["kernelspecs"]
             return next(k for k, s in specs.items() if s["spec"]["display_name"] == f"Python ({name})")
 
-        named = run_sync(starts(run_sync(spec_name())))
+        async def cluster_starts(kernel: str) -> list[float]:
+            took = []
+            async with hub.sim(person, token=token) as user:
+                kernel_id = await user.start_kernel(kernel)
+                for _ in range(clusters):
+                    result = await user.execute(kernel_id, CLUSTER, timeout=300)
+                    took.append(json.loads(result.stdout.strip().splitlines()[-1]))
+                await user.stop_kernel(kernel_id)
+            return took
+
+        spec = run_sync(spec_name())
+        named = run_sync(starts(spec))
         default = run_sync(starts("python3"))
-        return {"kernel_named_median_s": statistics.median(named),
-                "kernel_default_median_s": statistics.median(default),
-                "kernel_named_s": named, "kernel_default_s": default}
+        figures = {"kernel_named_median_s": statistics.median(named),
+                   "kernel_default_median_s": statistics.median(default),
+                   "kernel_named_s": named, "kernel_default_s": default}
+        if clusters:
+            named_dask, default_dask = run_sync(cluster_starts(spec)), run_sync(cluster_starts("python3"))
+            figures.update({"dask_named_median_s": statistics.median(named_dask),
+                            "dask_default_median_s": statistics.median(default_dask),
+                            "dask_named_s": named_dask, "dask_default_s": default_dask})
+        figures["loadavg"] = os.getloadavg()
+        return figures
     finally:
         hub.cli("env", "remove", name, "--force", check=False)
         hub.close()
@@ -115,6 +149,7 @@ def kernel_starts(count: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kernels", type=int, default=5)
+    parser.add_argument("--clusters", type=int, default=3, help="Dask clusters from each kernel (0: none).")
     parser.add_argument("--no-platform", action="store_true", help="Only the builds and disk figures.")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-envs-"))
@@ -122,7 +157,7 @@ def main() -> None:
     try:
         figures, names, config = builds(work)
         if not args.no_platform:
-            figures.update(kernel_starts(args.kernels))
+            figures.update(kernel_starts(args.kernels, args.clusters))
     finally:
         for name in names:
             cli("--config", str(config), "env", "remove", name, "--force", check=False)
