@@ -84,9 +84,11 @@ class Platform:
             # beside the tests, and a test that probes an internal port must find this platform's, not that one.
             "storage": {"port": next(ports), "ports": {name: next(ports) for name in STORAGE_PORTS}},
             "gateway": {"api_port": next(ports), "proxy_port": next(ports), "scheduler_port": next(ports),
-                        # small Dask processes: the test machine has 2 cores shared by everything
+                        # small Dask processes: the test machine has 2 cores shared by everything. Workers keep the
+                        # product's default (1G): with the Pangeo stack, xarray's reductions run numbagg, whose
+                        # compilation alone took a 512M worker past Dask's pause threshold, where it waited forever.
                         "scheduler_memory": "512M",
-                        "options": {"worker_memory": {"min": "256M", "default": "512M", "max": "1G"}}},
+                        "options": {"worker_memory": {"min": "256M", "default": "1G", "max": "1G"}}},
             # The usage service (page, metrics) and the platform's Prometheus when a test turns monitoring on.
             "usage": {"port": next(ports)},
             "monitoring": {"port": next(ports)},
