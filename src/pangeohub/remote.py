@@ -15,10 +15,10 @@ import os
 import sys
 import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
 
 from pangeohub.errors import PangeoError
 from pangeohub.hubapi import HubAPI
+from pangeohub.secrets import read_token_file
 
 URL_ENV = "PANGEOHUB_HUB_URL"
 TOKEN_ENV = "PANGEOHUB_TOKEN"
@@ -76,19 +76,7 @@ def _loopback(host: str) -> bool:
 def _token(token: str | None, token_file: str | None) -> str:
     """--token, else --token-file, else $PANGEOHUB_TOKEN: the first given wins."""
     if token_file and not token:
-        path = Path(token_file).expanduser()
-        try:
-            mode = path.stat().st_mode
-            if mode & 0o077:
-                # As ssh refuses a private key others can read: the token is the whole hub.
-                raise PangeoError(f"--token-file {path} is readable by others (mode {mode & 0o777:o})",
-                                  f"make it private: chmod 600 {path}")
-            token = path.read_text().strip()
-        except OSError as exc:
-            raise PangeoError(f"--token-file {path}: cannot read it ({exc.strerror})",
-                              "give a file holding the admin's API token") from None
-        if not token:
-            raise PangeoError(f"--token-file {path} is empty", "write the admin's API token in it")
+        token = read_token_file(token_file, "--token-file", "the admin's API token")
     token = (token or os.environ.get(TOKEN_ENV, "")).strip()
     if not token:
         raise PangeoError(f"a remote hub needs an admin's API token: none given (--token-file, ${TOKEN_ENV})",

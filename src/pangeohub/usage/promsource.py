@@ -16,9 +16,9 @@ import math
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 from pangeohub.errors import PangeoError
+from pangeohub.secrets import read_token_file
 
 TIMEOUT = 30  # seconds for one query; a 30-day increase() over a big cluster takes a while
 PERSON = "label_hub_jupyter_org_username"
@@ -66,19 +66,7 @@ def token_from(path: str | None) -> str | None:
     """The bearer token in ``path``, refused if others may read it (as ``--token-file`` is)."""
     if not path:
         return None
-    file = Path(path).expanduser()
-    try:
-        mode = file.stat().st_mode
-        if mode & 0o077:
-            raise PangeoError(f"--prometheus-token-file {file} is readable by others (mode {mode & 0o777:o})",
-                              f"make it private: chmod 600 {file}")
-        token = file.read_text().strip()
-    except OSError as exc:
-        raise PangeoError(f"--prometheus-token-file {file}: cannot read it ({exc.strerror})",
-                          "give a file holding the bearer token Prometheus accepts") from None
-    if not token:
-        raise PangeoError(f"--prometheus-token-file {file} is empty", "write Prometheus's bearer token in it")
-    return token
+    return read_token_file(path, "--prometheus-token-file", "the bearer token Prometheus accepts")
 
 
 class PrometheusSource:
