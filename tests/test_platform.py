@@ -74,6 +74,25 @@ def test_a_kernel_has_the_pangeo_notebook_stack(platform):
     assert out.stdout.strip() == "2"
 
 
+def test_a_server_has_the_git_panel_and_shows_memory_against_its_limit(platform):
+    """JupyterLab's Git panel (jupyterlab-git) answers from a person's server with the machine's git, and the
+    status bar's memory figure (jupyter-resource-usage) is measured against the limit of the profile started."""
+    import requests
+
+    name, token = platform.started_user()
+    base = f"{platform.url}/user/{name}"
+    auth = {"Authorization": f"token {token}"}
+    git = requests.get(f"{base}/git/settings", headers=auth, timeout=30)
+    assert git.status_code == 200, git.text
+    assert git.json()["gitVersion"]
+    metrics = requests.get(f"{base}/api/metrics/v1", headers=auth, timeout=30)
+    assert metrics.status_code == 200, metrics.text
+    server = HubAPI(platform.rt).user(name)["servers"][""]
+    profile = next(p for p in platform.rt.config.profiles if p.name == server["user_options"].get("profile", p.name))
+    assert metrics.json()["limits"]["memory"]["rss"] == profile.memory
+    assert 0 < metrics.json()["rss"] < profile.memory
+
+
 def test_running_server_stays_reachable_across_a_hub_restart(platform):
     name, token = platform.started_user()
     api = HubAPI(platform.rt)

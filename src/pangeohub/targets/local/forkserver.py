@@ -62,6 +62,17 @@ PRELOAD = [
     "getopt",
     "httpx",
     "pangeohub.targets.local.kernelfork",
+    # What the enabled extensions import as they load (same diff). GitPython (``git``, for jupyterlab-git) runs
+    # ``git version`` when imported: here once, instead of a subprocess and 0.25 CPU-s in every server. httpcore
+    # and h2 come with the HTTP client an extension makes.
+    "git",
+    "jupyterlab_git.handlers",
+    "jupyterlab_git_core.ssh",
+    "nbdime.webapp.nb_server_extension",
+    "nbgitpuller.handlers",
+    "httpcore",
+    "h2.connection",
+    "panel_server",
 ]
 
 
