@@ -9,8 +9,8 @@ other build runs) and a ``base: pangeo`` one. Disk is counted with hard links on
 and as the sum of file sizes a copy would take. Then, on a throw-away platform, starts ``--kernels`` kernels
 in a named environment and as many in the default stack, and prints the median seconds to a kernel that answers;
 then, from a kernel of each, ``--clusters`` Dask clusters (``Gateway().new_cluster()`` + ``scale(2)`` until both
-workers are up): a named environment's processes start fresh, the default stack's are forked from the Dask
-template (``gateway.fast_start``).
+workers are up). With ``gateway.fast_start`` both are forked from the Dask template: the named environment
+(``base: pangeo``) as a layer over it; a ``base: none`` environment's processes would start fresh.
 """
 
 from __future__ import annotations

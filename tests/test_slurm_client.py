@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pangeohub.config import parse_config
-from pangeohub.envs.build import BASE_PTH
+from pangeohub.envs.layout import BASE_PTH
 from pangeohub.envs.layout import EnvDir
 from pangeohub.errors import PangeoError
 from pangeohub.targets.slurm.checks import built_environments, check_partitions, probe_runtime

@@ -23,11 +23,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pangeohub.envs.layout import BUILD_INFO, BUILD_LOG, LOCK_FILE, EnvDir, envs_root, uv_cache, write_json
+from pangeohub.envs.layout import (
+    BASE_PTH,
+    BUILD_INFO,
+    BUILD_LOG,
+    LOCK_FILE,
+    EnvDir,
+    envs_root,
+    uv_cache,
+    write_json,
+)
 from pangeohub.errors import PangeoError
 
 Say = Callable[[str], None]
-BASE_PTH = "_pangeohub_base.pth"
 
 
 def _normal(name: str) -> str:

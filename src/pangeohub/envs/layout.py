@@ -18,12 +18,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BUILD_INFO = "build.json"
+# In a ``base: pangeo`` version's site-packages: adds the runtime's site-packages (see build.py). Its presence is
+# what marks a version as a layer over the default stack.
+BASE_PTH = "_pangeohub_base.pth"
 LOCK_FILE = "requirements.lock"
 BUILD_LOG = "build.log"
 
 
 def envs_root(install_dir: Path) -> Path:
     return install_dir / "envs"
+
+
+def stack_layer(install_dir: Path, python: str) -> Path | None:
+    """The site-packages of the administrator's environment whose Python is ``python`` (``envs/NAME/current/bin/
+    python`` or a version's), resolved to the version it names now, if that version extends the default stack;
+    None for anything else (a ``base: none`` environment, a personal one, another Python). Such a version holds
+    only what the runtime lacks, at versions constrained to the runtime's: a process of the runtime with this
+    folder added is the process the environment's own Python would start."""
+    path = Path(python)
+    if path.name not in ("python", "python3") or path.parent.name != "bin":
+        return None
+    version = path.parent.parent.resolve()
+    root = envs_root(install_dir).resolve()
+    if version.parent.parent != root or not version.name.isdigit() or not (version / BUILD_INFO).exists():
+        return None
+    for site in version.glob("lib/python3*/site-packages"):
+        if (site / BASE_PTH).exists():
+            return site
+    return None
 
 
 def uv_cache(install_dir: Path) -> Path:

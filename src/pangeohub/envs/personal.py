@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 from pangeohub.config.environments import ENV_NAME_RE, RESERVED_NAMES
-from pangeohub.envs.build import BASE_PTH, _site_packages, _uv_reason, pinned
+from pangeohub.envs.build import _site_packages, _uv_reason, pinned
+from pangeohub.envs.layout import BASE_PTH
 from pangeohub.envs.dask import CLIENT_VARIABLE
 from pangeohub.envs.kernels import ENV_VARIABLE
 from pangeohub.errors import PangeoError

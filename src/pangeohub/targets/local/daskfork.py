@@ -10,7 +10,8 @@ anything here runs). Then, here:
 - it enters the cluster's working directory, where upstream's backend starts Dask processes (and by which
   the usage sampler tells Dask from the person's server);
 - it redoes what a fresh Python computes from its environment as it starts (``program.as_fresh_interpreter``:
-  ``sys.path`` with PYTHONPATH and the person's user site, flags, temporary directory, time zone);
+  ``sys.path`` with PYTHONPATH and the person's user site, flags, temporary directory, time zone), and for a
+  named environment over the stack, what that environment's Python adds (``enter_layer``);
 - it redoes what dask and distributed computed when the template imported them as root with an empty
   environment: the config (the person's ``~/.config/dask`` and the cluster's ``DASK_*`` variables: its TLS
   files, temporary directory, worker start method), and the CPU count and memory limit, which follow the
@@ -36,11 +37,29 @@ def run(request: dict) -> int:
     argv, env, cwd = request["argv"], request["env"], request["cwd"]
     os.chdir(cwd)
     as_fresh_interpreter(argv, env, cwd)
+    enter_layer(request.get("layer"))
     refresh_dask()
     program = argv[1]
     main = importlib.import_module(PROGRAMS[program]).main
     sys.argv = [f"dask-{program}", *argv[2:]]
     return run_as_program(main)
+
+
+def enter_layer(layer: dict | None) -> None:
+    """A named environment over the default stack, as its own Python starts: its site-packages (and the ``.pth``
+    files there) ahead of the stack's, its prefix and executable. Its packages are only those the stack lacks, at
+    versions constrained to the stack's, so nothing the template imported differs from what it would load."""
+    if not layer:
+        return
+    import site
+
+    before = list(sys.path)
+    site.addsitedir(layer["site_packages"])
+    added = [path for path in sys.path if path not in before]
+    first = next((i for i, path in enumerate(before) if path.endswith("site-packages")), len(before))
+    sys.path[:] = [*before[:first], *added, *before[first:]]
+    sys.prefix = sys.exec_prefix = layer["prefix"]
+    sys.executable = layer["python"]
 
 
 def refresh_dask() -> None:

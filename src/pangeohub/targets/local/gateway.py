@@ -9,7 +9,9 @@ over upstream's ``LocalBackend``. What it fixes or adds to upstream ``LocalBacke
 - Each cluster gets a private working directory, its own DASK_TEMPORARY_DIRECTORY, the user's home, their
   ``pip install --user`` packages and the storage variables of their notebook server.
 - Schedulers and nannies are forked from the fork server's Dask template (``daskfork``) where that gives the
-  same process (``gateway.fast_start``), and nannies fork their workers: a fresh process each otherwise.
+  same process (``gateway.fast_start``), and nannies fork their workers: a fresh process each otherwise. A named
+  environment that extends the default stack is such a case: the template's process with the environment's
+  own packages added is what its Python would start.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import resource
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.local import LocalBackend
 
+from pangeohub.envs.layout import stack_layer
 from pangeohub.gateway.backend import PangeoBackendMixin
 from pangeohub.gateway.userenv import forwarded_env, person_env, usersite_pythonpath
 from pangeohub.names import is_ours, system_name
@@ -110,9 +113,7 @@ class PangeoBackend(PangeoBackendMixin, LocalBackend):
         give the same scheduler or worker."""
         if not self.pconfig.gateway.fast_start:
             raise ForkUnavailable("gateway.fast_start is off")
-        dask = str(self.pconfig.install_dir / "bin" / "dask")
-        if len(cmd) < 2 or cmd[0] != dask or cmd[1] not in PROGRAMS:
-            raise ForkUnavailable(f"not the platform's own Dask: {cmd[:2]}")  # a named environment's Python
+        argv, layer = self.template_command(cmd)
         import_time = sorted(k for k in set(env) & set(IMPORT_TIME_ENV)
                              if not (k == "PYTHONPATH" and env[k] == usersite_pythonpath()))
         if import_time:
@@ -122,7 +123,8 @@ class PangeoBackend(PangeoBackendMixin, LocalBackend):
         cgroup = self.cgroup_for(cluster)
         return {
             "user": self.account(cluster.username).pw_name,
-            "argv": list(cmd),
+            "argv": argv,
+            "layer": layer,
             # A forked nanny forks its worker too: the worker then starts with everything imported.
             "env": {**env, "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD": "fork"},
             "cwd": cluster.state["workdir"],
@@ -130,6 +132,21 @@ class PangeoBackend(PangeoBackendMixin, LocalBackend):
             "rlimits": {rl: resource.getrlimit(getattr(resource, rl)) for rl in RLIMITS},
             "cgroup": {"procs_files": list(cgroup.procs_files) if cgroup else []},
         }
+
+    def template_command(self, cmd) -> tuple[list[str], dict | None]:
+        """``cmd`` as the Dask template runs it, and the named environment layered over the stack it runs in (its
+        site-packages, prefix and Python, for ``daskfork``), or None for the default stack. Raises
+        ForkUnavailable for a command only a fresh process runs the same: another Python, or an environment that
+        does not extend the stack (``base: none``, where dask itself may be another version)."""
+        dask = str(self.pconfig.install_dir / "bin" / "dask")
+        if len(cmd) >= 2 and cmd[0] == dask and cmd[1] in PROGRAMS:
+            return list(cmd), None
+        if len(cmd) >= 4 and cmd[1:3] == ["-m", "dask"] and cmd[3] in PROGRAMS:
+            site = stack_layer(self.pconfig.install_dir, cmd[0])
+            if site is not None:
+                prefix = site.parent.parent.parent
+                return [dask, *cmd[3:]], {"site_packages": str(site), "prefix": str(prefix), "python": cmd[0]}
+        raise ForkUnavailable(f"not the platform's own Dask nor an environment over it: {cmd[:4]}")
 
     def setup_working_directory(self, cluster):
         """Upstream's, minus its ``paths.extend(path)`` (which chowns '/'): a private directory per cluster."""
