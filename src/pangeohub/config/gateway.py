@@ -69,8 +69,9 @@ class GatewaySection(_Section):
         True,
         description="On the local target, start schedulers and workers by forking a process that has already "
         "imported Dask (as fast as a LocalCluster) instead of a fresh Python each. They run as the same account "
-        "with the same environment, limits and working directory; clusters in a named environment start fresh "
-        "processes anyway.",
+        "with the same environment, limits and working directory; clusters in a named environment over the stack "
+        "(`base: pangeo`) are forked with its packages added, those of a `base: none` or personal environment "
+        "start fresh processes.",
     )
     api_port: int = Field(8002, ge=1, le=65535, description="Loopback port of the gateway's private API.")
     proxy_port: int = Field(
