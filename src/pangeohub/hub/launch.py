@@ -6,11 +6,13 @@ loop in commit for ~13% of its samples while home images were being written to t
 API request waited behind those fsyncs. In write-ahead-log mode with synchronous=NORMAL a commit goes to the
 operating system and SQLite fsyncs at checkpoints: a crashed or killed hub (or the whole platform killed at once)
 loses nothing; a power cut may lose the last moments of activity records, never the database's consistency.
+Once JupyterHub has shut down, the process ends without the interpreter's teardown (``pangeohub.quickexit``).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -28,7 +30,16 @@ def _commit_without_fsync(dbapi_connection, _record) -> None:
 def main() -> None:
     from jupyterhub.app import main as jupyterhub
 
-    jupyterhub()
+    from pangeohub.quickexit import exit_now
+
+    try:
+        jupyterhub()
+    except SystemExit as exc:  # JupyterHub's own exits (a bad config, a port in use) keep their code and message
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+            exit_now(1)
+        exit_now(exc.code or 0)
+    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,9 @@ from pangeohub.services.runtime import Runtime
 
 RESTART_BURST = 5  # restarts allowed within RESTART_WINDOW before a service is declared failed
 RESTART_WINDOW = 60.0
+# How often the supervisor looks at its services: a service that exits (`pangeohub restart hub`, a crash) is
+# started again within this. Each look is a poll() per service: cheap enough to do four times a second.
+WATCH_INTERVAL = 0.25
 
 
 @dataclass
@@ -65,7 +68,7 @@ class Supervisor:
                 self._start_jobs()
             while not self._stopping:
                 self._watch()
-                time.sleep(1.0)
+                time.sleep(WATCH_INTERVAL)
         except PangeoError as exc:
             self.log(f"error: {exc}")
             self._stop_all(keep_servers=self.keep_servers_on_failure)

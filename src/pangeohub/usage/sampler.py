@@ -199,8 +199,14 @@ def main(argv: list[str] | None = None) -> None:
 
     from pangeohub.usage.serve import serve
 
-    asyncio.run(serve(WebState(config, sampler), config.usage.port, hub))
-    log.info("the hub (pid %s) is gone: stopping", hub)
+    from pangeohub.quickexit import exit_now
+
+    try:
+        asyncio.run(serve(WebState(config, sampler), config.usage.port, hub))
+        log.info("the hub (pid %s) is gone: stopping", hub)
+    except KeyboardInterrupt:  # the hub stopping its services: SIGINT, then it waits until this process is gone
+        log.info("stopping")
+    exit_now(0)
 
 
 if __name__ == "__main__":
