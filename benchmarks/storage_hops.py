@@ -88,8 +88,19 @@ def measure_filer(port: int, bucket: str, blobs: list[bytes], parallel: int) -> 
 def measure_volume(master: int, blobs: list[bytes], parallel: int) -> dict:
     fids: list[tuple[str, str]] = []
 
+    def assign_fid():
+        # A fresh store answers 503 "volume growth in progress" while it grows its first volumes.
+        for _ in range(50):
+            try:
+                return json.loads(_http("127.0.0.1", master, "GET", "/dir/assign"))
+            except RuntimeError as exc:
+                if "503" not in str(exc):
+                    raise
+                time.sleep(0.2)
+        return json.loads(_http("127.0.0.1", master, "GET", "/dir/assign"))
+
     def put(blob):
-        assign = json.loads(_http("127.0.0.1", master, "GET", "/dir/assign"))
+        assign = assign_fid()
         host, port = assign["url"].rsplit(":", 1)
         _http(host, int(port), "PUT", f"/{assign['fid']}", blob,
               {"Content-Type": "application/octet-stream"})
