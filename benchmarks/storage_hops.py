@@ -29,7 +29,14 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def _cpu(*procs) -> list[float]:
+    """CPU seconds (user + system) each process has used so far, its own threads only."""
+    return [sum(proc.cpu_times()[:2]) for proc in procs]
 
 
 def _rate(nbytes: int, seconds: float) -> float:
@@ -81,8 +88,19 @@ def measure_filer(port: int, bucket: str, blobs: list[bytes], parallel: int) -> 
 def measure_volume(master: int, blobs: list[bytes], parallel: int) -> dict:
     fids: list[tuple[str, str]] = []
 
+    def assign_fid():
+        # A fresh store answers 503 "volume growth in progress" while it grows its first volumes.
+        for _ in range(50):
+            try:
+                return json.loads(_http("127.0.0.1", master, "GET", "/dir/assign"))
+            except RuntimeError as exc:
+                if "503" not in str(exc):
+                    raise
+                time.sleep(0.2)
+        return json.loads(_http("127.0.0.1", master, "GET", "/dir/assign"))
+
     def put(blob):
-        assign = json.loads(_http("127.0.0.1", master, "GET", "/dir/assign"))
+        assign = assign_fid()
         host, port = assign["url"].rsplit(":", 1)
         _http(host, int(port), "PUT", f"/{assign['fid']}", blob,
               {"Content-Type": "application/octet-stream"})
@@ -159,20 +177,30 @@ def outside(args) -> None:
         nbytes = len(blobs) * args.object
         load_before = os.getloadavg()
         rows = {}
+        weed = psutil.Process(pid)
+        forwarder = weed.parent()  # pangeohub.storage.runner: the quota forwarder (unshare execs into weed)
+        cpu: list[list[float]] = []
         for _ in range(args.repeat):
             rows.setdefault("local disk", []).append(measure_disk(layout.root / "hops-disk", blobs, args.parallel))
+            before = _cpu(weed, forwarder)
             rows.setdefault("s3 port", []).append(measure_s3(f"http://127.0.0.1:{rt.config.storage.port}",
                                                              creds.key, creds.secret,
                                                              rt.config.storage.scratch.bucket, blobs,
                                                              args.parallel))
+            cpu.append([after - start for after, start in zip(_cpu(weed, forwarder), before)])
             result = subprocess.run(
                 ["nsenter", "-t", str(pid), "-n", "--", sys.executable, __file__, "--inside", str(plan_path),
                  "--object", str(args.object), "--total", str(args.total), "--parallel", str(args.parallel)],
-                capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": ":".join(sys.path)})
+                capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ":".join(sys.path)})
+            if result.returncode != 0:
+                raise SystemExit(f"inner hops failed:\n{result.stderr[-3000:]}")
             for name, figures in json.loads(result.stdout.strip().splitlines()[-1]).items():
                 rows.setdefault(name, []).append(figures)
         load_after = os.getloadavg()
         report(rows, nbytes, args, load_before, load_after)
+        mb = nbytes / 1e6
+        print("  CPU per MB through the S3 port (PUT then GET, best round): SeaweedFS "
+              f"{min(c[0] for c in cpu) * 1e3 / mb:.1f} ms, quota forwarder {min(c[1] for c in cpu) * 1e3 / mb:.1f} ms")
     finally:
         platform.close()
 

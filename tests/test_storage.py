@@ -94,6 +94,16 @@ def test_user_environment_carries_only_the_users_own_key():
     assert json.loads(env["FSSPEC_S3"])["endpoint_url"] == env["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:9"
 
 
+def test_unsigned_bodies_only_on_loopback():
+    def s3_config(endpoint):
+        env = scratch_env(endpoint, "scratch", "alice", Credentials("USERKEY", "usersecret"))
+        return json.loads(env["FSSPEC_S3"])["config_kwargs"]["s3"]
+
+    assert s3_config("http://127.0.0.1:8333") == {"addressing_style": "path", "payload_signing_enabled": False}
+    assert s3_config("http://10.0.0.5:8333") == {"addressing_style": "path"}
+    assert s3_config("https://s3.example.org") == {"addressing_style": "path"}
+
+
 def test_every_seaweedfs_port_is_explicit_and_extras_are_off(tmp_path):
     storage = StorageSection()
     argv = server_command(Path(sys.prefix) / "bin" / "weed", storage, StoreLayout.under(tmp_path))
