@@ -155,3 +155,14 @@ def test_a_server_that_dies_by_itself_fails_the_spawn_at_once_without_trying_oth
     log_text = platform.rt.paths.log("hub").read_text()
     assert f"the server of {name} exited" in log_text
     assert f"Server of {name} on port" not in log_text  # no other port was tried
+
+
+def test_two_servers_starting_at_once_are_never_given_the_same_port(monkeypatch):
+    """The kernel's "free port" stays free until a server binds it: in a burst two spawns were handed the same
+    one. A port handed to a starting server is not handed out again until that start is over."""
+    from pangeohub.hub import serverproof
+
+    offered = iter([41000, 41000, 41000, 41001])
+    monkeypatch.setattr(serverproof, "random_port", lambda: next(offered))
+    monkeypatch.setattr(serverproof, "_PENDING", set())
+    assert [serverproof._fresh_port(), serverproof._fresh_port()] == [41000, 41001]

@@ -102,6 +102,20 @@ async def ask(host: str, port: int, base_url: str, token: str) -> str:
         else "other"
 
 
+# Ports given to servers that have not bound them yet. random_port() asks the kernel for a port free at that
+# moment, and it stays free until the server binds it: with 40 spawns at a time on a loaded machine two were given
+# the same one, and the second server's proof rightly found the first on it, moved, and ran out of time.
+_PENDING: set[int] = set()
+
+
+def _fresh_port() -> int:
+    while True:
+        port = random_port()
+        if port not in _PENDING:
+            _PENDING.add(port)
+            return port
+
+
 # HasTraits, not Spawner: JupyterHub refuses a Spawner subclass without its own start/stop/poll, and a
 # mixin must leave those to the spawner it joins (its traits and @default handlers still register).
 class ProvenStart(HasTraits):
@@ -112,20 +126,29 @@ class ProvenStart(HasTraits):
 
     async def start(self):
         token = self.api_token
-        for attempt in range(1, self.attempts + 1):
-            if self.port == 0:
-                self.port = random_port()
-            self.log.info("Starting server of %s on port %s (attempt %d)", self.user.name, self.port, attempt)
-            ip, port = await super().start()
-            problem = await self._until_proven(ip, port, token)
-            if problem is None:
-                return ip, port
-            self.log.warning("Server of %s on port %s not started: %s; trying another port (%d of %d)",
-                             self.user.name, port, problem, attempt, self.attempts)
-            await self.stop(now=True)
-            self.clear_state()
-            self.api_token = token  # clear_state() empties it; the hub issued it for this whole spawn
-            self.port = random_port()
+        chosen: list[int] = []
+        # Our own bound, a little inside the hub's start_timeout: the hub's own ends the spawn with an empty
+        # "Spawn failed: " (a bare TimeoutError); this one says what happened.
+        deadline = asyncio.get_running_loop().time() + max(self.start_timeout - 2, 1)
+        try:
+            for attempt in range(1, self.attempts + 1):
+                if self.port == 0:
+                    self.port = _fresh_port()
+                    chosen.append(self.port)
+                self.log.info("Starting server of %s on port %s (attempt %d)", self.user.name, self.port, attempt)
+                ip, port = await super().start()
+                problem = await self._until_proven(ip, port, token, deadline)
+                if problem is None:
+                    return ip, port
+                self.log.warning("Server of %s on port %s not started: %s; trying another port (%d of %d)",
+                                 self.user.name, port, problem, attempt, self.attempts)
+                await self.stop(now=True)
+                self.clear_state()
+                self.api_token = token  # clear_state() empties it; the hub issued it for this whole spawn
+                self.port = _fresh_port()
+                chosen.append(self.port)
+        finally:
+            _PENDING.difference_update(chosen)  # bound by now, or given up: the kernel knows from here on
         raise RuntimeError(f"the server of {self.user.name} could not start on a port of its own in "
                            f"{self.attempts} attempts (see the warnings above)")
 
@@ -133,10 +156,15 @@ class ProvenStart(HasTraits):
         """poll() while waiting for the proof (every 0.1 s): a spawner whose poll is costly answers cheaper."""
         return await self.poll()
 
-    async def _until_proven(self, ip: str, port: int, token: str) -> str | None:
-        """None once proven; why not otherwise. Bounded by the hub's start_timeout around start()."""
+    async def _until_proven(self, ip: str, port: int, token: str, deadline: float) -> str | None:
+        """None once proven; why not otherwise; TimeoutError with the reason past ``deadline``."""
         base_url = self.server.base_url if self.server else self.user.url
+        loop = asyncio.get_running_loop()
         while True:
+            if loop.time() > deadline:
+                await self.stop(now=True)
+                raise TimeoutError(f"the server of {self.user.name} did not answer within {self.start_timeout:.0f} "
+                                   "seconds: the machine is very busy. Please try again in a minute.")
             status = await self.poll_starting()
             if status is not None:
                 if await ask(ip, port, base_url, token) == "nobody":
