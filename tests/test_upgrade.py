@@ -65,14 +65,19 @@ def earlier():
 
 def _from_the_package_cache(source: Path, prefix: Path) -> None:
     """The earlier version's venv, made as its installer makes it, with its pinned packages linked from the cache
-    of the install under test; and that cache as the one the new installer upgrades with.
+    of the install under test; and that cache as the one the new installer upgrades with. The proxy's node
+    packages are copied from the install under test too.
 
-    The earlier installer still runs every step (its pip finds the lock satisfied and installs anything missing);
-    the upgrade still installs the new lock with uv. What is saved is unpacking ~180 wheels with pip for the
-    earlier install and fetching the new lock's ~400 into an empty cache for each upgrade: minutes per run.
+    The earlier installer still runs every step (its pip finds the lock satisfied and installs anything missing,
+    its npm step checks the proxy's version); the upgrade still installs the new lock with uv. What is saved is
+    unpacking ~180 wheels with pip and fetching the proxy with npm for the earlier install, and fetching the new
+    lock's ~400 wheels into an empty cache for each upgrade: minutes per run.
     """
     subprocess.run(["/usr/bin/python3", "-m", "venv", str(prefix)], check=True)
     prefix.chmod(0o755)
+    node = Path(sys.prefix) / "node"
+    if node.is_dir():
+        shutil.copytree(node, prefix / "node", symlinks=True)
     if not (UV.exists() and UV_CACHE.is_dir()):
         return  # the earlier installer's pip and the upgrade's uv fetch everything, as on a new machine
     uv_cache(prefix).parent.mkdir()
