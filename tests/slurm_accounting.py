@@ -16,6 +16,9 @@ import time
 from pathlib import Path
 
 ACCOUNTING_BINARIES = ("slurmdbd", "mariadbd", "mariadb-install-db", "sacctmgr")
+# Seconds between jobacct_gather/linux's readings of every step's processes: how stale a running step's figures
+# may be, so what a test waits for a reading. Short: a test waits for it several times.
+GATHER_SECONDS = 2
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -55,12 +58,12 @@ class SlurmAccounting:
 
     def slurm_conf(self) -> str:
         # AccountingStoragePass names the munge socket for slurmdbd's connections (AuthInfo is not used there).
-        # jobacct_gather/linux polls every step's processes (every 5 s here): that is what gives sacct its
+        # jobacct_gather/linux polls every step's processes (every GATHER_SECONDS): that is what gives sacct its
         # TotalCPU and sstat the figures of running steps.
         return (f"AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost={self.address}\n"
                 f"AccountingStoragePort={self.dbd_port}\nAccountingStoragePass={self.munge_socket}\n"
                 "JobAcctGatherType=jobacct_gather/linux\n"
-                "JobAcctGatherFrequency=task=5\n")
+                f"JobAcctGatherFrequency=task={GATHER_SECONDS}\n")
 
     def start(self) -> None:
         self.dir.mkdir(mode=0o755)

@@ -131,6 +131,14 @@ class SlurmCluster:
         self.started_in = time.monotonic() - started
         return self
 
+    def start_controller(self, timeout: float = 30) -> None:
+        """slurmctld again, after a test stopped it: it recovers the jobs from its state directory, so that the
+        module's teardown cancels them through it instead of waiting for a controller that never answers."""
+        self.slurmctld = self._spawn("slurmctld", "-D", "-i", "-f", str(self.conf))
+        deadline = time.monotonic() + timeout
+        while self.run("sinfo", check=False).returncode and time.monotonic() < deadline:
+            time.sleep(0.5)
+
     def start_node(self, node: str) -> None:
         # nsenter --net, not `ip netns exec`: the latter remounts /sys without the cgroup filesystem and
         # slurmd then dies with "Unable to initialize cgroup plugin".

@@ -301,11 +301,12 @@ def test_the_gateway_runs_unprivileged_and_its_sudo_rule_cannot_become_root(hub)
 
 
 def test_controller_down_refuses_a_new_cluster_with_the_reason_within_the_bound(hub, cluster):
-    """Last in the module: it stops the cluster's controller."""
+    """Last in the module: it stops the cluster's controller (and starts it again for the module's teardown)."""
     name, token = hub.started_user()
     cluster.slurmctld.terminate()
     cluster.slurmctld.wait(10)
-    report = run(hub, name, token, """
+    try:
+        report = run(hub, name, token, """
 import json, time
 from dask_gateway import Gateway
 started = time.monotonic()
@@ -316,6 +317,9 @@ except Exception as exc:
     outcome = str(exc)
 print(json.dumps({"outcome": outcome, "took": time.monotonic() - started}))
 """)
+    finally:
+        # Without it, `down` asked a dead controller to cancel every server's job: ~50 s of Slurm's retries.
+        cluster.start_controller()
     assert "cannot start a Dask cluster now" in report["outcome"], report
     assert "Slurm" in report["outcome"] or "Slurmctld" in report["outcome"], report
     print(f"\nnew_cluster() with the controller down: refused after {report['took']:.1f}s: {report['outcome']}")

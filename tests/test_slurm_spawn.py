@@ -416,7 +416,4 @@ def test_the_controller_down_gives_a_clear_spawn_error_within_the_bound_and_up_r
         finally:
             other.close()
     finally:
-        cluster.slurmctld = cluster._spawn("slurmctld", "-D", "-i", "-f", str(cluster.conf))
-        deadline = time.monotonic() + 30
-        while cluster.run("sinfo", check=False).returncode and time.monotonic() < deadline:
-            time.sleep(0.5)
+        cluster.start_controller()

@@ -12,13 +12,14 @@ import time
 
 import pytest
 from harness import Platform, recorded_cpu
+from slurm_accounting import GATHER_SECONDS
 from slurm_cluster import accounting_cluster, requires_accounting  # noqa: F401 (fixture)
 
 from pangeohub.targets.slurm.sacct import cpu_seconds, parse_sacct, parse_sstat
 from pangeohub.usersim import run_sync
 
-INTERVAL = 3  # seconds between samples
-GATHER = 5  # the cluster's JobAcctGatherFrequency: how stale a running step's figures may be
+INTERVAL = 2  # seconds between samples
+GATHER = GATHER_SECONDS  # the cluster's JobAcctGatherFrequency: how stale a running step's figures may be
 BURN = 20  # CPU seconds the kernel burns
 
 

@@ -23,6 +23,10 @@ class Service:
     restart_dependants: bool = True
     #: Start only once every service listed before this one is ready (others start side by side).
     needs_earlier_services: bool = False
+    #: Whether a later service with ``needs_earlier_services`` waits for this one. False for a service nothing
+    #: needs while it starts, only once people come: it starts side by side with them, and `up` still waits for
+    #: it before it says the platform is up.
+    needed_by_later_services: bool = True
 
     def __init__(self, runtime):  # a pangeohub.services.runtime.Runtime (which lists the services)
         self.rt = runtime

@@ -17,7 +17,8 @@ from pangeohub.services.proxy import proxy_routes
 class HubService(Service):
     name = "hub"
     start_timeout = 120.0
-    # It registers routes with the proxy at start, and spawns through the fork server and the object store.
+    # It registers routes with the proxy at start, and its spawn hooks use the object store. (The fork server
+    # is needed only by spawns: the hub starts beside it, and `up` waits for both.)
     needs_earlier_services = True
 
     @property

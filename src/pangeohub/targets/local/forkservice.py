@@ -1,8 +1,9 @@
 """The fork server (``pangeohub.targets.local.forkserver``): pre-imported single-user servers, forked per spawn.
 
 Supervised like every other process. It is listed before the hub, so that it stops after the hub has stopped
-every user server (its children) and starts before the first spawn; if it dies, spawns fall back to a fresh
-process until it is back. User servers it forked are in their own sessions: stopping or restarting it (or
+every user server (its children); the hub starts beside it (nothing of the hub's start asks it anything) and
+`up` waits for both, so it is ready before the first spawn; if it dies, spawns fall back to a fresh process
+until it is back. User servers it forked are in their own sessions: stopping or restarting it (or
 the hub) leaves them running, as with the stock spawner, and restarting it does not restart the hub.
 """
 
@@ -16,6 +17,7 @@ class ForkServerService(Service):
     name = "forkserver"
     start_timeout = 120.0  # importing JupyterLab takes a few seconds on a loaded machine
     restart_dependants = False  # the hub holds no state about it: it connects afresh for every spawn
+    needed_by_later_services = False
 
     @property
     def socket(self):
