@@ -10,13 +10,13 @@ there: ``pangeohub exec kubernetes -- ...``.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 import urllib.parse
 from dataclasses import dataclass
 
 from pangeohub.errors import PangeoError
+from pangeohub.hosts import is_loopback
 from pangeohub.hubapi import HubAPI
 from pangeohub.secrets import read_token_file
 
@@ -50,7 +50,7 @@ def connect(url: str, token: str | None, token_file: str | None, insecure: bool)
                           "give the hub's address as people open it, e.g. --hub-url https://hub.example.org")
     if parts.query or parts.fragment:
         raise PangeoError(f"--hub-url {url!r} carries a query or fragment", "give only scheme, host, port and path")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         # An admin token is the whole hub: whoever reads it off the wire can act as the admin. Refused, as
         # curl and kubectl refuse an unverified server unless told; a tunnel to loopback needs no flag.
         if not insecure:
@@ -62,15 +62,6 @@ def connect(url: str, token: str | None, token_file: str | None, insecure: bool)
         print(f"warning: sending the admin token in clear to {parts.hostname} (--insecure)", file=sys.stderr)
     return RemoteHub(base=urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/"))),
                      token=_token(token, token_file))
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _token(token: str | None, token_file: str | None) -> str:

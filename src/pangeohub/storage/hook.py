@@ -13,16 +13,13 @@ import json
 import pwd
 from urllib.parse import urlsplit
 
+from pangeohub.hosts import is_loopback
 from pangeohub.storage.identities import Credentials
-
-
-def _loopback(endpoint: str) -> bool:
-    return urlsplit(endpoint).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def scratch_env(endpoint: str, bucket: str, user: str, creds: Credentials, region: str = "us-east-1") -> dict[str, str]:
     s3_config = {"addressing_style": "path"}
-    if _loopback(endpoint):
+    if is_loopback(urlsplit(endpoint).hostname):
         # Over plain HTTP botocore hashes every body (SHA-256) into the signature: about 1 ms of the kernel's CPU
         # per MB written, a third of what s3fs itself spends (benchmarks/README.md). On loopback nobody sits
         # between the kernel and the store, so the signature covering method, key, headers and length is enough;
