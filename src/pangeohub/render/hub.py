@@ -88,12 +88,17 @@ def render_hub_config(config: Config, paths: StatePaths, secrets: HubSecrets, pu
             # output stream and read everything it prints. CurveZMQ keys, made per kernel and kept in the
             # owner's 0600 connection file, close that; a kernel that cannot use them does not start (and the
             # person is told why: pangeohub.hub.kernelmanager).
+            # jupyter-resource-usage's Prometheus gauges: every second each server walked every process on the
+            # machine (psutil's children() reads /proc/*/stat) to update gauges nobody scrapes here, a cost
+            # that grows with servers x processes (400 idle servers held both cores busy). JupyterLab's
+            # memory display asks /api/metrics/v1 on its own, only while a page is open.
             # The provisioner also forks kernels in servers that have a kernel forker (pangeohub.targets.local.kernelfork).
             # JupyterLab's update check (a request to PyPI at every load) is replaced by the person's budget
             # notice, shown as a JupyterLab notification (pangeohub.budgets.labnotice).
             "args": ["--LabApp.extension_manager=readonly", "--KernelManager.cache_ports=False",
                      "--LabApp.check_for_updates_class=pangeohub.budgets.labnotice.BudgetNotice",
                      "--LanguageServerManager.autodetect=False",
+                     "--ResourceUseDisplay.enable_prometheus_metrics=False",
                      "--KernelProvisionerFactory.default_provisioner_name=pangeohub",
                      "--MappingKernelManager.transport_encryption=required",
                      "--MappingKernelManager.kernel_manager_class=pangeohub.hub.kernelmanager.PangeoKernelManager"],
