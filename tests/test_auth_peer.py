@@ -14,13 +14,15 @@ import sys
 
 import pytest
 
+from pangeohub.auth import peer
 from pangeohub.auth.peer import TRUSTED_UID, socket_owner
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="makes accounts and network namespaces: needs root")
 
 
-def accepted_from(command: list[str], host: str = "127.0.0.1", bind: str = "127.0.0.1") -> int | None:
-    server = socket.socket()
+def accepted_from(command: list[str], host: str = "127.0.0.1", bind: str = "127.0.0.1",
+                  lookup=socket_owner) -> int | None:
+    server = socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET)
     server.bind((bind, 0))
     server.listen()
     server.settimeout(20)
@@ -31,28 +33,43 @@ def accepted_from(command: list[str], host: str = "127.0.0.1", bind: str = "127.
     try:
         conn, _ = server.accept()
         with conn:
-            return socket_owner(conn.getpeername(), conn.getsockname())
+            return lookup(conn.getpeername(), conn.getsockname())
     finally:
         client.kill()
         client.wait()
         server.close()
 
 
-def test_a_root_socket_on_this_machine_is_trusted():
-    assert accepted_from([]) == TRUSTED_UID
+def table_lookup(peer_address: tuple, local: tuple) -> int | None:
+    """The fallback where the kernel has no sock_diag: the socket table in /proc/net."""
+    return peer._table_owner(peer._unmapped(peer_address), peer._unmapped(local))
 
 
-def test_an_ordinary_accounts_socket_is_not():
+LOOKUPS = pytest.mark.parametrize("lookup", [socket_owner, table_lookup], ids=["sock_diag", "proc-table"])
+ADDRESSES = pytest.mark.parametrize("host, bind", [("127.0.0.1", "127.0.0.1"), ("::1", "::1"),
+                                                   ("127.0.0.1", "::")], ids=["v4", "v6", "v4-on-dual-stack"])
+
+
+@LOOKUPS
+@ADDRESSES
+def test_a_root_socket_on_this_machine_is_trusted(lookup, host, bind):
+    assert accepted_from([], host=host, bind=bind, lookup=lookup) == TRUSTED_UID
+
+
+@LOOKUPS
+@ADDRESSES
+def test_an_ordinary_accounts_socket_is_not(lookup, host, bind):
     name = f"pe{secrets.token_hex(3)}"
     subprocess.run(["useradd", "--no-create-home", name], check=True, capture_output=True)
     try:
-        owner = accepted_from(["runuser", "-u", name, "--"])
+        owner = accepted_from(["runuser", "-u", name, "--"], host=host, bind=bind, lookup=lookup)
         assert owner is not None and owner != TRUSTED_UID
     finally:
         subprocess.run(["userdel", name], capture_output=True)
 
 
-def test_a_socket_of_another_host_is_not_found_here():
+@LOOKUPS
+def test_a_socket_of_another_host_is_not_found_here(lookup):
     """A compute node's connection (even one its root made) has no entry in this machine's socket table."""
     tag = secrets.token_hex(2)
     ns, host_if, node_if = f"pgpeer{tag}", f"pgh{tag}", f"pgn{tag}"
@@ -66,7 +83,8 @@ def test_a_socket_of_another_host_is_not_found_here():
         run("ip", "netns", "exec", ns, "ip", "addr", "add", "10.213.7.2/24", "dev", node_if)
         run("ip", "netns", "exec", ns, "ip", "link", "set", node_if, "up")
         run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        assert accepted_from(["ip", "netns", "exec", ns], host="10.213.7.1", bind="10.213.7.1") is None
+        assert accepted_from(["ip", "netns", "exec", ns], host="10.213.7.1", bind="10.213.7.1",
+                             lookup=lookup) is None
     finally:
         subprocess.run(["ip", "link", "del", host_if], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
