@@ -12,7 +12,6 @@ that change what Python or the single-user entry point would load, or no fork se
 
 from __future__ import annotations
 
-import asyncio
 import resource
 from pathlib import Path
 
@@ -34,34 +33,18 @@ class ForkLaunch(LocalProcessSpawner):
     """LocalProcessSpawner whose start() forks from the fork server when it can (see module docstring)."""
 
     async def start(self):
+        """Ask the fork server for the process; waiting until it answers is ProvenStart's (it asks the port,
+        backing off, until the server proves itself), as for a server started the stock way."""
         if self.port == 0:
             self.port = random_port()
         try:
             request = self.fork_request()
             self.log.info("Forking server for %s from the fork server", self.user.name)
             self.pid = await ask(self.fork_socket, request)
-            address = (self.ip or "127.0.0.1", self.port)
-            await self._until_listening(*address)
         except ForkUnavailable as why:
             self.log.info("Fast spawn does not apply to %s (%s): starting a fresh process", self.user.name, why)
             return await super().start()
-        return address
-
-    async def _until_listening(self, host: str, port: int, interval: float = 0.05) -> None:
-        """Return once the server accepts connections (or has died, which the hub then reports).
-
-        The hub checks a new server over HTTP with exponential backoff (0.2 s, 0.6 s, 1.4 s, ...), so a server
-        ready after 0.5 s is seen at 1.4 s. A local connect every 50 ms costs nothing and makes the hub's first
-        check the one that succeeds. Bounded by the hub's own start_timeout around start().
-        """
-        while await self.poll() is None:
-            try:
-                _, writer = await asyncio.open_connection(host, port)
-            except OSError:
-                await asyncio.sleep(interval)
-                continue
-            writer.close()
-            return
+        return (self.ip or "127.0.0.1", self.port)
 
     # -- what the fork server needs ------------------------------------------------------------------------
     @property
