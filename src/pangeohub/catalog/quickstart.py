@@ -6,6 +6,9 @@ write the result to the personal scratch bucket, plot a map. The end-to-end test
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
 import nbformat
 
 NOTEBOOK_NAME = "quickstart.ipynb"
@@ -65,13 +68,20 @@ def install_into_home(account) -> bool:
     """
     from pangeohub import privileged
 
-    return privileged.create_file(account, NOTEBOOK_NAME, nbformat.writes(build_notebook()).encode())
+    return privileged.create_file(account, NOTEBOOK_NAME, notebook_bytes())
+
+
+@functools.cache
+def notebook_bytes() -> bytes:
+    """The notebook as written: the same for everyone, built once per hub."""
+    return nbformat.writes(build_notebook()).encode()
 
 
 async def quickstart_hook(spawner, account) -> dict[str, str]:
     """Spawn hook: every home has the quickstart notebook; one the user renamed or deleted comes back as new.
 
-    No marker file is kept: writing one as root in a user-owned directory is one more path to race.
+    No marker file is kept: writing one as root in a user-owned directory is one more path to race. Written from
+    a thread: the write forks a child that becomes the person, which would hold the hub's event loop meanwhile.
     """
-    install_into_home(account)
+    await asyncio.to_thread(install_into_home, account)
     return {}

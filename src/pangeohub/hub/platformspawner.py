@@ -9,6 +9,7 @@ name (pangeohub.render.hub).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 
 from traitlets import Dict, HasTraits
@@ -62,6 +63,8 @@ class PlatformSpawner(QueuedStart, HasTraits):
         from pangeohub.hub.hooks import provision
 
         self._hook_env = await provision(self, self.account, target)
-        record_server_environ(self.runtime.config.state_dir, self.user.name, self._hook_env,
-                              reader=target.gateway_account())
+        # A file written as root beside the hub's state: off the event loop, like the account lookup above.
+        await loop.run_in_executor(None, functools.partial(
+            record_server_environ, self.runtime.config.state_dir, self.user.name, self._hook_env,
+            reader=target.gateway_account()))
         return await super().start()
