@@ -6,6 +6,9 @@ loop in commit for ~13% of its samples while home images were being written to t
 API request waited behind those fsyncs. In write-ahead-log mode with synchronous=NORMAL a commit goes to the
 operating system and SQLite fsyncs at checkpoints: a crashed or killed hub (or the whole platform killed at once)
 loses nothing; a power cut may lose the last moments of activity records, never the database's consistency.
+Nor does it "ping" SQLite: upstream runs ``SELECT 1`` in a transaction every time it takes a connection from the
+pool, which guards against a database server that dropped an idle connection; a SQLite file has no connection to
+drop, and at 300 arrivals the pings were ~4 % of the hub's loop. Other databases keep upstream's ping.
 Once JupyterHub has shut down, the process ends without the interpreter's teardown (``pangeohub.quickexit``).
 """
 
@@ -27,8 +30,18 @@ def _commit_without_fsync(dbapi_connection, _record) -> None:
         cursor.close()
 
 
+def _ping_unless_sqlite(upstream):
+    def register(engine) -> None:
+        if engine.dialect.name != "sqlite":
+            upstream(engine)
+    return register
+
+
 def main() -> None:
+    from jupyterhub import orm
     from jupyterhub.app import main as jupyterhub
+
+    orm.register_ping_connection = _ping_unless_sqlite(orm.register_ping_connection)
 
     from pangeohub.quickexit import exit_now
 
