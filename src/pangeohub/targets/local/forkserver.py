@@ -217,6 +217,7 @@ def serve(path: str) -> None:
         kernelforker,
     )
     from pangeohub.targets.local.forkclient import dask_socket
+    from pangeohub.targets.local.installed import remember_distributions
 
     kernels = Path(path).with_name("kernels.sock") if kernelforker.supported() else None
     forkchild.prepare(kernel_template=str(kernels) if kernels else None)
@@ -226,6 +227,7 @@ def serve(path: str) -> None:
     missing = preload(KERNEL_PRELOAD)
     if kernels:
         _start_template(kernels, forkchild.run_forker, "pangeohub-forkserver: kernel template")
+    remember_distributions()  # for the servers only: the templates above see people's own packages too
     missing += preload(PRELOAD + enabled_extensions())
     drop_event_loop()
     undo_import_time_logging()
