@@ -153,7 +153,8 @@ class ProvenStart(HasTraits):
                            f"{self.attempts} attempts (see the warnings above)")
 
     async def poll_starting(self):
-        """poll() while waiting for the proof (0.05 s, then less and less often): a spawner whose poll is costly answers cheaper."""
+        """poll() while waiting for the proof (from every 0.05 s to every second): a spawner whose poll is costly
+        answers cheaper."""
         return await self.poll()
 
     async def _until_proven(self, ip: str, port: int, token: str, deadline: float) -> str | None:
