@@ -114,6 +114,34 @@ def test_running_server_stays_reachable_across_a_hub_restart(platform):
     assert run_sync(go()).stdout.strip() == "42"
 
 
+def test_the_platforms_tokens_are_checked_with_one_hash_also_after_an_upgrade(platform):
+    """The tokens the platform gives the hub are random keys: stored with one hash, not stretched like
+    passwords (16,384 rounds cost every request made with one ~3 ms). A hub whose database still holds one
+    stretched (made by an older release) stores it again with one hash at its next start, and it keeps working."""
+    import sqlite3
+
+    from jupyterhub.utils import hash_token
+
+    db_path = platform.root / "state" / "hub" / "jupyterhub.sqlite"
+
+    def stored() -> dict[str, str]:
+        with sqlite3.connect(db_path) as db:
+            return dict(db.execute("SELECT s.name, t.hashed FROM api_tokens t JOIN services s ON s.id = t.service_id "
+                                   "WHERE t.note = 'from config'").fetchall())
+
+    assert stored() and all(hashed.startswith("sha512:1:") for hashed in stored().values()), stored()
+    admin = platform.rt.secret("hub_admin_token")
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE api_tokens SET hashed = ? WHERE hashed = ?",
+                   (hash_token(admin, rounds=16384), stored()["pangeohub-admin"]))
+    assert stored()["pangeohub-admin"].startswith("sha512:16384:")
+
+    platform.cli("restart", "hub")
+
+    assert all(hashed.startswith("sha512:1:") for hashed in stored().values()), stored()
+    assert "boss" in {row["name"] for row in HubAPI(platform.rt).users()}
+
+
 def test_status_json_lists_every_service(platform):
     report = json.loads(platform.cli("status", "--json").stdout)
     assert report["running"] and report["healthy"]
