@@ -11,12 +11,12 @@ Anonymous searches are not used: a directory that hides entries from them would 
 
 from __future__ import annotations
 
-import asyncio
-
 import ldap3
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
+
+from pangeohub.auth.common import in_login_threads
 
 
 class LDAPRefreshMixin:
@@ -24,7 +24,7 @@ class LDAPRefreshMixin:
 
     async def refresh_user(self, user, handler=None):
         try:
-            found = await asyncio.get_running_loop().run_in_executor(None, self._directory_view, user.name)
+            found = await in_login_threads(self._directory_view, user.name)
         except LDAPException as exc:
             self.log.warning("Cannot re-check %s in the directory (%s): unchanged until the next refresh",
                              user.name, exc)
