@@ -25,7 +25,7 @@ from ldapauthenticator import LDAPAuthenticator
 from tornado import web
 from traitlets import Unicode
 
-from pangeohub.auth.common import PangeoAuthMixin, in_login_threads
+from pangeohub.auth.common import PangeoAuthMixin
 from pangeohub.auth.ldap_refresh import LDAPRefreshMixin
 
 _GROUPS_KEY = "pangeohub_groups"
@@ -78,7 +78,7 @@ class PangeoLDAPAuthenticator(LDAPRefreshMixin, PangeoAuthMixin, LDAPAuthenticat
                 self.log.error("LDAP server %s:%s failed: %s", self.server_address, self.server_port, exc)
                 raise web.HTTPError(503, "The directory service cannot be reached; please try again later.")
 
-        model = await self.guarded(name, lambda: in_login_threads(blocking), handler)
+        model = await self.guarded(name, handler=handler, check=blocking)
         if not model:
             return None
         groups = model["auth_state"]["user_attributes"].pop(_GROUPS_KEY, [])

@@ -27,10 +27,7 @@ class PangeoAuthenticator(PangeoAuthMixin, Authenticator):
         name = self.normalize_username(data.get("username", ""))
         password = data.get("password", "")
 
-        async def attempt():
-            return await self._in_store("verify", name, password)
-
-        account = await self.guarded(name, attempt, handler)
+        account = await self.guarded(name, handler=handler, check=lambda: self.store.verify(name, password))
         if account is None:
             return None
         return {
